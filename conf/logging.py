@@ -1,0 +1,55 @@
+"""Logging for both processes: stdout (supervisord passes it to the platform) and a bounded file."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+REDACTED = "[REDACTED]"
+_FORMAT = "%(asctime)s %(levelname)-7s {component} %(name)s: %(message)s"
+_NOISY = ("httpx", "httpcore", "aiohttp.access", "apscheduler", "git.cmd")
+
+
+class RedactingFormatter(logging.Formatter):
+    """Replaces every secret in the finished line, tracebacks included."""
+
+    def __init__(self, fmt: str, secrets: Iterable[str]) -> None:
+        super().__init__(fmt)
+        # Longest first, so a secret that contains another is replaced whole.
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record), self._secrets)
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def setup_logging(
+    component: str, level: str, secrets: Iterable[str], log_dir: Path | None = None
+) -> None:
+    formatter = RedactingFormatter(_FORMAT.format(component=component), list(secrets))
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        handlers.append(
+            logging.handlers.RotatingFileHandler(
+                log_dir / f"{component}.log", maxBytes=5_000_000, backupCount=3, encoding="utf-8"
+            )
+        )
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
+    root.setLevel(level)
+    for name in _NOISY:
+        logging.getLogger(name).setLevel(logging.WARNING)

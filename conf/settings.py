@@ -1,0 +1,194 @@
+"""The one place that reads settings: the environment, then a ``.env`` file.
+
+``ENV_FILE`` names another file to read instead of ``./.env`` (tests point it at an empty one).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from conf.durations import parse_duration
+from conf.exitcodes import EXIT_BAD_SETTINGS
+
+Duration = Annotated[float, Field(gt=0)]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        case_sensitive=False,
+        extra="ignore",
+        validate_default=True,
+    )
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_url: str = "https://api.telegram.org/bot"
+    admin_ids: Annotated[tuple[int, ...], NoDecode] = ()
+
+    data_dir: Path = Path("data")
+    database_path: Path | None = None
+
+    port: int = Field(10000, ge=1, le=65535)
+    host: str = "0.0.0.0"
+    stats_token: SecretStr | None = None
+
+    backup_hourly_every: Duration = 3600
+    backup_daily_every: Duration = 86400
+    backup_weekly_every: Duration = 7 * 86400
+    integrity_check_every: Duration = 15 * 60
+
+    backup_git_url: str | None = None
+    backup_git_token: SecretStr | None = None
+    backup_git_branch: str = "db-backups"
+    backup_offsite_every: Duration = 86400
+    backup_git_keep: int = Field(7, ge=1)
+    backup_age_key: SecretStr | None = None
+
+    disk_warn_percent: float = Field(80, gt=0, le=100)
+    disk_critical_percent: float = Field(95, gt=0, le=100)
+    bot_heartbeat_timeout: Duration = 60
+    bot_stop_timeout: Duration = 10
+    bot_restart_backoff_max: Duration = 60
+    bot_poll_timeout: int = Field(10, ge=0, le=50)
+    shutdown_budget: Duration = 20
+    log_level: str = "INFO"
+
+    render: bool = False
+
+    @field_validator(
+        "backup_hourly_every",
+        "backup_daily_every",
+        "backup_weekly_every",
+        "integrity_check_every",
+        "backup_offsite_every",
+        "bot_heartbeat_timeout",
+        "bot_stop_timeout",
+        "bot_restart_backoff_max",
+        "shutdown_budget",
+        mode="before",
+    )
+    @classmethod
+    def _duration(cls, value: Any) -> float:
+        return parse_duration(value)
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _ids(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parts = [part.strip() for part in value.split(",") if part.strip()]
+            for part in parts:
+                if not part.lstrip("-").isdigit():
+                    raise ValueError(f"{part!r} is not a Telegram user id (a whole number)")
+            return tuple(int(part) for part in parts)
+        return value
+
+    @field_validator("render", mode="before")
+    @classmethod
+    def _render(cls, value: Any) -> Any:
+        # Render sets RENDER=true; any non-empty value other than a clear "no" means we are there.
+        if isinstance(value, str):
+            return value.strip().lower() not in ("", "0", "false", "no")
+        return value
+
+    @field_validator(
+        "telegram_bot_token",
+        "stats_token",
+        "backup_git_token",
+        "backup_age_key",
+        "backup_git_url",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("use DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return level
+
+    @model_validator(mode="after")
+    def _resolve_paths(self) -> Settings:
+        self.data_dir = self.data_dir.expanduser().resolve()
+        if self.database_path is None:
+            self.database_path = self.data_dir / "erixcast.db"
+        else:
+            self.database_path = self.database_path.expanduser().resolve()
+        if self.disk_warn_percent > self.disk_critical_percent:
+            raise ValueError("DISK_WARN_PERCENT must not exceed DISK_CRITICAL_PERCENT")
+        return self
+
+    @property
+    def database(self) -> Path:
+        assert self.database_path is not None
+        return self.database_path
+
+    def secrets(self) -> list[str]:
+        """Every secret value in force, for log redaction."""
+        found = [
+            secret.get_secret_value()
+            for secret in (
+                self.telegram_bot_token,
+                self.stats_token,
+                self.backup_git_token,
+                self.backup_age_key,
+            )
+            if secret is not None
+        ]
+        return [value for value in found if value]
+
+
+class SettingsError(Exception):
+    """A setting that cannot be used; the message names the variable and never shows a secret."""
+
+
+_SECRET_FIELDS = {"telegram_bot_token", "stats_token", "backup_git_token", "backup_age_key"}
+
+
+def describe_error(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        field = str(item["loc"][0]) if item["loc"] else ""
+        reason = str(item["msg"]).removeprefix("Value error, ")
+        if field:
+            shown = "" if field in _SECRET_FIELDS else f" (got {item.get('input')!r})"
+            lines.append(f"{field.upper()}: {reason}{shown}")
+        else:
+            lines.append(reason)
+    return "; ".join(lines)
+
+
+def load_settings() -> Settings:
+    """Settings from the process environment and the env file, or SettingsError."""
+    try:
+        return Settings(_env_file=os.environ.get("ENV_FILE", ".env"))  # type: ignore[call-arg]
+    except ValidationError as error:
+        raise SettingsError(describe_error(error)) from None
+
+
+def load_settings_or_exit(program: str) -> Settings:
+    """Settings, or one line on stderr naming the bad variable and exit code 2 (no traceback)."""
+    try:
+        return load_settings()
+    except SettingsError as error:
+        print(f"{program}: bad setting: {error}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_SETTINGS) from None
