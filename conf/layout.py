@@ -53,6 +53,10 @@ class DataLayout:
         return self.run / "bot.heartbeat"
 
     @property
+    def bot_pid_file(self) -> Path:
+        return self.run / "bot.pid"
+
+    @property
     def state_file(self) -> Path:
         return self.root / "watchdog-state.json"
 

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ProcessPool
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[ProcessPool]:
+    pool = ProcessPool(tmp_path)
+    try:
+        yield pool
+    finally:
+        pool.close()

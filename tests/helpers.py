@@ -1,0 +1,168 @@
+"""Small tools shared by the tests: ports, waiting with a deadline, processes that always die."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(
+    predicate: Callable[[], T], timeout: float = 15.0, interval: float = 0.1, what: str = ""
+) -> T:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except Exception as error:  # the thing may not be up yet
+            last_error = error
+        else:
+            if value:
+                return value
+        time.sleep(interval)
+    raise AssertionError(
+        f"timed out after {timeout} s waiting for {what or predicate}: {last_error}"
+    )
+
+
+def base_env(data_dir: Path, port: int, **extra: str) -> dict[str, str]:
+    """An environment that sees nothing of the developer's own settings or .env."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("TELEGRAM_", "BACKUP_", "RENDER", "STATS_", "ADMIN_"))
+        and key not in ("DATA_DIR", "DATABASE_PATH", "PORT", "HOST")
+    }
+    env.update(
+        PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+        PYTHONPATH=str(REPO),
+        PYTHONUNBUFFERED="1",
+        ENV_FILE=str(data_dir.parent / "no-such.env"),
+        DATA_DIR=str(data_dir),
+        PORT=str(port),
+        HOST="127.0.0.1",
+        BOT_POLL_TIMEOUT="1",
+    )
+    env.update(extra)
+    return env
+
+
+def http_get(
+    url: str, timeout: float = 5.0, headers: Mapping[str, str] | None = None
+) -> tuple[int, str]:
+    request = urllib.request.Request(url, headers=dict(headers or {}))
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def get_json(url: str, **kwargs: Any) -> tuple[int, dict[str, Any]]:
+    status, body = http_get(url, **kwargs)
+    return status, json.loads(body)
+
+
+class Proc:
+    """A started process whose output goes to a file (no pipe to fill up)."""
+
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str], cwd: Path, log: Path) -> None:
+        self.log_path = log
+        self._log = log.open("wb")
+        self.popen = subprocess.Popen(
+            list(argv),
+            env=dict(env),
+            cwd=cwd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def wait(self, timeout: float) -> int:
+        return self.popen.wait(timeout)
+
+    def descendants(self) -> list[psutil.Process]:
+        try:
+            return psutil.Process(self.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+
+    def kill_tree(self) -> None:
+        family = self.descendants()
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGKILL)
+        for process in family:
+            try:
+                process.kill()
+            except psutil.NoSuchProcess:
+                pass
+        try:
+            self.popen.wait(10)
+        except subprocess.TimeoutExpired:
+            pass
+        psutil.wait_procs(family, timeout=10)
+        self._log.close()
+
+
+class ProcessPool:
+    """Every process a test starts; teardown kills each one with its descendants."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.started: list[Proc] = []
+
+    def start(
+        self, name: str, argv: Sequence[str], env: Mapping[str, str], cwd: Path | None = None
+    ) -> Proc:
+        proc = Proc(
+            argv, env, cwd or self.workdir, self.workdir / f"{name}-{len(self.started)}.log"
+        )
+        self.started.append(proc)
+        return proc
+
+    def close(self) -> None:
+        for proc in reversed(self.started):
+            proc.kill_tree()
+
+
+def find_processes(marker: Sequence[str]) -> list[psutil.Process]:
+    """Live processes whose command line contains every string in ``marker``."""
+    found = []
+    for process in psutil.process_iter(["cmdline", "status"]):
+        cmdline = process.info["cmdline"] or []
+        if process.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        if all(part in cmdline for part in marker):
+            found.append(process)
+    return found

@@ -1,0 +1,20 @@
+import io
+
+from watchdog.fatal_listener import listen
+
+
+def event(name: str, payload: str) -> str:
+    header = f"ver:3.0 server:supervisor serial:1 pool:fatal_guard poolserial:1 eventname:{name} len:{len(payload)}\n"
+    return header + payload
+
+
+def test_ends_supervisord_only_when_the_watchdog_goes_fatal():
+    stream = event(
+        "PROCESS_STATE_FATAL", "processname:other groupname:other from_state:BACKOFF"
+    ) + event("PROCESS_STATE_FATAL", "processname:watchdog groupname:watchdog from_state:BACKOFF")
+    fatal = []
+    out = io.StringIO()
+    listen(io.StringIO(stream), out, fatal.append)
+    assert [payload["processname"] for payload in fatal] == ["watchdog"]
+    assert out.getvalue().count("READY\n") == 3  # ready for each event, and after the last
+    assert out.getvalue().count("RESULT 2\nOK") == 2

@@ -1,0 +1,106 @@
+from watchdog.health import Thresholds, assess
+from watchdog.state import BotPhase, Integrity, WatchdogState
+
+LIMITS = Thresholds(
+    disk_warn_percent=80, disk_critical_percent=95, heartbeat_timeout=60, integrity_check_every=900
+)
+NOW = 10_000.0
+
+
+def good_state() -> WatchdogState:
+    state = WatchdogState(started_at=NOW - 100)
+    state.loop_tick = NOW - 1
+    state.storage.measured_at = NOW - 2
+    state.storage.disk_usage_percent = 40
+    state.storage.persistent_disk = True
+    state.database.integrity = Integrity.OK
+    state.database.checked_at = NOW - 60
+    state.database.tables = {"users": 3, "messages": 10}
+    state.database.size_bytes = 2 * 1_048_576
+    state.bot.phase = BotPhase.RUNNING
+    state.bot.pid = 42
+    state.bot.launches = 1
+    state.bot.last_heartbeat = NOW - 5
+    return state
+
+
+def test_all_good_is_healthy_with_the_fields_operators_know():
+    report = assess(good_state(), LIMITS, NOW)
+    assert (report.status, report.http_status) == ("healthy", 200)
+    doc = report.document
+    assert doc["status"] == "healthy"
+    assert set(doc["database"]) >= {"type", "size_mb", "integrity", "last_backup", "records"}
+    assert doc["database"]["type"] == "sqlite"
+    assert doc["database"]["records"] == 13
+    assert doc["database"]["size_mb"] == 2.0
+    assert set(doc["storage"]) >= {"disk_usage_percent", "persistent_disk"}
+    assert {"bot", "backups", "checks"} <= set(doc)
+    assert doc["bot"]["heartbeat_age_s"] == 5
+
+
+def test_corrupt_database_is_unhealthy_but_a_restart_would_not_help():
+    state = good_state()
+    state.database.integrity = Integrity.CORRUPT
+    state.database.detail = "integrity_check: page 3 broken"
+    state.bot.phase = BotPhase.HELD
+    report = assess(state, LIMITS, NOW)
+    assert report.status == "unhealthy"
+    assert report.http_status == 200
+    assert "page 3" in report.checks["database"].detail
+
+
+def test_not_configured_is_degraded():
+    state = good_state()
+    state.bot.phase = BotPhase.NOT_CONFIGURED
+    state.bot.configured = False
+    report = assess(state, LIMITS, NOW)
+    assert report.status == "degraded"
+    assert report.checks["bot"].status == "degraded"
+
+
+def test_crash_loop_is_visible():
+    state = good_state()
+    state.bot.phase = BotPhase.BACKOFF
+    state.bot.consecutive_failures = 4
+    state.bot.last_exit_code = 1
+    report = assess(state, LIMITS, NOW)
+    assert report.status == "unhealthy"
+    assert report.document["bot"]["crash_loop"] is True
+    assert "crash loop" in report.checks["bot"].detail
+
+
+def test_one_restart_is_only_degraded():
+    state = good_state()
+    state.bot.phase = BotPhase.BACKOFF
+    state.bot.consecutive_failures = 1
+    state.bot.next_launch_at = NOW + 0.5
+    report = assess(state, LIMITS, NOW)
+    assert report.status == "degraded"
+    assert report.document["bot"]["next_restart_in_s"] == 0.5
+
+
+def test_disk_thresholds():
+    state = good_state()
+    state.storage.disk_usage_percent = 85
+    assert assess(state, LIMITS, NOW).status == "degraded"
+    state.storage.disk_usage_percent = 96
+    assert assess(state, LIMITS, NOW).status == "unhealthy"
+
+
+def test_overdue_integrity_check_degrades():
+    state = good_state()
+    state.database.checked_at = NOW - 3 * 900
+    assert assess(state, LIMITS, NOW).checks["database"].status == "degraded"
+
+
+def test_a_stuck_supervision_loop_asks_for_a_restart():
+    state = good_state()
+    state.loop_tick = NOW - 120
+    report = assess(state, LIMITS, NOW)
+    assert (report.status, report.http_status) == ("unhealthy", 503)
+
+
+def test_a_dead_supervision_loop_asks_for_a_restart():
+    state = good_state()
+    state.loop_error = "supervise: RuntimeError: boom"
+    assert assess(state, LIMITS, NOW).http_status == 503

@@ -1,0 +1,106 @@
+"""The bot as a child process: launch, signal once, wait, kill.
+
+Thin on purpose: when to launch or stop is decided elsewhere (policy, supervisor).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import psutil
+
+log = logging.getLogger(__name__)
+
+
+class BotProcess:
+    """One run of the bot. Its pid is written to ``pid_file`` so a later watchdog can find it."""
+
+    def __init__(
+        self, argv: Sequence[str], env: Mapping[str, str], cwd: Path, pid_file: Path
+    ) -> None:
+        self.argv = list(argv)
+        self.env = dict(env)
+        self.cwd = cwd
+        self.pid_file = pid_file
+        self._process: asyncio.subprocess.Process | None = None
+        self._term_sent = False
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    @property
+    def returncode(self) -> int | None:
+        return self._process.returncode if self._process else None
+
+    async def start(self) -> int:
+        self._process = await asyncio.create_subprocess_exec(
+            *self.argv, env=self.env, cwd=self.cwd, stdin=asyncio.subprocess.DEVNULL
+        )
+        self.pid_file.write_text(f"{self._process.pid}\n")
+        return self._process.pid
+
+    async def wait(self, timeout: float | None = None) -> int | None:
+        """The exit code, or None if still running after ``timeout`` seconds."""
+        assert self._process is not None
+        try:
+            code = await asyncio.wait_for(self._process.wait(), timeout)
+        except TimeoutError:
+            return None
+        self.pid_file.unlink(missing_ok=True)
+        return code
+
+    async def stop(self, grace: float) -> int:
+        """One SIGTERM, up to ``grace`` seconds to finish, then SIGKILL.
+
+        Only one SIGTERM: a second one makes python-telegram-bot abort its final persistence flush.
+        """
+        assert self._process is not None
+        if self._process.returncode is None:
+            if not self._term_sent:
+                self._term_sent = True
+                self._process.send_signal(signal.SIGTERM)
+            code = await self.wait(grace)
+            if code is not None:
+                return code
+            log.warning(
+                "bot (pid %s) still running %.0f s after SIGTERM: killing it", self.pid, grace
+            )
+            self._process.kill()
+        code = await self.wait(10)
+        return code if code is not None else -signal.SIGKILL
+
+
+def reap_leftover_bot(pid_file: Path, grace: float) -> int | None:
+    """Stop a bot left behind by a previous watchdog, so two bots never poll at once.
+
+    Blocking; returns the pid that was stopped. Only a process whose command line is ours
+    (``-m bot``) is touched: a recycled pid belonging to something else is left alone.
+    """
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    try:
+        process = psutil.Process(pid)
+        cmdline = process.cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        pid_file.unlink(missing_ok=True)
+        return None
+    if "bot" not in cmdline or "-m" not in cmdline or pid == os.getpid():
+        pid_file.unlink(missing_ok=True)
+        return None
+    log.warning("a bot from a previous watchdog is still running (pid %s): stopping it", pid)
+    process.terminate()
+    try:
+        process.wait(grace)
+    except psutil.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+    pid_file.unlink(missing_ok=True)
+    return pid

@@ -1,0 +1,26 @@
+"""``python -m watchdog <command>``: one module per command, each with ``add_parser`` and ``command``."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from watchdog.cli import run, status
+
+COMMANDS = (run, status)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m watchdog",
+        description="ErixCast's watchdog: keeps the bot running and its SQLite database safe.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in COMMANDS:
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.handler(args))

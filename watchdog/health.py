@@ -1,0 +1,168 @@
+"""Is the service healthy? A plain function of the cached state and the clock.
+
+Status is the worst of the individual checks. The HTTP code is 503 only when restarting the
+service would fix what is wrong (the supervision loop itself is stuck or dead); everything else is
+reported with 200, since Render restarting us in a loop would not mend a corrupt file or a bad
+token and would only hide the report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from watchdog import policy
+from watchdog.state import BotPhase, Integrity, WatchdogState
+
+HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
+_RANK = {HEALTHY: 0, DEGRADED: 1, UNHEALTHY: 2}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    disk_warn_percent: float
+    disk_critical_percent: float
+    heartbeat_timeout: float
+    integrity_check_every: float
+    loop_stall_after: float = 30.0
+
+
+@dataclass(frozen=True)
+class Check:
+    status: str
+    detail: str
+    restart_would_help: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    status: str
+    http_status: int
+    checks: dict[str, Check]
+    document: dict[str, Any]
+
+
+def _iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
+
+
+def _age(now: float, timestamp: float | None) -> float | None:
+    return None if timestamp is None else round(max(0.0, now - timestamp), 1)
+
+
+def check_database(state: WatchdogState, limits: Thresholds, now: float) -> Check:
+    db = state.database
+    if db.integrity is Integrity.CORRUPT:
+        return Check(UNHEALTHY, f"database failed its check: {db.detail}; the bot is held")
+    if db.integrity is Integrity.MISSING:
+        return Check(HEALTHY, "no database yet; the bot creates it")
+    if db.integrity is Integrity.UNKNOWN or db.checked_at is None:
+        return Check(DEGRADED, "database not checked yet")
+    overdue = now - db.checked_at > 2 * limits.integrity_check_every + 60
+    if overdue:
+        return Check(DEGRADED, f"last integrity check {now - db.checked_at:.0f} s ago")
+    return Check(HEALTHY, "integrity_check ok")
+
+
+def check_disk(state: WatchdogState, limits: Thresholds) -> Check:
+    used = state.storage.disk_usage_percent
+    if state.storage.measured_at is None:
+        return Check(DEGRADED, "disk not measured yet")
+    if used >= limits.disk_critical_percent:
+        return Check(
+            UNHEALTHY, f"disk {used:.1f}% full (critical at {limits.disk_critical_percent}%)"
+        )
+    if used >= limits.disk_warn_percent:
+        return Check(DEGRADED, f"disk {used:.1f}% full (warning at {limits.disk_warn_percent}%)")
+    return Check(HEALTHY, f"disk {used:.1f}% full")
+
+
+def check_bot(state: WatchdogState, limits: Thresholds, now: float) -> Check:
+    bot = state.bot
+    if not bot.configured or bot.phase is BotPhase.NOT_CONFIGURED:
+        return Check(DEGRADED, bot.message or "bot not configured: set TELEGRAM_BOT_TOKEN")
+    if bot.phase is BotPhase.HELD:
+        return Check(UNHEALTHY, bot.message or "bot held: the database is not fit to run on")
+    if policy.is_crash_loop(bot.consecutive_failures):
+        return Check(
+            UNHEALTHY,
+            f"crash loop: {bot.consecutive_failures} short runs in a row, "
+            f"last exit code {bot.last_exit_code}",
+        )
+    if bot.phase is BotPhase.RUNNING:
+        return Check(HEALTHY, "polling")
+    if bot.phase is BotPhase.STARTING:
+        return Check(HEALTHY, "starting")
+    if bot.phase is BotPhase.BACKOFF:
+        return Check(DEGRADED, f"restarting after exit code {bot.last_exit_code}")
+    return Check(DEGRADED, f"bot {bot.phase.value}")
+
+
+def check_supervision(state: WatchdogState, limits: Thresholds, now: float) -> Check:
+    if state.loop_error:
+        return Check(UNHEALTHY, f"supervision loop failed: {state.loop_error}", True)
+    tick_age = _age(now, state.loop_tick)
+    if tick_age is None:
+        return Check(HEALTHY, "starting")
+    if tick_age > limits.loop_stall_after:
+        return Check(UNHEALTHY, f"supervision loop silent for {tick_age:.0f} s", True)
+    return Check(HEALTHY, "ticking")
+
+
+def assess(state: WatchdogState, limits: Thresholds, now: float) -> HealthReport:
+    checks = {
+        "database": check_database(state, limits, now),
+        "disk": check_disk(state, limits),
+        "bot": check_bot(state, limits, now),
+        "supervision": check_supervision(state, limits, now),
+    }
+    status = max((check.status for check in checks.values()), key=_RANK.__getitem__)
+    restart_helps = any(check.restart_would_help for check in checks.values())
+    bot, db, storage = state.bot, state.database, state.storage
+    document: dict[str, Any] = {
+        "status": status,
+        "time": _iso(now),
+        "uptime_s": _age(now, state.started_at),
+        "database": {
+            "type": "sqlite",
+            "size_mb": round(db.size_bytes / 1_048_576, 3),
+            "integrity": db.integrity.value,
+            "last_backup": None,
+            "records": db.records,
+            "checked_at": _iso(db.checked_at),
+        },
+        "storage": {
+            "disk_usage_percent": round(storage.disk_usage_percent, 1),
+            "persistent_disk": storage.persistent_disk,
+            "free_mb": round(storage.free_bytes / 1_048_576, 1),
+        },
+        "bot": {
+            "status": bot.phase.value,
+            "configured": bot.configured,
+            "pid": bot.pid,
+            "restarts": bot.restarts,
+            "consecutive_failures": bot.consecutive_failures,
+            "crash_loop": policy.is_crash_loop(bot.consecutive_failures),
+            "last_exit_code": bot.last_exit_code,
+            "heartbeat_age_s": _age(now, bot.last_heartbeat),
+            "next_restart_in_s": (
+                round(max(0.0, bot.next_launch_at - now), 1)
+                if bot.next_launch_at is not None and bot.phase is BotPhase.BACKOFF
+                else None
+            ),
+        },
+        "backups": {"tiers": {}, "offsite": None},
+        "checks": {name: check.as_dict() for name, check in checks.items()},
+    }
+    return HealthReport(
+        status=status,
+        http_status=503 if restart_helps else 200,
+        checks=checks,
+        document=document,
+    )

@@ -1,0 +1,135 @@
+"""HTTP on $HOST:$PORT: /health for the platform, /stats for people, /metrics for Prometheus.
+
+Every answer is built from the watchdog's cached state: no request touches the database.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import platform
+from typing import TYPE_CHECKING, Any
+
+import psutil
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from watchdog.metrics import build_registry
+from watchdog.version import app_version
+
+if TYPE_CHECKING:
+    from watchdog.service import WatchdogService
+
+log = logging.getLogger(__name__)
+SERVICE_KEY = web.AppKey("service", object)
+
+
+def _service(request: web.Request) -> WatchdogService:
+    return request.app[SERVICE_KEY]  # type: ignore[return-value]
+
+
+def _json(body: dict[str, Any], status: int = 200) -> web.Response:
+    return web.Response(
+        text=json.dumps(body, indent=2, sort_keys=False) + "\n",
+        status=status,
+        content_type="application/json",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def health(request: web.Request) -> web.Response:
+    report = _service(request).health()
+    return _json(report.document, report.http_status)
+
+
+def _authorised(request: web.Request, token: str | None) -> bool:
+    if not token:
+        return True
+    given = request.headers.get("Authorization", "")
+    return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+
+
+async def stats(request: web.Request) -> web.Response:
+    service = _service(request)
+    token = service.settings.stats_token
+    if not _authorised(request, token.get_secret_value() if token else None):
+        return _json({"error": "unauthorised: send Authorization: Bearer <STATS_TOKEN>"}, 401)
+    return _json(stats_document(service))
+
+
+def stats_document(service: WatchdogService) -> dict[str, Any]:
+    """The detailed picture: health plus history, tables, versions and the watchdog's own use."""
+    report = service.health()
+    state, settings = service.state, service.settings
+    me = psutil.Process(os.getpid())
+    document: dict[str, Any] = dict(report.document)
+    document["database"] = {
+        **document["database"],
+        "path": state.database.path,
+        "tables": dict(state.database.tables),
+        "check_seconds": state.database.check_seconds,
+        "detail": state.database.detail,
+        "sqlite_version": state.database.sqlite_version,
+    }
+    document["storage"] = {
+        **document["storage"],
+        "data_dir": state.storage.path,
+        "mount_point": state.storage.mount_point,
+        "total_mb": round(state.storage.total_bytes / 1_048_576, 1),
+    }
+    document["bot"] = {
+        **document["bot"],
+        "launches": state.bot.launches,
+        "last_exit_reason": state.bot.last_exit_reason,
+        "message": state.bot.message,
+    }
+    document["watchdog"] = {
+        "pid": me.pid,
+        "rss_mb": round(me.memory_info().rss / 1_048_576, 1),
+        "app_version": app_version(),
+        "python": platform.python_version(),
+        "sqlite_version": state.database.sqlite_version,
+    }
+    document["settings"] = {
+        "integrity_check_every_s": settings.integrity_check_every,
+        "bot_heartbeat_timeout_s": settings.bot_heartbeat_timeout,
+        "disk_warn_percent": settings.disk_warn_percent,
+        "disk_critical_percent": settings.disk_critical_percent,
+        "admin_count": len(settings.admin_ids),
+        "stats_protected": settings.stats_token is not None,
+    }
+    document["events"] = [
+        {"at": event.at, "kind": event.kind, "message": event.message} for event in state.events
+    ]
+    return document
+
+
+async def metrics(request: web.Request) -> web.Response:
+    registry = request.app[REGISTRY_KEY]
+    return web.Response(
+        body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
+
+
+REGISTRY_KEY = web.AppKey("registry", object)
+
+
+def build_app(service: WatchdogService) -> web.Application:
+    app = web.Application()
+    app[SERVICE_KEY] = service
+    app[REGISTRY_KEY] = build_registry(service)
+    app.router.add_get("/health", health)
+    app.router.add_get("/stats", stats)
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+async def start_http(service: WatchdogService, host: str, port: int) -> web.AppRunner:
+    runner = web.AppRunner(build_app(service), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    await site.start()
+    log.info("serving /health, /stats and /metrics on http://%s:%s", host, port)
+    return runner

@@ -1,0 +1,96 @@
+"""What the watchdog knows right now. Written by the supervision loop, read by HTTP and metrics.
+
+Everything here is plain data, so /health answers from it without touching the database.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class BotPhase(StrEnum):
+    STARTING = "starting"  # launched, no heartbeat yet
+    RUNNING = "running"  # polling (heartbeat fresh)
+    BACKOFF = "backoff"  # exited, waiting to be relaunched
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    NOT_CONFIGURED = "not_configured"  # no token, or Telegram refused it: no relaunch
+    HELD = "held"  # not launched: the database is not fit to run on
+
+
+class Integrity(StrEnum):
+    UNKNOWN = "unknown"
+    OK = "ok"
+    MISSING = "missing"  # no database yet: the bot creates it
+    CORRUPT = "corrupt"
+
+
+@dataclass
+class BotState:
+    configured: bool = True
+    phase: BotPhase = BotPhase.STOPPED
+    pid: int | None = None
+    launched_at: float | None = None
+    launches: int = 0
+    consecutive_failures: int = 0
+    last_exit_code: int | None = None
+    last_exit_at: float | None = None
+    last_exit_reason: str | None = None
+    last_heartbeat: float | None = None
+    next_launch_at: float | None = None
+    message: str | None = None
+
+    @property
+    def restarts(self) -> int:
+        return max(0, self.launches - 1)
+
+
+@dataclass
+class DatabaseState:
+    path: str = ""
+    exists: bool = False
+    size_bytes: int = 0
+    integrity: Integrity = Integrity.UNKNOWN
+    detail: str | None = None
+    checked_at: float | None = None
+    check_seconds: float | None = None
+    tables: dict[str, int] = field(default_factory=dict)
+    sqlite_version: str = ""
+
+    @property
+    def records(self) -> int | None:
+        return sum(self.tables.values()) if self.checked_at is not None else None
+
+
+@dataclass
+class StorageState:
+    path: str = ""
+    disk_usage_percent: float = 0.0
+    free_bytes: int = 0
+    total_bytes: int = 0
+    mount_point: str = ""
+    persistent_disk: bool = False
+    measured_at: float | None = None
+
+
+@dataclass
+class Event:
+    at: float
+    kind: str
+    message: str
+
+
+@dataclass
+class WatchdogState:
+    started_at: float
+    bot: BotState = field(default_factory=BotState)
+    database: DatabaseState = field(default_factory=DatabaseState)
+    storage: StorageState = field(default_factory=StorageState)
+    loop_tick: float | None = None
+    loop_error: str | None = None
+    events: deque[Event] = field(default_factory=lambda: deque(maxlen=50))
+
+    def record(self, at: float, kind: str, message: str) -> None:
+        self.events.append(Event(at=at, kind=kind, message=message))
