@@ -10,7 +10,7 @@ from pathlib import Path
 
 REDACTED = "[REDACTED]"
 _FORMAT = "%(asctime)s %(levelname)-7s {component} %(name)s: %(message)s"
-_NOISY = ("httpx", "httpcore", "aiohttp.access", "apscheduler", "git.cmd")
+_NOISY = ("httpx", "httpcore", "aiohttp.access", "apscheduler", "git.cmd", "alembic")
 
 
 class RedactingFormatter(logging.Formatter):

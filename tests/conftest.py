@@ -15,3 +15,11 @@ def processes(tmp_path: Path) -> Iterator[ProcessPool]:
         yield pool
     finally:
         pool.close()
+
+
+@pytest.fixture
+def fake_api():
+    from tests.fakes.telegram_api import FakeTelegramAPI
+
+    with FakeTelegramAPI() as fake:
+        yield fake

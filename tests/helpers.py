@@ -92,7 +92,7 @@ class Proc:
 
     def __init__(self, argv: Sequence[str], env: Mapping[str, str], cwd: Path, log: Path) -> None:
         self.log_path = log
-        self._log = log.open("wb")
+        self._log = log.open("ab")  # append: supervisord reopens /dev/stdout itself
         self.popen = subprocess.Popen(
             list(argv),
             env=dict(env),

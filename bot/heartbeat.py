@@ -1,0 +1,64 @@
+"""The bot's sign of life: the heartbeat file's mtime moves on every successful getUpdates.
+
+A live pid proves nothing (a 401 stops polling but not the process, a dead network hangs it): the
+watchdog restarts a bot whose heartbeat is older than BOT_HEARTBEAT_TIMEOUT.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+from telegram.request import HTTPXRequest
+
+log = logging.getLogger(__name__)
+
+POLL_READ_MARGIN = 5.0
+"""Seconds a getUpdates answer may take beyond the long-poll timeout (python-telegram-bot adds the
+long-poll timeout to this read timeout). It also bounds the last, short getUpdates at shutdown."""
+
+
+class Heartbeat:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._failing = False
+
+    def beat(self) -> None:
+        """Create the file or move its mtime to now. Never raises: a full disk must not stop
+        polling (the watchdog then sees a stale heartbeat and looks at the disk)."""
+        try:
+            try:
+                os.utime(self.path)
+            except FileNotFoundError:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.path.touch()
+        except OSError as error:
+            if not self._failing:
+                log.warning("cannot update the heartbeat file %s: %s", self.path, error)
+            self._failing = True
+            return
+        if self._failing:
+            log.info("heartbeat file %s is being updated again", self.path)
+        self._failing = False
+
+
+class HeartbeatRequest(HTTPXRequest):
+    """The get_updates request: each successful getUpdates answer beats the heartbeat."""
+
+    __slots__ = ("_heartbeat",)
+
+    def __init__(self, heartbeat: Heartbeat, **kwargs: Any) -> None:
+        kwargs.setdefault("read_timeout", POLL_READ_MARGIN)
+        super().__init__(**kwargs)
+        self._heartbeat = heartbeat
+
+    async def do_request(
+        self, url: str, method: str, *args: Any, **kwargs: Any
+    ) -> tuple[int, bytes]:
+        code, payload = await super().do_request(url, method, *args, **kwargs)
+        if HTTPStatus.OK <= code < HTTPStatus.MULTIPLE_CHOICES and url.endswith("/getUpdates"):
+            self._heartbeat.beat()
+        return code, payload

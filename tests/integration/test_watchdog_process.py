@@ -1,0 +1,214 @@
+"""``python -m watchdog run`` as a real process, with a real bot against the fake Bot API."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import sys
+import time
+
+import psutil
+import pytest
+
+from conf.exitcodes import EXIT_BAD_SETTINGS, EXIT_REFUSED
+from conf.layout import DataLayout
+from conf.settings import load_settings
+from tests.helpers import base_env, free_port, get_json, wait_until
+from watchdog.service import WatchdogService
+
+pytestmark = pytest.mark.integration
+WATCHDOG = [sys.executable, "-m", "watchdog", "run"]
+BOT = [sys.executable, "-m", "bot"]
+
+
+def health(port: int) -> dict:
+    return get_json(f"http://127.0.0.1:{port}/health")[1]
+
+
+def bot_children(watchdog_pid: int) -> list[psutil.Process]:
+    try:
+        children = psutil.Process(watchdog_pid).children()
+    except psutil.NoSuchProcess:
+        return []
+    return [child for child in children if "bot" in child.cmdline()]
+
+
+@pytest.mark.parametrize("program", [WATCHDOG, BOT], ids=["watchdog", "bot"])
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("PORT", "eighty"), ("BACKUP_HOURLY_EVERY", "hourly"), ("ADMIN_IDS", "1,two")],
+)
+def test_bad_setting_exits_2_with_one_line_naming_it(processes, tmp_path, program, variable, value):
+    env = base_env(tmp_path / "data", free_port(), **{variable: value})
+    proc = processes.start("bad", program, env)
+    assert proc.wait(30) == EXIT_BAD_SETTINGS
+    output = proc.output()
+    assert variable in output
+    assert "Traceback" not in output
+    assert len(output.strip().splitlines()) == 1
+
+
+def test_no_token_is_degraded_without_a_restart_loop(processes, tmp_path):
+    port = free_port()
+    proc = processes.start("watchdog", WATCHDOG, base_env(tmp_path / "data", port))
+    doc = wait_until(
+        lambda: (d := health(port))["bot"]["status"] == "not_configured" and d,
+        what="not_configured",
+    )
+    assert doc["status"] == "degraded"
+    assert "TELEGRAM_BOT_TOKEN" in doc["checks"]["bot"]["detail"]
+    time.sleep(3)  # long enough for several relaunches, were there a loop
+    doc = health(port)
+    assert doc["bot"]["restarts"] == 0
+    assert doc["bot"]["status"] == "not_configured"
+    assert bot_children(proc.pid) == []
+    assert "TELEGRAM_BOT_TOKEN is not set" in proc.output()
+
+
+def test_a_second_watchdog_on_the_same_data_dir_refuses(processes, tmp_path, fake_api):
+    data = tmp_path / "data"
+    port = free_port()
+    env = base_env(
+        data, port, TELEGRAM_BOT_TOKEN=fake_api.token, TELEGRAM_API_URL=fake_api.base_url
+    )
+    first = processes.start("first", WATCHDOG, env)
+    wait_until(lambda: health(port)["bot"]["status"] == "running", what="first bot running")
+    second = processes.start("second", WATCHDOG, {**env, "PORT": str(free_port())})
+    assert second.wait(30) == EXIT_REFUSED
+    assert "another watchdog" in second.output()
+    assert f"pid {first.pid}" in second.output()
+    assert first.popen.poll() is None
+    assert len(bot_children(first.pid)) == 1
+
+
+def test_on_render_it_refuses_a_data_dir_on_the_container_filesystem(processes, tmp_path):
+    env = base_env(tmp_path / "data", free_port(), RENDER="true")
+    proc = processes.start("render", WATCHDOG, env)
+    assert proc.wait(30) == EXIT_REFUSED
+    output = proc.output()
+    assert "DATA_DIR" in output
+    assert "wiped at every deploy" in output
+    assert not (tmp_path / "data").exists(), "nothing may be written before refusing"
+
+
+def test_on_render_it_runs_on_a_mounted_disk(processes, tmp_path):
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"mounting a tmpfs is not permitted here: {mounted.stderr.decode().strip()}")
+    try:
+        port = free_port()
+        processes.start("render", WATCHDOG, base_env(disk / "data", port, RENDER="true"))
+        doc = wait_until(lambda: health(port), what="health on a mounted disk")
+        assert doc["storage"]["persistent_disk"] is True
+    finally:
+        processes.close()
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_silent_bot_is_restarted_and_comes_back(processes, tmp_path, fake_api):
+    port = free_port()
+    env = base_env(
+        tmp_path / "data",
+        port,
+        TELEGRAM_BOT_TOKEN=fake_api.token,
+        TELEGRAM_API_URL=fake_api.base_url,
+        BOT_HEARTBEAT_TIMEOUT="3",
+        BOT_STOP_TIMEOUT="3",
+    )
+    processes.start("watchdog", WATCHDOG, env)
+    first = wait_until(
+        lambda: (d := health(port))["bot"]["status"] == "running" and d["bot"]["pid"]
+    )
+    fake_api.set_get_updates_mode("hang")
+    second = wait_until(
+        lambda: (pid := health(port)["bot"]["pid"]) not in (None, first) and pid,
+        timeout=30,
+        what="a new bot after the old one went silent",
+    )
+    assert not psutil.pid_exists(first) or psutil.Process(first).status() == psutil.STATUS_ZOMBIE
+    fake_api.set_get_updates_mode("normal")
+    wait_until(lambda: health(port)["bot"]["status"] == "running", timeout=20)
+    assert health(port)["bot"]["pid"] == second
+    fake_api.send_text(501, "/start", first_name="Silvia")
+    assert "Silvia" in fake_api.wait_for_sent(501, timeout=15)["text"]
+
+
+def test_a_corrupt_database_is_reported_and_the_bot_is_not_launched(processes, tmp_path, fake_api):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "erixcast.db").write_bytes(b"SQLite format 3\x00" + b"\xff" * 8000)
+    port = free_port()
+    env = base_env(
+        data, port, TELEGRAM_BOT_TOKEN=fake_api.token, TELEGRAM_API_URL=fake_api.base_url
+    )
+    proc = processes.start("watchdog", WATCHDOG, env)
+    doc = wait_until(lambda: (d := health(port))["bot"]["status"] == "held" and d)
+    assert doc["status"] == "unhealthy"
+    assert doc["database"]["integrity"] == "corrupt"
+    time.sleep(2)
+    assert bot_children(proc.pid) == []
+    assert fake_api.get_updates_calls == 0
+    assert (data / "erixcast.db").read_bytes().startswith(b"SQLite format 3"), "left as it was"
+
+
+def test_corruption_while_running_is_found_and_the_bot_stopped(processes, tmp_path, fake_api):
+    data = tmp_path / "data"
+    port = free_port()
+    env = base_env(
+        data,
+        port,
+        TELEGRAM_BOT_TOKEN=fake_api.token,
+        TELEGRAM_API_URL=fake_api.base_url,
+        INTEGRITY_CHECK_EVERY="2s",
+    )
+    processes.start("watchdog", WATCHDOG, env)
+    wait_until(lambda: health(port)["bot"]["status"] == "running")
+    fake_api.send_text(77, "/start", first_name="Olga")
+    fake_api.wait_for_sent(77, timeout=15)
+    database = data / "erixcast.db"
+    with sqlite3.connect(database) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    size = database.stat().st_size
+    with database.open("r+b") as handle:  # scribble over every page but the first
+        handle.seek(4096)
+        handle.write(b"\xa5" * (size - 4096))
+    doc = wait_until(lambda: (d := health(port))["bot"]["status"] == "held" and d, timeout=30)
+    assert doc["database"]["integrity"] == "corrupt"
+    assert doc["status"] == "unhealthy"
+
+
+def test_a_crash_loop_is_visible_in_health(tmp_path, monkeypatch):
+    monkeypatch.setenv("ENV_FILE", str(tmp_path / "none.env"))
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "1:x")
+    settings = load_settings()
+    layout = DataLayout.from_settings(settings)
+    layout.ensure()
+    crashing_bot = [sys.executable, "-c", "raise SystemExit(1)"]
+    service = WatchdogService(settings, layout, bot_argv=crashing_bot)
+
+    async def scenario() -> dict:
+        runner = asyncio.create_task(service.run(serve_http=False))
+        try:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                report = service.health()
+                if report.document["bot"]["crash_loop"]:
+                    return report.document
+                await asyncio.sleep(0.1)
+            raise AssertionError(f"no crash loop reported: {service.health().document['bot']}")
+        finally:
+            service.request_stop()
+            await asyncio.wait_for(runner, 20)
+
+    doc = asyncio.run(scenario())
+    assert doc["status"] == "unhealthy"
+    assert doc["bot"]["last_exit_code"] == 1
+    assert doc["bot"]["consecutive_failures"] >= 3
+    assert doc["bot"]["restarts"] >= 2

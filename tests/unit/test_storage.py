@@ -1,0 +1,186 @@
+"""bot.storage against a real SQLite file, read back through plain sqlite3."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from bot.storage import DatabaseThread, Storage, UserRecord, timestamp
+
+T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+ANN = {"id": 42, "first_name": "Ann", "last_name": None, "username": None, "language_code": "en"}
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "erixcast.db"
+
+
+@pytest.fixture
+def storage(db_path: Path) -> Iterator[Storage]:
+    opened = Storage.open(db_path)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def read_users(path: Path) -> list[dict]:
+    """Through another connection, as another process would see it."""
+    with sqlite3.connect(path) as conn:
+        conn.row_factory = sqlite3.Row
+        return [dict(row) for row in conn.execute("SELECT * FROM users ORDER BY id")]
+
+
+def test_schema_is_created_up_front(storage: Storage, db_path: Path) -> None:
+    with sqlite3.connect(db_path) as conn:
+        columns = {row[1]: row for row in conn.execute("PRAGMA table_info(users)")}
+    assert set(columns) == {
+        "id",
+        "first_name",
+        "last_name",
+        "username",
+        "language_code",
+        "first_seen",
+        "last_seen",
+        "message_count",
+    }
+    assert columns["id"][5] == 1  # the primary key
+    assert columns["message_count"][3] == 1  # NOT NULL
+    assert read_users(db_path) == []
+
+
+def test_schema_creation_is_idempotent_and_keeps_data(db_path: Path) -> None:
+    first = Storage.open(db_path)
+    first.touch_user(ANN, T0)
+    first.close()
+    second = Storage.open(db_path)
+    try:
+        assert second.get_user(42) is not None
+        assert second.count_users() == 1
+    finally:
+        second.close()
+
+
+def test_sqlite_pragmas_are_set_on_connect(storage: Storage, db_path: Path) -> None:
+    with storage.db as tx:
+        values = {
+            pragma: next(iter(tx.query(f"PRAGMA {pragma}")))
+            for pragma in ("journal_mode", "synchronous", "busy_timeout", "foreign_keys")
+        }
+    flat = {pragma: next(iter(row.values())) for pragma, row in values.items()}
+    assert flat == {
+        "journal_mode": "wal",
+        "synchronous": 2,
+        "busy_timeout": 5000,
+        "foreign_keys": 1,
+    }
+
+
+def test_touch_user_inserts_then_updates(storage: Storage, db_path: Path) -> None:
+    first = storage.touch_user(ANN, T0)
+    assert first == UserRecord(
+        id=42,
+        first_name="Ann",
+        last_name=None,
+        username=None,
+        language_code="en",
+        first_seen=T0,
+        last_seen=T0,
+        message_count=1,
+    )
+    assert first.is_new
+
+    later = T0 + timedelta(minutes=5)
+    renamed = {**ANN, "first_name": "Anna", "last_name": "Smith", "username": "anna"}
+    second = storage.touch_user(renamed, later)
+    assert second.message_count == 2
+    assert not second.is_new
+    assert (second.first_name, second.last_name, second.username) == ("Anna", "Smith", "anna")
+    assert second.first_seen == T0
+    assert second.last_seen == later
+
+    assert storage.touch_user(renamed, later).message_count == 3
+    fourth = storage.touch_user(renamed, later)
+    assert storage.get_user(42) == fourth
+    assert fourth.message_count == 4
+
+
+def test_counts_per_user(storage: Storage) -> None:
+    for user_id, times in ((1, 3), (2, 1), (3, 2)):
+        for _ in range(times):
+            storage.touch_user({"id": user_id, "first_name": f"U{user_id}"}, T0)
+    assert storage.count_users() == 3
+    counts = {uid: storage.get_user(uid).message_count for uid in (1, 2, 3)}  # type: ignore[union-attr]
+    assert counts == {1: 3, 2: 1, 3: 2}
+    assert storage.get_user(4) is None
+
+
+def test_values_round_trip(storage: Storage, db_path: Path) -> None:
+    big_id = 7_999_999_999  # Telegram ids no longer fit in 32 bits
+    odd = {
+        "id": big_id,
+        "first_name": "Zoë 🚀 'quote\" ; DROP TABLE users; --",
+        "last_name": "",
+        "username": "zoe_x",
+        "language_code": "pt-br",
+    }
+    moment = datetime(2025, 1, 2, 3, 4, 5, 6, tzinfo=timezone(timedelta(hours=2)))
+    record = storage.touch_user(odd, moment)
+    assert record.id == big_id
+    assert record.first_name == odd["first_name"]
+    assert record.last_name == ""
+    assert record.language_code == "pt-br"
+    assert record.first_seen == moment  # same instant, stored in UTC
+    assert record.first_seen.utcoffset() == timedelta(0)
+    (row,) = read_users(db_path)
+    assert row["id"] == big_id
+    assert row["first_name"] == odd["first_name"]
+    assert row["first_seen"] == "2025-01-02T01:04:05.000006+00:00"
+
+
+def test_writes_are_committed_for_other_connections(storage: Storage, db_path: Path) -> None:
+    storage.touch_user(ANN, T0)
+    storage.touch_user(ANN, T0 + timedelta(seconds=1))
+    rows = read_users(db_path)
+    assert len(rows) == 1
+    assert rows[0]["message_count"] == 2
+    assert rows[0]["last_seen"] == timestamp(T0 + timedelta(seconds=1))
+    # Nothing left holding the write lock: another connection can write at once.
+    with sqlite3.connect(db_path, timeout=0) as conn:
+        conn.execute("UPDATE users SET username = 'x' WHERE id = 42")
+
+
+def test_naive_timestamps_are_refused(storage: Storage) -> None:
+    with pytest.raises(ValueError):
+        storage.touch_user(ANN, datetime(2025, 1, 1))
+    assert storage.count_users() == 0
+
+
+def test_database_thread_runs_calls_on_one_thread(db_path: Path) -> None:
+
+    worker = DatabaseThread()
+    try:
+        storage = worker.call(Storage.open, db_path)
+        seen: set[int] = set()
+
+        def touch(n: int) -> UserRecord:
+            seen.add(threading.get_ident())
+            return storage.touch_user({"id": n % 3, "first_name": "U"}, T0)
+
+        async def many() -> list[UserRecord]:
+            return await asyncio.gather(*(worker.run(touch, n) for n in range(30)))
+
+        asyncio.run(many())
+        assert len(seen) == 1 and threading.get_ident() not in seen
+        assert worker.call(storage.count_users) == 3
+        assert sum(r["message_count"] for r in read_users(db_path)) == 30
+        worker.call(storage.close)
+    finally:
+        worker.shutdown()
