@@ -24,7 +24,7 @@ install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
 
 run: install
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/supervisord -c supervisord.conf
+	PATH="$(CURDIR)/$(BIN):$$PATH" exec $(BIN)/supervisord -c supervisord.conf
 
 lint: install-dev
 	$(BIN)/ruff check .

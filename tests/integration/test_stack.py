@@ -96,3 +96,32 @@ def test_a_watchdog_that_cannot_start_ends_supervisord_with_a_failure(processes,
     output = supervisord.output()
     assert "PORT" in output
     assert "FATAL" in output or "fatal_guard" in output
+
+
+def test_the_token_appears_in_no_log(stack, fake_api):
+    supervisord, _, data = stack
+    fake_api.send_text(1002, "/start", first_name="Bo")
+    fake_api.wait_for_sent(1002, timeout=15)
+    supervisord.popen.send_signal(signal.SIGTERM)
+    supervisord.wait(30)
+    texts = [supervisord.output()] + [log.read_text() for log in (data / "logs").glob("*.log*")]
+    assert any("bot launched" in text for text in texts)
+    for text in texts:
+        assert fake_api.token not in text
+        assert fake_api.token.split(":", 1)[1] not in text
+
+
+def test_make_run_brings_up_a_stack_that_answers(processes, tmp_path, fake_api):
+    port = free_port()
+    env = base_env(
+        tmp_path / "data",
+        port,
+        TELEGRAM_BOT_TOKEN=fake_api.token,
+        TELEGRAM_API_URL=fake_api.base_url,
+    )
+    make = processes.start("make-run", ["make", "-C", str(REPO), "run"], env)
+    doc = wait_until(lambda: get_json(f"http://127.0.0.1:{port}/health")[1], timeout=60)
+    assert doc["database"]["type"] == "sqlite"
+    supervisord = next(p for p in make.descendants() if "supervisord" in " ".join(p.cmdline()))
+    supervisord.terminate()
+    assert make.wait(30) == 0
