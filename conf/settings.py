@@ -43,6 +43,14 @@ class Settings(BaseSettings):
     backup_daily_every: Duration = 86400
     backup_weekly_every: Duration = 7 * 86400
     integrity_check_every: Duration = 15 * 60
+    backup_keep_hourly: int = Field(24, ge=1)
+    backup_keep_daily: int = Field(7, ge=1)
+    backup_keep_weekly: int = Field(4, ge=1)
+    backup_keep_deploy: int = Field(5, ge=1)
+    backup_keep_restart: int = Field(5, ge=1)
+    backup_keep_shutdown: int = Field(3, ge=1)
+    backup_keep_manual: int = Field(10, ge=1)
+    backup_min_free_mb: float = Field(64, ge=0)
 
     backup_git_url: str | None = None
     backup_git_token: SecretStr | None = None
@@ -61,6 +69,11 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     render: bool = False
+
+    # Set by the watchdog for its child only: where the bot reaches the watchdog's loopback admin
+    # API, and the per-run secret it must present.
+    watchdog_url: str | None = Field(None, validation_alias="ERIXCAST_WATCHDOG_URL")
+    watchdog_secret: SecretStr | None = Field(None, validation_alias="ERIXCAST_WATCHDOG_SECRET")
 
     @field_validator(
         "backup_hourly_every",
@@ -137,6 +150,26 @@ class Settings(BaseSettings):
             raise ValueError("DISK_WARN_PERCENT must not exceed DISK_CRITICAL_PERCENT")
         return self
 
+    def retention(self) -> dict[str, int]:
+        """Backups kept per tier (the newest of each is kept whatever the count)."""
+        return {
+            "hourly": self.backup_keep_hourly,
+            "daily": self.backup_keep_daily,
+            "weekly": self.backup_keep_weekly,
+            "deploy": self.backup_keep_deploy,
+            "restart": self.backup_keep_restart,
+            "shutdown": self.backup_keep_shutdown,
+            "manual": self.backup_keep_manual,
+        }
+
+    def intervals(self) -> dict[str, float]:
+        """The scheduled tiers and how often each is due."""
+        return {
+            "hourly": self.backup_hourly_every,
+            "daily": self.backup_daily_every,
+            "weekly": self.backup_weekly_every,
+        }
+
     @property
     def database(self) -> Path:
         assert self.database_path is not None
@@ -151,6 +184,7 @@ class Settings(BaseSettings):
                 self.stats_token,
                 self.backup_git_token,
                 self.backup_age_key,
+                self.watchdog_secret,
             )
             if secret is not None
         ]
@@ -161,7 +195,20 @@ class SettingsError(Exception):
     """A setting that cannot be used; the message names the variable and never shows a secret."""
 
 
-_SECRET_FIELDS = {"telegram_bot_token", "stats_token", "backup_git_token", "backup_age_key"}
+_SECRET_FIELDS = {
+    "telegram_bot_token",
+    "stats_token",
+    "backup_git_token",
+    "backup_age_key",
+    "watchdog_secret",
+}
+
+
+def env_name(field: str) -> str:
+    """The environment variable behind a settings field."""
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    return (alias if isinstance(alias, str) else field).upper()
 
 
 def describe_error(error: ValidationError) -> str:
@@ -171,7 +218,7 @@ def describe_error(error: ValidationError) -> str:
         reason = str(item["msg"]).removeprefix("Value error, ")
         if field:
             shown = "" if field in _SECRET_FIELDS else f" (got {item.get('input')!r})"
-            lines.append(f"{field.upper()}: {reason}{shown}")
+            lines.append(f"{env_name(field)}: {reason}{shown}")
         else:
             lines.append(reason)
     return "; ".join(lines)
