@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from watchdog import policy
+from watchdog import policy, schedule
 from watchdog.state import BotPhase, Integrity, WatchdogState
 
 HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
@@ -104,6 +104,28 @@ def check_bot(state: WatchdogState, limits: Thresholds, now: float) -> Check:
     return Check(DEGRADED, f"bot {bot.phase.value}")
 
 
+def overdue(state: WatchdogState, now: float) -> list[str]:
+    if state.database.integrity is not Integrity.OK:
+        return []  # nothing to back up yet (no database), or nothing worth backing up (corrupt)
+    newest_at = {
+        tier: (summary.created_at if summary else None)
+        for tier, summary in state.backups.newest.items()
+    }
+    return schedule.overdue_tiers(now, newest_at, state.backups.intervals, state.started_at)
+
+
+def check_backups(state: WatchdogState, now: float) -> Check:
+    backups = state.backups
+    if backups.last_error:
+        return Check(DEGRADED, f"last backup failed: {backups.last_error}")
+    late = overdue(state, now)
+    if late:
+        return Check(DEGRADED, f"overdue (more than twice the interval): {', '.join(late)}")
+    if backups.last_backup_at is None:
+        return Check(HEALTHY, "no backup yet")
+    return Check(HEALTHY, f"{backups.count} verified backups")
+
+
 def check_supervision(state: WatchdogState, limits: Thresholds, now: float) -> Check:
     if state.loop_error:
         return Check(UNHEALTHY, f"supervision loop failed: {state.loop_error}", True)
@@ -120,6 +142,7 @@ def assess(state: WatchdogState, limits: Thresholds, now: float) -> HealthReport
         "database": check_database(state, limits, now),
         "disk": check_disk(state, limits),
         "bot": check_bot(state, limits, now),
+        "backups": check_backups(state, now),
         "supervision": check_supervision(state, limits, now),
     }
     status = max((check.status for check in checks.values()), key=_RANK.__getitem__)
@@ -133,7 +156,7 @@ def assess(state: WatchdogState, limits: Thresholds, now: float) -> HealthReport
             "type": "sqlite",
             "size_mb": round(db.size_bytes / 1_048_576, 3),
             "integrity": db.integrity.value,
-            "last_backup": None,
+            "last_backup": _iso(state.backups.last_backup_at),
             "records": db.records,
             "checked_at": _iso(db.checked_at),
         },
@@ -157,7 +180,24 @@ def assess(state: WatchdogState, limits: Thresholds, now: float) -> HealthReport
                 else None
             ),
         },
-        "backups": {"tiers": {}, "offsite": None},
+        "backups": {
+            "tiers": {
+                tier: (
+                    {
+                        "id": summary.id,
+                        "age_s": _age(now, summary.created_at),
+                        "size_mb": round(summary.size_bytes / 1_048_576, 3),
+                    }
+                    if summary
+                    else None
+                )
+                for tier, summary in state.backups.newest.items()
+            },
+            "count": state.backups.count,
+            "overdue": overdue(state, now),
+            "last_error": state.backups.last_error,
+            "offsite": None,
+        },
         "checks": {name: check.as_dict() for name, check in checks.items()},
     }
     return HealthReport(

@@ -12,18 +12,23 @@ import logging
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 from conf.exitcodes import EXIT_NOT_CONFIGURED
 from conf.layout import DataLayout
 from conf.settings import Settings
-from watchdog import policy
+from watchdog import policy, schedule
+from watchdog.backups import BackupKeeper, BackupSkipped, Outcome
 from watchdog.child import BotProcess, reap_leftover_bot
 from watchdog.clock import Clock, SystemClock
 from watchdog.database import check_database, sqlite_version
 from watchdog.disk import read_disk
 from watchdog.health import HealthReport, Thresholds, assess
-from watchdog.state import BotPhase, Integrity, WatchdogState
+from watchdog.snapshot import Proceed, SnapshotError
+from watchdog.state import BackupSummary, BotPhase, Integrity, WatchdogState
+from watchdog.statefile import load_state, update_state
+from watchdog.version import app_version
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +61,14 @@ class WatchdogService:
             heartbeat_timeout=settings.bot_heartbeat_timeout,
             integrity_check_every=settings.integrity_check_every,
         )
+        self.state.backups.intervals = settings.intervals()
+        self.keeper = BackupKeeper(
+            layout,
+            keep=settings.retention(),
+            min_free_bytes=int(settings.backup_min_free_mb * 1_048_576),
+            app_version=app_version(),
+        )
+        self._backup_lock = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._preflight_done = asyncio.Event()
         self._bot: BotProcess | None = None
@@ -115,20 +128,67 @@ class WatchdogService:
         leftover = await asyncio.to_thread(reap_leftover_bot, self.layout.bot_pid_file, grace)
         if leftover:
             self._event("bot", f"stopped a bot left over from a previous watchdog (pid {leftover})")
+        removed = await asyncio.to_thread(self.keeper.cleanup)
+        for path in removed:
+            log.warning("removed %s, left by an interrupted backup (never a verified backup)", path)
+        await self._refresh_backups()
         await self._measure()
         await self._check_integrity()
+        await self._deploy_snapshot()
         self._preflight_done.set()
 
+    async def _deploy_snapshot(self) -> None:
+        """Before new code touches the data: a ``deploy`` backup when the app version changed."""
+        current = app_version()
+        recorded = (await asyncio.to_thread(load_state, self.layout.state_file)).get("app_version")
+        if not schedule.deploy_snapshot_needed(current, recorded):
+            return
+        integrity = self.state.database.integrity
+        if integrity is Integrity.OK:
+            outcome = await self._backup(
+                "deploy", f"deploy: {recorded or 'first run'} -> {current}"
+            )
+            if outcome is None or outcome.backup is None:
+                log.error("no deploy backup: the new version starts without one (see above)")
+                return
+        elif integrity is not Integrity.MISSING:
+            return  # a damaged database: record nothing, so the snapshot is tried again
+        await asyncio.to_thread(update_state, self.layout.state_file, app_version=current)
+
     async def _shutdown(self) -> None:
+        started = self.clock.monotonic()
+        budget = self.settings.shutdown_budget
         bot = self._bot
+        bot_ran = bot is not None
         if bot is not None and bot.returncode is None:
             self.state.bot.phase = BotPhase.STOPPING
-            grace = min(self.settings.bot_stop_timeout, self.settings.shutdown_budget)
+            grace = min(self.settings.bot_stop_timeout, budget)
             log.info("stopping the bot (pid %s), up to %.0f s", bot.pid, grace)
             code = await bot.stop(grace)
             log.info("bot stopped with exit code %s", code)
         self.state.bot.phase = BotPhase.STOPPED
         self.state.bot.pid = None
+        if bot_ran and self.state.database.integrity is Integrity.OK:
+            await self._shutdown_snapshot(budget - (self.clock.monotonic() - started))
+
+    async def _shutdown_snapshot(self, remaining: float) -> None:
+        size = self.state.database.size_bytes
+        speed = self.state.backups.bytes_per_second or 50 * 1_048_576
+        if not schedule.shutdown_snapshot_fits(remaining, size, speed):
+            log.warning(
+                "no shutdown backup: %.1f MB would not fit in the %.1f s left of SHUTDOWN_BUDGET",
+                size / 1_048_576,
+                remaining,
+            )
+            return
+        deadline = time.monotonic() + max(0.5, remaining - 1.0)
+        await self._backup(
+            "shutdown",
+            "shutdown",
+            proceed=lambda: time.monotonic() < deadline,
+            skip_if_unchanged=True,
+            lock_timeout=max(0.1, deadline - time.monotonic()),
+        )
 
     # -- the bot ------------------------------------------------------------------------------
 
@@ -246,7 +306,86 @@ class WatchdogService:
             due_at = (self._last_integrity_check or 0) + self.settings.integrity_check_every
             if self.clock.monotonic() >= due_at:
                 await self._check_integrity()
+            await self._scheduled_backups()
             await self._sleep(MONITOR_EVERY)
+
+    async def _scheduled_backups(self) -> None:
+        if self.state.database.integrity is not Integrity.OK:
+            return
+        newest_at = {
+            tier: (summary.created_at if summary else None)
+            for tier, summary in self.state.backups.newest.items()
+        }
+        for tier in schedule.due_tiers(self.clock.time(), newest_at, self.settings.intervals()):
+            if self._stopping.is_set():
+                return
+            await self._backup(tier, "scheduled")
+
+    # -- backups ------------------------------------------------------------------------------
+
+    async def _backup(
+        self,
+        tier: str,
+        reason: str,
+        *,
+        proceed: Proceed | None = None,
+        skip_if_unchanged: bool = False,
+        lock_timeout: float | None = None,
+    ) -> Outcome | None:
+        """One backup, serialised with every other; failures are reported, never raised.
+
+        Unless told otherwise, a backup is abandoned as soon as a stop is requested, so shutdown
+        never waits for a long scheduled one.
+        """
+        try:
+            await asyncio.wait_for(self._backup_lock.acquire(), lock_timeout)
+        except TimeoutError:
+            log.warning("no %s backup: another backup is still running", tier)
+            return None
+        try:
+            try:
+                outcome = await asyncio.to_thread(
+                    self.keeper.take,
+                    tier,
+                    reason,
+                    self.clock.time(),
+                    proceed=proceed or (lambda: not self._stopping.is_set()),
+                    skip_if_unchanged=skip_if_unchanged,
+                )
+            except (SnapshotError, BackupSkipped, OSError) as error:
+                self.state.backups.last_error = f"{tier}: {error}"
+                self.state.backups.last_error_at = self.clock.time()
+                self._event("backup", f"{tier} backup failed: {error}", logging.ERROR)
+                await self._refresh_backups()
+                return None
+        finally:
+            self._backup_lock.release()
+        self.state.backups.last_error = None
+        if outcome.skipped:
+            log.info("%s backup skipped: %s", tier, outcome.skipped)
+        elif outcome.backup is not None:
+            manifest = outcome.backup.manifest
+            if manifest.duration_s > 0:
+                self.state.backups.bytes_per_second = manifest.size_bytes / manifest.duration_s
+            self.state.record(self.clock.time(), "backup", f"{tier} backup {manifest.id}")
+        await self._refresh_backups()
+        return outcome
+
+    async def _refresh_backups(self) -> None:
+        backups = await asyncio.to_thread(self.keeper.catalogue.scan)
+        newest = self.keeper.catalogue.newest_by_tier(backups)
+        self.state.backups.newest = {
+            tier: (
+                BackupSummary(
+                    b.id, b.tier, b.created_at, b.manifest.size_bytes, b.manifest.file_size
+                )
+                if b
+                else None
+            )
+            for tier, b in newest.items()
+        }
+        self.state.backups.count = len(backups)
+        self.state.backups.total_bytes = sum(b.manifest.file_size for b in backups)
 
     async def _measure(self) -> None:
         reading = await asyncio.to_thread(read_disk, self.settings.data_dir)

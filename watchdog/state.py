@@ -75,6 +75,31 @@ class StorageState:
     measured_at: float | None = None
 
 
+@dataclass(frozen=True)
+class BackupSummary:
+    id: str
+    tier: str
+    created_at: float
+    size_bytes: int
+    file_size: int
+
+
+@dataclass
+class BackupsState:
+    intervals: dict[str, float] = field(default_factory=dict)
+    newest: dict[str, BackupSummary | None] = field(default_factory=dict)
+    count: int = 0
+    total_bytes: int = 0
+    last_error: str | None = None
+    last_error_at: float | None = None
+    bytes_per_second: float = 0.0
+
+    @property
+    def last_backup_at(self) -> float | None:
+        times = [summary.created_at for summary in self.newest.values() if summary is not None]
+        return max(times) if times else None
+
+
 @dataclass
 class Event:
     at: float
@@ -88,6 +113,7 @@ class WatchdogState:
     bot: BotState = field(default_factory=BotState)
     database: DatabaseState = field(default_factory=DatabaseState)
     storage: StorageState = field(default_factory=StorageState)
+    backups: BackupsState = field(default_factory=BackupsState)
     loop_tick: float | None = None
     loop_error: str | None = None
     events: deque[Event] = field(default_factory=lambda: deque(maxlen=50))

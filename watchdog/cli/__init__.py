@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from watchdog.cli import run, status
+from watchdog.cli import backup, run, status, verify
+from watchdog.cli import list as list_command
 
-COMMANDS = (run, status)
+COMMANDS = (run, status, backup, list_command, verify)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,149 @@
+"""Taking backups into the catalogue: the disk guard, the snapshot, the commit, the retention.
+
+Used by the running watchdog and by the CLI alike; the catalogue lock keeps them apart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from conf.layout import DataLayout
+from watchdog import retention, schedule
+from watchdog.catalogue import Backup, Catalogue
+from watchdog.snapshot import (
+    COMPRESSED_TIERS,
+    Proceed,
+    SnapshotError,
+    SnapshotRequest,
+    make_snapshot,
+)
+
+log = logging.getLogger(__name__)
+MB = 1_048_576
+
+
+class BackupSkipped(Exception):
+    """No backup was taken, for a reason that is not a fault of the data (e.g. the disk is full)."""
+
+
+@dataclass
+class Outcome:
+    backup: Backup | None
+    skipped: str | None = None
+    pruned: list[str] = field(default_factory=list)
+
+
+def held(backups: list[Backup]) -> list[retention.Held]:
+    return [retention.Held(b.id, b.tier, b.created_at, b.manifest.file_size) for b in backups]
+
+
+def database_bytes(database: Path) -> int:
+    total = 0
+    for path in (database, Path(f"{database}-wal")):
+        with contextlib.suppress(FileNotFoundError):
+            total += path.stat().st_size
+    return total
+
+
+class BackupKeeper:
+    def __init__(
+        self,
+        layout: DataLayout,
+        keep: dict[str, int],
+        min_free_bytes: int,
+        app_version: str,
+    ) -> None:
+        self.layout = layout
+        self.catalogue = Catalogue(layout)
+        self.keep = keep
+        self.min_free_bytes = min_free_bytes
+        self.app_version = app_version
+
+    def free_bytes(self) -> int:
+        self.layout.backups.mkdir(parents=True, exist_ok=True)
+        return int(psutil.disk_usage(str(self.layout.backups)).free)
+
+    def expected_bytes(self, tier: str) -> int:
+        """Room a snapshot needs while being made (a compressed tier holds both copies at once)."""
+        size = database_bytes(self.layout.database)
+        return size * 2 if tier in COMPRESSED_TIERS else size
+
+    def take(
+        self,
+        tier: str,
+        reason: str,
+        now: float,
+        *,
+        proceed: Proceed | None = None,
+        skip_if_unchanged: bool = False,
+    ) -> Outcome:
+        """A verified backup in ``tier``, or Outcome(skipped=…). Raises SnapshotError, BackupSkipped."""
+        with self.catalogue.locked():
+            pruned = self._make_room(tier)
+            request = SnapshotRequest(
+                tier, reason, now, self.app_version, proceed or (lambda: True)
+            )
+            manifest, data_tmp = make_snapshot(self.layout.database, self.catalogue, request)
+            if skip_if_unchanged:
+                newest = max(self.catalogue.scan(), key=lambda b: b.created_at, default=None)
+                if newest is not None and newest.manifest.sha256 == manifest.sha256:
+                    data_tmp.unlink(missing_ok=True)
+                    return Outcome(None, f"unchanged since backup {newest.id}", pruned)
+            backup = self.catalogue.commit(manifest, data_tmp)
+            pruned += self._apply_retention()
+        log.info(
+            "backup %s taken (%s): %.2f MB, %s rows, %.2f s",
+            backup.id,
+            reason,
+            manifest.size_bytes / MB,
+            sum(manifest.rows.values()),
+            manifest.duration_s,
+        )
+        return Outcome(backup, None, pruned)
+
+    def _make_room(self, tier: str) -> list[str]:
+        missing = schedule.room_for_backup(
+            self.free_bytes(), self.expected_bytes(tier), self.min_free_bytes
+        )
+        if not missing:
+            return []
+        backups = self.catalogue.scan()
+        by_id = {b.id: b for b in backups}
+        doomed = retention.to_free(held(backups), missing)
+        for backup_id in doomed:
+            log.warning("disk pressure: removing backup %s to make room", backup_id)
+            self.catalogue.remove(by_id[backup_id])
+        still = schedule.room_for_backup(
+            self.free_bytes(), self.expected_bytes(tier), self.min_free_bytes
+        )
+        if still:
+            raise BackupSkipped(
+                f"not enough disk for a {tier} backup: {still / MB:.1f} MB short "
+                f"(needs {self.expected_bytes(tier) / MB:.1f} MB plus a "
+                f"{self.min_free_bytes / MB:.0f} MB margin); the newest backup of each tier is kept"
+            )
+        return doomed
+
+    def _apply_retention(self) -> list[str]:
+        backups = self.catalogue.scan()
+        by_id = {b.id: b for b in backups}
+        doomed = retention.over_retention(held(backups), self.keep)
+        for backup_id in doomed:
+            self.catalogue.remove(by_id[backup_id])
+        return doomed
+
+    def prune(self) -> list[str]:
+        with self.catalogue.locked():
+            return self._apply_retention()
+
+    def cleanup(self) -> list[Path]:
+        with self.catalogue.locked():
+            return self.catalogue.cleanup_leftovers()
+
+
+__all__ = ["BackupKeeper", "BackupSkipped", "Outcome", "SnapshotError"]

@@ -1,0 +1,49 @@
+"""What every one-shot command shares: settings, quiet logging, the backup keeper."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from conf.layout import DataLayout
+from conf.logging import setup_logging
+from conf.settings import Settings, load_settings_or_exit
+from watchdog.backups import BackupKeeper
+from watchdog.version import app_version
+
+MB = 1_048_576
+
+
+def prepare(program: str = "watchdog") -> tuple[Settings, DataLayout]:
+    settings = load_settings_or_exit(program)
+    layout = DataLayout.from_settings(settings)
+    layout.ensure()
+    # One-shot commands print their results; log lines go to the watchdog's log file only, and
+    # warnings to stdout, so an operator's terminal shows answers, not chatter.
+    setup_logging("cli", "WARNING", settings.secrets(), layout.logs)
+    return settings, layout
+
+
+def keeper_for(settings: Settings, layout: DataLayout) -> BackupKeeper:
+    return BackupKeeper(
+        layout,
+        keep=settings.retention(),
+        min_free_bytes=int(settings.backup_min_free_mb * MB),
+        app_version=app_version(),
+    )
+
+
+def age(created_at: float, now: float | None = None) -> str:
+    """A short human age: ``45s``, ``12m``, ``3h05m``, ``2d04h``."""
+    seconds = max(0, int((time.time() if now is None else now) - created_at))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
+
+
+def iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")

@@ -1,0 +1,60 @@
+"""When backups are due: state-based, from the newest verified backup of each tier and the clock.
+
+A tier is due when its newest backup is older than its interval, so restarts and deploys never
+skip one (there is no timer to lose). All functions are pure; ``now`` is passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+FUTURE_SLACK = 300.0
+"""A backup stamped this far in the future means the clock went back: do not trust its age."""
+
+
+def is_due(now: float, newest_at: float | None, interval: float) -> bool:
+    if newest_at is None:
+        return True
+    if newest_at > now + FUTURE_SLACK:
+        return True  # the clock jumped back; a fresh backup is the safe answer
+    return now - newest_at >= interval
+
+
+def due_tiers(
+    now: float, newest_at: Mapping[str, float | None], intervals: Mapping[str, float]
+) -> list[str]:
+    return [tier for tier, every in intervals.items() if is_due(now, newest_at.get(tier), every)]
+
+
+def overdue_tiers(
+    now: float,
+    newest_at: Mapping[str, float | None],
+    intervals: Mapping[str, float],
+    watching_since: float,
+) -> list[str]:
+    """Tiers more than twice their interval behind (a tier never taken counts from start-up)."""
+    late = []
+    for tier, every in intervals.items():
+        since = newest_at.get(tier)
+        reference = since if since is not None and since <= now + FUTURE_SLACK else watching_since
+        if now - reference > 2 * every:
+            late.append(tier)
+    return late
+
+
+def deploy_snapshot_needed(current_version: str, recorded_version: str | None) -> bool:
+    """A new version of the code is about to touch the data (or we never recorded one)."""
+    return recorded_version != current_version
+
+
+def shutdown_snapshot_fits(
+    remaining_budget: float, database_bytes: int, bytes_per_second: float, margin: float = 2.0
+) -> bool:
+    """Whether a shutdown snapshot can finish inside what is left of the shutdown budget."""
+    expected = database_bytes / max(bytes_per_second, 1.0)
+    return expected * 1.5 + margin <= remaining_budget
+
+
+def room_for_backup(free_bytes: int, expected_bytes: int, margin_bytes: int) -> int:
+    """Bytes missing before a backup of ``expected_bytes`` may start (0: there is room)."""
+    return max(0, expected_bytes + margin_bytes - free_bytes)

@@ -1,0 +1,222 @@
+"""Making one verified backup file, and re-verifying one.
+
+A snapshot is taken with SQLite's online backup API in a single step from a read-only connection
+(never by copying live files: a copy misses rows still in ``-wal`` or comes out torn), into a
+temporary file beside its final place. It is switched out of WAL mode so it is one
+self-contained file, fsynced, checked with ``PRAGMA integrity_check``, counted, hashed, and
+optionally compressed with zstandard, all streaming so memory does not grow with the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import zstandard
+
+from watchdog.catalogue import Backup, Catalogue, Manifest, fsync_file, new_backup_id
+from watchdog.database import connect_read_only, count_rows, sqlite_version
+
+CHUNK = 1 << 20
+ZSTD_LEVEL = 6
+COMPRESSED_TIERS = frozenset({"weekly"})
+
+
+class SnapshotError(Exception):
+    """The snapshot could not be made or did not verify; nothing was added to the catalogue."""
+
+
+Proceed = Callable[[], bool]
+"""Asked between steps (and inside long ones): False abandons the work with SnapshotError."""
+
+
+def _always() -> bool:
+    return True
+
+
+def _check(proceed: Proceed) -> None:
+    if not proceed():
+        raise SnapshotError("abandoned (deadline reached or the watchdog is stopping)")
+
+
+def sha256_of(path: Path, proceed: Proceed = _always) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+            _check(proceed)
+    return digest.hexdigest()
+
+
+def _open_frozen(path: Path, proceed: Proceed) -> sqlite3.Connection:
+    """A read-only connection to a file nobody writes; long statements stop when told to."""
+    connection = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+    connection.set_progress_handler(lambda: 0 if proceed() else 1, 100_000)
+    return connection
+
+
+def integrity_problem(path: Path, proceed: Proceed = _always) -> str | None:
+    """None when ``PRAGMA integrity_check`` says ok, else what it said (or why it could not run)."""
+    try:
+        connection = _open_frozen(path, proceed)
+        try:
+            rows = [str(row[0]) for row in connection.execute("PRAGMA integrity_check")]
+        finally:
+            connection.close()
+    except sqlite3.OperationalError as error:
+        if "interrupted" in str(error):
+            raise SnapshotError("abandoned during integrity_check") from None
+        return f"{type(error).__name__}: {error}"
+    except sqlite3.DatabaseError as error:
+        return f"{type(error).__name__}: {error}"
+    return None if rows == ["ok"] else "; ".join(rows[:3])
+
+
+def _copy_online(source: Path, target: Path, proceed: Proceed) -> None:
+    """One backup step: the whole database under one read transaction (a WAL reader never
+    blocks the writer). The progress callback only runs between steps, i.e. while the source is
+    busy; that is where a deadline can cut in."""
+
+    def progress(status: int, remaining: int, total: int) -> None:
+        _check(proceed)
+
+    source_connection = connect_read_only(source, timeout=0)
+    try:
+        target_connection = sqlite3.connect(target)
+        try:
+            source_connection.backup(target_connection, pages=-1, progress=progress)
+            target_connection.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            target_connection.close()
+    finally:
+        source_connection.close()
+
+
+def _compress(plain: Path, packed: Path, proceed: Proceed) -> None:
+    compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True)
+    with plain.open("rb") as source, packed.open("wb") as target:
+        with compressor.stream_writer(target, closefd=False) as writer:
+            while chunk := source.read(CHUNK):
+                writer.write(chunk)
+                _check(proceed)
+        target.flush()
+        os.fsync(target.fileno())
+
+
+def decompress(packed: Path, plain: Path) -> None:
+    with packed.open("rb") as source, plain.open("wb") as target:
+        zstandard.ZstdDecompressor().copy_stream(source, target, read_size=CHUNK, write_size=CHUNK)
+        target.flush()
+        os.fsync(target.fileno())
+
+
+@dataclass(frozen=True)
+class SnapshotRequest:
+    tier: str
+    reason: str
+    created_at: float
+    app_version: str
+    proceed: Proceed = _always
+
+
+def make_snapshot(
+    source: Path, catalogue: Catalogue, request: SnapshotRequest
+) -> tuple[Manifest, Path]:
+    """A verified backup file (still temporary) and its manifest. Raises SnapshotError.
+
+    The caller commits it to the catalogue (or discards it). On failure nothing is left behind.
+    """
+    if not source.exists():
+        raise SnapshotError(f"no database at {source}")
+    started = time.monotonic()
+    backup_id = new_backup_id(request.tier, request.created_at, secrets.token_hex(3))
+    compressed = request.tier in COMPRESSED_TIERS
+    plain_tmp = catalogue.temporary_path(request.tier, backup_id, ".db")
+    packed_tmp = catalogue.temporary_path(request.tier, backup_id, ".db.zst")
+    try:
+        try:
+            _copy_online(source, plain_tmp, request.proceed)
+        except sqlite3.Error as error:
+            raise SnapshotError(f"online backup failed: {type(error).__name__}: {error}") from None
+        except OSError as error:
+            raise SnapshotError(f"online backup failed: {error.strerror or error}") from None
+        fsync_file(plain_tmp)
+        _check(request.proceed)
+        problem = integrity_problem(plain_tmp, request.proceed)
+        if problem:
+            raise SnapshotError(f"the copy failed integrity_check: {problem}")
+        connection = _open_frozen(plain_tmp, request.proceed)
+        try:
+            rows = count_rows(connection)
+        except sqlite3.OperationalError as error:
+            raise SnapshotError(f"counting rows: {error}") from None
+        finally:
+            connection.close()
+        size = plain_tmp.stat().st_size
+        digest = sha256_of(plain_tmp, request.proceed)
+        if compressed:
+            _compress(plain_tmp, packed_tmp, request.proceed)
+            plain_tmp.unlink()
+            data_tmp, file_name = packed_tmp, f"{backup_id}.db.zst"
+            file_digest = sha256_of(packed_tmp, request.proceed)
+        else:
+            data_tmp, file_name, file_digest = plain_tmp, f"{backup_id}.db", digest
+        manifest = Manifest(
+            id=backup_id,
+            tier=request.tier,
+            reason=request.reason,
+            created_at=request.created_at,
+            size_bytes=size,
+            sha256=digest,
+            file=file_name,
+            file_size=data_tmp.stat().st_size,
+            file_sha256=file_digest,
+            compression="zstd" if compressed else None,
+            rows=rows,
+            sqlite_version=sqlite_version(),
+            app_version=request.app_version,
+            duration_s=round(time.monotonic() - started, 3),
+        )
+        return manifest, data_tmp
+    except BaseException:
+        plain_tmp.unlink(missing_ok=True)
+        packed_tmp.unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    detail: str
+
+
+def verify_backup(backup: Backup, scratch_dir: Path) -> Verdict:
+    """Re-hash the stored file, then run integrity_check on the database it holds."""
+    manifest = backup.manifest
+    if not backup.data_path.exists():
+        return Verdict(False, f"data file {backup.data_path.name} is missing")
+    actual = sha256_of(backup.data_path)
+    if actual != manifest.file_sha256:
+        return Verdict(False, "sha256 mismatch: stored file is not what was backed up")
+    if manifest.compression is None:
+        problem = integrity_problem(backup.data_path)
+        return Verdict(problem is None, problem or "ok")
+    scratch_dir.mkdir(parents=True, exist_ok=True)
+    plain = scratch_dir / f".verify-{manifest.id}.db"
+    try:
+        try:
+            decompress(backup.data_path, plain)
+        except zstandard.ZstdError as error:
+            return Verdict(False, f"cannot decompress: {error}")
+        if sha256_of(plain) != manifest.sha256:
+            return Verdict(False, "decompressed database does not match its sha256")
+        problem = integrity_problem(plain)
+        return Verdict(problem is None, problem or "ok")
+    finally:
+        plain.unlink(missing_ok=True)
