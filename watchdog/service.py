@@ -291,7 +291,17 @@ class WatchdogService:
             f"bot {reason} with code {code} after {run_seconds:.1f} s; relaunch in {delay:.1f} s"
             + (" (crash loop)" if policy.is_crash_loop(bot.consecutive_failures) else ""),
         )
-        await self._sleep(delay)
+        snapshot_started = self.clock.monotonic()
+        await self._restart_snapshot(f"bot {reason} with code {code}")
+        await self._sleep(delay - (self.clock.monotonic() - snapshot_started))
+
+    async def _restart_snapshot(self, reason: str) -> None:
+        """Before relaunching: a ``restart`` backup, unless nothing changed since the newest one
+        (so a crash loop does not fill the disk)."""
+        if self._database_appeared():
+            await self._check_integrity()
+        if self.state.database.integrity is Integrity.OK:
+            await self._backup("restart", reason, skip_if_unchanged=True)
 
     def _read_heartbeat(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -304,7 +314,7 @@ class WatchdogService:
         while not self._stopping.is_set():
             await self._measure()
             due_at = (self._last_integrity_check or 0) + self.settings.integrity_check_every
-            if self.clock.monotonic() >= due_at:
+            if self.clock.monotonic() >= due_at or self._database_appeared():
                 await self._check_integrity()
             await self._scheduled_backups()
             await self._sleep(MONITOR_EVERY)
@@ -419,6 +429,12 @@ class WatchdogService:
         except FileNotFoundError:
             self.state.database.size_bytes = 0
             self.state.database.exists = False
+
+    def _database_appeared(self) -> bool:
+        """The bot has created the database since it was last seen missing: check it now."""
+        return (
+            self.state.database.integrity is Integrity.MISSING and self.settings.database.exists()
+        )
 
     async def _check_integrity(self) -> None:
         self._last_integrity_check = self.clock.monotonic()

@@ -104,3 +104,40 @@ def test_a_dead_supervision_loop_asks_for_a_restart():
     state = good_state()
     state.loop_error = "supervise: RuntimeError: boom"
     assert assess(state, LIMITS, NOW).http_status == 503
+
+
+def with_backups(state: WatchdogState, ages: dict[str, float]) -> WatchdogState:
+    from watchdog.state import BackupSummary
+
+    state.backups.intervals = {"hourly": 3600, "daily": 86400, "weekly": 604800}
+    state.backups.newest = {
+        tier: BackupSummary(f"id-{tier}", tier, NOW - age, 1_048_576, 1_048_576)
+        for tier, age in ages.items()
+    }
+    state.backups.count = len(ages)
+    return state
+
+
+def test_backups_are_reported_per_tier_with_the_newest_as_last_backup():
+    state = with_backups(good_state(), {"hourly": 600, "daily": 7200, "weekly": 86400})
+    report = assess(state, LIMITS, NOW)
+    assert report.status == "healthy"
+    assert report.document["backups"]["tiers"]["hourly"]["age_s"] == 600
+    assert report.document["database"]["last_backup"] == "1970-01-01T02:36:40+00:00"
+
+
+def test_a_tier_twice_overdue_degrades():
+    state = with_backups(good_state(), {"hourly": 2 * 3600 + 5, "daily": 7200, "weekly": 86400})
+    state.started_at = NOW - 10 * 86400
+    report = assess(state, LIMITS, NOW)
+    assert report.status == "degraded"
+    assert report.document["backups"]["overdue"] == ["hourly"]
+    assert "hourly" in report.checks["backups"].detail
+
+
+def test_a_failed_backup_degrades_with_its_reason():
+    state = with_backups(good_state(), {"hourly": 60, "daily": 60, "weekly": 60})
+    state.backups.last_error = "hourly: not enough disk for a hourly backup: 3.0 MB short"
+    report = assess(state, LIMITS, NOW)
+    assert report.status == "degraded"
+    assert "not enough disk" in report.checks["backups"].detail

@@ -1,0 +1,32 @@
+import signal
+import sys
+
+from tests.helpers import get_json, wait_until
+
+
+def test_status_summarises_the_running_watchdog(cli, processes):
+    assert cli("status").returncode == 3  # nothing answering yet
+    proc = processes.start("watchdog", [sys.executable, "-m", "watchdog", "run"], cli.env)
+    wait_until(
+        lambda: (
+            get_json(f"http://127.0.0.1:{cli.port}/health")[1]["bot"]["status"] == "not_configured"
+        )
+    )
+    done = cli("status")
+    assert done.returncode == 1  # degraded: no token
+    assert "status:   degraded" in done.stdout
+    assert "TELEGRAM_BOT_TOKEN" in done.stdout
+    assert '"status": "degraded"' in cli("status", "--json").stdout
+    proc.popen.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0
+
+
+def test_a_cli_backup_while_the_watchdog_runs(cli, processes):
+    proc = processes.start("watchdog", [sys.executable, "-m", "watchdog", "run"], cli.env)
+    wait_until(
+        lambda: get_json(f"http://127.0.0.1:{cli.port}/health")[1]["backups"]["tiers"]["hourly"]
+    )
+    assert cli("backup").returncode == 0
+    assert cli("verify", "--all").returncode == 0
+    proc.popen.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0

@@ -1,0 +1,180 @@
+"""Bot-like SQLite databases for tests and benchmarks: users and messages with realistic text."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from pathlib import Path
+
+WORDS = [
+    "the",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "you",
+    "that",
+    "it",
+    "he",
+    "was",
+    "for",
+    "on",
+    "are",
+    "as",
+    "with",
+    "his",
+    "they",
+    "at",
+    "be",
+    "this",
+    "have",
+    "from",
+    "or",
+    "one",
+    "had",
+    "by",
+    "word",
+    "but",
+    "not",
+    "what",
+    "all",
+    "were",
+    "we",
+    "when",
+    "your",
+    "can",
+    "said",
+    "there",
+    "use",
+    "an",
+    "each",
+    "which",
+    "she",
+    "do",
+    "how",
+    "their",
+    "if",
+    "will",
+    "up",
+    "other",
+    "about",
+    "out",
+    "many",
+    "then",
+    "them",
+    "these",
+    "so",
+    "some",
+    "her",
+    "would",
+    "make",
+    "like",
+    "him",
+    "into",
+    "time",
+    "has",
+    "look",
+    "two",
+    "more",
+    "write",
+    "go",
+    "see",
+    "number",
+    "no",
+    "way",
+    "could",
+    "people",
+    "my",
+    "than",
+    "first",
+    "water",
+    "been",
+    "call",
+    "who",
+    "oil",
+    "its",
+    "now",
+    "find",
+    "long",
+    "down",
+    "day",
+    "did",
+    "get",
+    "come",
+    "made",
+    "may",
+    "part",
+    "backup",
+    "bot",
+    "telegram",
+    "remember",
+    "note",
+    "search",
+    "hello",
+    "thanks",
+    "tomorrow",
+    "meeting",
+    "coffee",
+    "🙂",
+    "привет",
+    "¿qué",
+    "tal?",
+    "東京",
+]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    id INTEGER PRIMARY KEY, first_name TEXT, username TEXT, first_seen TEXT, last_seen TEXT,
+    message_count INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, chat_id INTEGER NOT NULL,
+    date TEXT NOT NULL, text TEXT
+);
+CREATE INDEX IF NOT EXISTS messages_user ON messages(user_id, date);
+"""
+
+
+def sentence(rng: random.Random) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 40)))
+
+
+def create(path: Path, target_bytes: int, seed: int = 7, users: int = 1000) -> int:
+    """Grow (or create) a WAL database at ``path`` to about ``target_bytes``; returns message rows."""
+    rng = random.Random(seed)
+    connection = sqlite3.connect(path)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=OFF")
+    connection.executescript(SCHEMA)
+    connection.executemany(
+        "INSERT OR IGNORE INTO users (id, first_name, username, first_seen, last_seen, message_count)"
+        " VALUES (?, ?, ?, '2026-01-01T00:00:00', '2026-11-01T00:00:00', 0)",
+        [(uid, f"User{uid}", f"user_{uid}") for uid in range(1, users + 1)],
+    )
+    connection.commit()
+    batch = 5000
+    while path.stat().st_size + _wal_size(path) < target_bytes:
+        connection.executemany(
+            "INSERT INTO messages (user_id, chat_id, date, text) VALUES (?, ?, ?, ?)",
+            [
+                (
+                    uid := rng.randint(1, users),
+                    uid,
+                    f"2026-11-{rng.randint(1, 28):02d}",
+                    sentence(rng),
+                )
+                for _ in range(batch)
+            ],
+        )
+        connection.commit()
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    rows = connection.execute("SELECT count(*) FROM messages").fetchone()[0]
+    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    connection.close()
+    return int(rows)
+
+
+def _wal_size(path: Path) -> int:
+    wal = Path(f"{path}-wal")
+    return wal.stat().st_size if wal.exists() else 0
