@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     backup_offsite_every: Duration = 86400
     backup_git_keep: int = Field(7, ge=1)
     backup_age_key: SecretStr | None = None
+    backup_git_allow_plaintext: bool = False
+    backup_git_timeout: Duration = 120
 
     disk_warn_percent: float = Field(80, gt=0, le=100)
     disk_critical_percent: float = Field(95, gt=0, le=100)
@@ -85,6 +87,7 @@ class Settings(BaseSettings):
         "bot_stop_timeout",
         "bot_restart_backoff_max",
         "shutdown_budget",
+        "backup_git_timeout",
         mode="before",
     )
     @classmethod
