@@ -96,3 +96,13 @@ def count_rows(connection: sqlite3.Connection) -> dict[str, int]:
         quoted = '"' + name.replace('"', '""') + '"'
         counts[name] = int(connection.execute(f"SELECT count(*) FROM {quoted}").fetchone()[0])
     return counts
+
+
+def create_empty_database(path: Path) -> None:
+    """A valid, empty WAL database (what the bot starts from after a loss with no backup), so a
+    missing file is never mistaken for a first run, nor for a loss to recover, again."""
+    connection = sqlite3.connect(path)
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+    finally:
+        connection.close()

@@ -126,6 +126,19 @@ def check_backups(state: WatchdogState, now: float) -> Check:
     return Check(HEALTHY, f"{backups.count} verified backups")
 
 
+FRESH_START_LOUD_FOR = 7 * 86400.0
+"""How long a start on an empty database (no usable backup) keeps /health degraded."""
+
+
+def check_recovery(state: WatchdogState, now: float) -> Check:
+    recovery = state.recovery
+    if recovery.fresh_start_at is not None and now - recovery.fresh_start_at < FRESH_START_LOUD_FOR:
+        return Check(DEGRADED, recovery.fresh_start_reason or "started on a fresh database")
+    if recovery.last is not None:
+        return Check(HEALTHY, f"last recovery: restored from {recovery.last['restored_from']}")
+    return Check(HEALTHY, "no recovery needed")
+
+
 def check_supervision(state: WatchdogState, limits: Thresholds, now: float) -> Check:
     if state.loop_error:
         return Check(UNHEALTHY, f"supervision loop failed: {state.loop_error}", True)
@@ -143,6 +156,7 @@ def assess(state: WatchdogState, limits: Thresholds, now: float) -> HealthReport
         "disk": check_disk(state, limits),
         "bot": check_bot(state, limits, now),
         "backups": check_backups(state, now),
+        "recovery": check_recovery(state, now),
         "supervision": check_supervision(state, limits, now),
     }
     status = max((check.status for check in checks.values()), key=_RANK.__getitem__)
@@ -197,6 +211,12 @@ def assess(state: WatchdogState, limits: Thresholds, now: float) -> HealthReport
             "overdue": overdue(state, now),
             "last_error": state.backups.last_error,
             "offsite": None,
+        },
+        "recovery": {
+            "count": state.recovery.count,
+            "last_at": _iso(state.recovery.last_at),
+            "last": state.recovery.last,
+            "fresh_start_at": _iso(state.recovery.fresh_start_at),
         },
         "checks": {name: check.as_dict() for name, check in checks.items()},
     }

@@ -97,7 +97,9 @@ def recover(
             temporary.unlink(missing_ok=True)
 
     for entry in list_quarantine(layout):
-        if moved is not None and entry.folder == moved.folder:
+        pending = entry.note.get("salvage", {}).get("status") == "pending"
+        if pending and not entry.note.get("restored_from"):
+            # This recovery's quarantine, or one an interrupted recovery left before installing.
             entry = update_note(entry, restored_from=result.restored_from, source=result.source)
         report = finish_salvage(layout, entry, fresh=result.fresh)
         if report is not None and moved is not None and entry.folder == moved.folder:

@@ -27,3 +27,10 @@ def candidates_newest_first(backups_oldest_first: Sequence[B]) -> list[B]:
     """Every verified local backup, newest first across all tiers: a restart snapshot taken a
     minute ago beats last night's daily one. The catalogue lists oldest first."""
     return list(reversed(backups_oldest_first))
+
+
+def vanished_tables(known: set[str], current: set[str]) -> set[str]:
+    """Tables seen in this database before and gone now. A schema only grows here, so a loss
+    means the file is not the one we had: most often a ``-wal`` from another database, which
+    SQLite replays without complaint (integrity_check then passes on the wrong data)."""
+    return known - current

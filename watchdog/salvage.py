@@ -124,7 +124,17 @@ def scan_rows(connection: sqlite3.Connection, table: str, report: SalvageReport)
 
 
 def salvage_to(damaged: Path, wal: Path | None, target: Path, report: SalvageReport) -> None:
-    """Copy every readable row of the mergeable tables into a new database at ``target``."""
+    """Copy every readable row of the mergeable tables into a database at ``target``.
+
+    Read twice: with the file's ``-wal`` (where the newest commits are) and from the main file
+    alone (in case the ``-wal`` is foreign or torn); rows are kept once per rowid.
+    """
+    views = [wal, None] if wal is not None and wal.exists() else [None]
+    for view in views:
+        _salvage_view(damaged, view, target, report)
+
+
+def _salvage_view(damaged: Path, wal: Path | None, target: Path, report: SalvageReport) -> None:
     with tempfile.TemporaryDirectory(prefix="salvage-", dir=target.parent) as workdir:
         try:
             source = _open_damaged(Path(workdir), damaged, wal)
@@ -142,10 +152,17 @@ def salvage_to(damaged: Path, wal: Path | None, target: Path, report: SalvageRep
                         continue
                     if not columns:
                         continue
-                    names = ", ".join(_quote(c) for c in ["_rowid", *columns])
-                    out.execute(f"CREATE TABLE IF NOT EXISTS {_quote(table)} ({names})")
+                    names = ", ".join(_quote(c) for c in columns)
+                    out.execute(
+                        f"CREATE TABLE IF NOT EXISTS {_quote(table)} "
+                        f"(_rowid INTEGER PRIMARY KEY, {names})"
+                    )
+                    salvaged_columns = _columns(out, table)[1:]
+                    if salvaged_columns != columns:
+                        report.problems.append(f"{table}: the two views disagree on its columns")
+                        continue
                     marks = ", ".join("?" for _ in range(len(columns) + 1))
-                    insert = f"INSERT INTO {_quote(table)} VALUES ({marks})"
+                    insert = f"INSERT OR IGNORE INTO {_quote(table)} VALUES ({marks})"
                     count = 0
                     batch: list[tuple] = []
                     for row in scan_rows(source, table, report):
@@ -157,7 +174,7 @@ def salvage_to(damaged: Path, wal: Path | None, target: Path, report: SalvageRep
                     out.executemany(insert, batch)
                     count += len(batch)
                     out.commit()
-                    report.read[table] = count
+                    report.read[table] = max(report.read.get(table, 0), count)
             finally:
                 out.close()
         finally:

@@ -15,16 +15,25 @@ import sys
 import time
 from pathlib import Path
 
-from conf.exitcodes import EXIT_NOT_CONFIGURED
+from conf.exitcodes import EXIT_DATABASE, EXIT_NOT_CONFIGURED
 from conf.layout import DataLayout
 from conf.settings import Settings
 from watchdog import policy, schedule
+from watchdog.alerts import Alerter
 from watchdog.backups import BackupKeeper, BackupSkipped, Outcome
 from watchdog.child import BotProcess, reap_leftover_bot
 from watchdog.clock import Clock, SystemClock
-from watchdog.database import check_database, sqlite_version
+from watchdog.database import (
+    DatabaseCheck,
+    check_database,
+    create_empty_database,
+    sqlite_version,
+)
 from watchdog.disk import read_disk
 from watchdog.health import HealthReport, Thresholds, assess
+from watchdog.recovery import RecoveryResult, recover, resume_pending_salvage
+from watchdog.recovery_plan import recovery_reason, vanished_tables
+from watchdog.restore import cleanup_restore_leftovers
 from watchdog.snapshot import Proceed, SnapshotError
 from watchdog.state import BackupSummary, BotPhase, Integrity, WatchdogState
 from watchdog.statefile import load_state, update_state
@@ -69,10 +78,13 @@ class WatchdogService:
             app_version=app_version(),
         )
         self._backup_lock = asyncio.Lock()
+        self._alerter = Alerter.from_settings(settings)
         self._stopping = asyncio.Event()
         self._preflight_done = asyncio.Event()
         self._bot: BotProcess | None = None
         self._last_integrity_check: float | None = None
+        self._recovering = False
+        self._database_seen: bool | None = None
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -131,9 +143,15 @@ class WatchdogService:
         removed = await asyncio.to_thread(self.keeper.cleanup)
         for path in removed:
             log.warning("removed %s, left by an interrupted backup (never a verified backup)", path)
+        for path in await asyncio.to_thread(cleanup_restore_leftovers, self.layout):
+            log.warning("removed %s, left by an interrupted restore (a copy of a backup)", path)
         await self._refresh_backups()
         await self._measure()
         await self._check_integrity()
+        await self._maybe_recover()
+        if self.state.database.integrity is Integrity.OK:
+            for report in await asyncio.to_thread(resume_pending_salvage, self.layout):
+                self._event("recovery", f"finished an interrupted salvage: merged {report.merged}")
         await self._deploy_snapshot()
         self._preflight_done.set()
 
@@ -204,6 +222,8 @@ class WatchdogService:
         return env
 
     def _launchable(self) -> bool:
+        if self._recovering:
+            return False
         return self.state.database.integrity in (Integrity.OK, Integrity.MISSING)
 
     async def _supervise(self) -> None:
@@ -214,7 +234,8 @@ class WatchdogService:
             if not self._launchable():
                 if bot.phase is not BotPhase.HELD:
                     bot.phase = BotPhase.HELD
-                    bot.message = f"bot held: database {self.state.database.integrity.value}"
+                    what = "recovering" if self._recovering else self.state.database.integrity.value
+                    bot.message = f"bot held: database {what}"
                     log.error(
                         "%s (%s); not launching the bot", bot.message, self.state.database.detail
                     )
@@ -280,6 +301,10 @@ class WatchdogService:
             return
         if self._stopping.is_set():
             return
+        if code == EXIT_DATABASE:
+            log.error("the bot could not use the database: checking it now")
+            await self._check_integrity()
+            await self._maybe_recover()
         bot.consecutive_failures = policy.failures_after_exit(bot.consecutive_failures, run_seconds)
         delay = policy.restart_delay(
             bot.consecutive_failures, self.settings.bot_restart_backoff_max
@@ -314,8 +339,12 @@ class WatchdogService:
         while not self._stopping.is_set():
             await self._measure()
             due_at = (self._last_integrity_check or 0) + self.settings.integrity_check_every
-            if self.clock.monotonic() >= due_at or self._database_appeared():
+            vanished = (
+                self.state.database.integrity is Integrity.OK and not self.state.database.exists
+            )
+            if self.clock.monotonic() >= due_at or self._database_appeared() or vanished:
                 await self._check_integrity()
+                await self._maybe_recover()
             await self._scheduled_backups()
             await self._sleep(MONITOR_EVERY)
 
@@ -442,9 +471,19 @@ class WatchdogService:
         db = self.state.database
         db.checked_at = self.clock.time()
         db.check_seconds = result.seconds
+        if result.state == "ok":
+            vanished = await self._vanished_tables(set(result.tables))
+            if vanished:
+                result = DatabaseCheck(
+                    "corrupt",
+                    f"tables missing since the last check: {', '.join(sorted(vanished))} "
+                    "(a foreign or stale -wal?)",
+                    result.size_bytes,
+                )
         db.detail = result.detail
         if result.state == "ok":
             db.integrity = Integrity.OK
+            await self._note_database_seen()
             db.tables = result.tables
             db.size_bytes = result.size_bytes
             log.info(
@@ -465,6 +504,92 @@ class WatchdogService:
                 self._event(
                     "database", f"database failed its check: {result.detail}", logging.ERROR
                 )
+
+    # -- recovery -----------------------------------------------------------------------------
+
+    async def _note_database_seen(self) -> None:
+        """Remember that a database existed here: from now on a missing one is a loss."""
+        if self._database_seen:
+            return
+        await asyncio.to_thread(update_state, self.layout.state_file, database_seen=True)
+        self._database_seen = True
+
+    async def _vanished_tables(self, current: set[str]) -> set[str]:
+        """Compare with the tables recorded before; record any new ones."""
+        state = await asyncio.to_thread(load_state, self.layout.state_file)
+        known = set(state.get("known_tables", []))
+        vanished = vanished_tables(known, current)
+        if not vanished and not current <= known:
+            await asyncio.to_thread(
+                update_state, self.layout.state_file, known_tables=sorted(known | current)
+            )
+        return vanished
+
+    async def _was_database_seen(self) -> bool:
+        if self._database_seen is None:
+            state = await asyncio.to_thread(load_state, self.layout.state_file)
+            self._database_seen = bool(state.get("database_seen"))
+        return self._database_seen
+
+    async def _maybe_recover(self) -> None:
+        db = self.state.database
+        if db.integrity not in (Integrity.CORRUPT, Integrity.MISSING):
+            return
+        reason = recovery_reason(
+            db.integrity.value,
+            db.detail or "",
+            await self._was_database_seen(),
+            self.state.backups.count > 0,
+        )
+        if reason is None:
+            return
+        await self._recover(reason, db.detail or "")
+
+    async def _recover(self, reason: str, detail: str) -> RecoveryResult | None:
+        """Stop the bot, then the blocking recovery in a thread; the bot is held throughout."""
+        await self._backup_lock.acquire()
+        self._recovering = True
+        try:
+            self._event("recovery", f"recovering the database: {reason}", logging.ERROR)
+            bot = self._bot
+            if bot is not None and bot.returncode is None:
+                await bot.stop(self.settings.bot_stop_timeout)
+            result = await asyncio.to_thread(
+                recover, self.layout, reason, detail, self.clock.time(), self._offsite_fetch()
+            )
+            # What we restored (or start afresh with) defines the tables from now on.
+            await asyncio.to_thread(update_state, self.layout.state_file, known_tables=[])
+            if result.fresh:
+                await asyncio.to_thread(create_empty_database, self.layout.database)
+                await asyncio.to_thread(
+                    update_state,
+                    self.layout.state_file,
+                    fresh_start_at=self.clock.time(),
+                    fresh_start_reason=result.summary(),
+                )
+            self.state.recovery.record(self.clock.time(), result)
+            self._event(
+                "recovery",
+                result.summary(),
+                logging.CRITICAL if result.fresh else logging.WARNING,
+            )
+            await self._alert(("🚨 " if result.fresh else "♻️ ") + result.summary())
+        finally:
+            self._recovering = False
+            self._backup_lock.release()
+        await self._refresh_backups()
+        await self._check_integrity()
+        self.state.bot.consecutive_failures = 0
+        return result
+
+    def _offsite_fetch(self):  # type: ignore[no-untyped-def]
+        """The offsite store's fetch, when one is configured (the recovery's last resort)."""
+        return None
+
+    async def _alert(self, text: str) -> None:
+        """Tell the admins (ADMIN_IDS) on Telegram; never blocks recovery on failure."""
+        if self._alerter is not None:
+            await self._alerter.send(text)
 
     # -- helpers ------------------------------------------------------------------------------
 

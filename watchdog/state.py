@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class BotPhase(StrEnum):
@@ -101,6 +102,31 @@ class BackupsState:
 
 
 @dataclass
+class RecoveryState:
+    count: int = 0
+    last_at: float | None = None
+    last: dict[str, Any] | None = None
+    fresh_start_at: float | None = None
+    fresh_start_reason: str | None = None
+
+    def record(self, at: float, result: Any) -> None:
+        self.count += 1
+        self.last_at = at
+        self.last = {
+            "reason": result.reason,
+            "restored_from": result.restored_from,
+            "source": result.source,
+            "rejected": list(result.rejected),
+            "quarantine": result.quarantine,
+            "salvage": result.salvage,
+            "seconds": round(result.seconds, 3),
+        }
+        if result.fresh:
+            self.fresh_start_at = at
+            self.fresh_start_reason = result.summary()
+
+
+@dataclass
 class Event:
     at: float
     kind: str
@@ -114,6 +140,7 @@ class WatchdogState:
     database: DatabaseState = field(default_factory=DatabaseState)
     storage: StorageState = field(default_factory=StorageState)
     backups: BackupsState = field(default_factory=BackupsState)
+    recovery: RecoveryState = field(default_factory=RecoveryState)
     loop_tick: float | None = None
     loop_error: str | None = None
     events: deque[Event] = field(default_factory=lambda: deque(maxlen=50))
