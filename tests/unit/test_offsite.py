@@ -1,0 +1,319 @@
+"""The offsite store's pure parts: scheduling, packing, the git environment, settings checks."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import os
+from pathlib import Path
+
+import pytest
+from pyrage import x25519
+
+from watchdog.offsite import OffsiteError, OffsiteStore, offsite_due, retry_delay, should_alert
+from watchdog.offsite.git import GitRunner, Result, check_url
+from watchdog.offsite.package import (
+    MAX_PART_SIZE,
+    PART_SIZE,
+    Package,
+    check_part_size,
+    pack,
+    parse_identity,
+    unpack,
+)
+
+TOKEN = "ghp_unitTestToken0123456789abcdef"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# -- scheduling ----------------------------------------------------------------------------
+
+
+def test_offsite_is_due_when_never_pushed_or_older_than_the_interval():
+    assert offsite_due(1000.0, None, 86400)
+    assert not offsite_due(1000.0, 900.0, 86400)
+    assert offsite_due(100_000.0, 10_000.0, 86400)
+    assert offsite_due(100_000.0, 100_000.0 + 10 * 86400, 86400)  # the clock went back
+
+
+def test_retry_delay_grows_and_is_capped():
+    delays = [retry_delay(n) for n in range(0, 12)]
+    assert delays[0] == 0
+    assert delays[1:4] == [60.0, 120.0, 240.0]
+    assert all(b >= a for a, b in itertools.pairwise(delays))
+    assert max(delays) == 3600.0
+    assert retry_delay(10_000) == 3600.0
+    assert [n for n in range(10) if should_alert(n)] == [3]
+
+
+# -- packing -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def identity() -> x25519.Identity:
+    return x25519.Identity.generate()
+
+
+def payload(tmp_path: Path, size: int) -> Path:
+    path = tmp_path / "plain.bin"
+    with path.open("wb") as handle:  # half compressible, half not
+        handle.write(os.urandom(size // 2))
+        handle.write(b"erixcast " * ((size - size // 2) // 9))
+    return path
+
+
+@pytest.mark.parametrize("part_size", [1024, 50_000, PART_SIZE])
+def test_pack_unpack_round_trip_in_parts(tmp_path, identity, part_size):
+    source = payload(tmp_path, 300_000)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    package, paths = pack(
+        source, compressed=False, recipient=identity.to_public(), folder=folder, part_size=part_size
+    )
+    assert package.encrypted and package.recipient == str(identity.to_public())
+    assert len(paths) == len(package.parts) == -(-package.stored_size // part_size)
+    assert all(path.stat().st_size <= part_size for path in paths)
+    assert all(part.name.endswith(".zst.age") for part in package.parts)
+    assert Package.from_dict(package.to_dict()) == package
+    target = tmp_path / "back.bin"
+    unpack("x", package, paths, identity, target)
+    assert sha256(target) == sha256(source)
+
+
+def test_plaintext_pack_is_still_compressed(tmp_path):
+    source = tmp_path / "plain.bin"
+    source.write_bytes(b"hello offsite " * 50_000)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    package, paths = pack(source, compressed=False, recipient=None, folder=folder, part_size=4096)
+    assert not package.encrypted and package.recipient is None
+    assert package.stored_size < source.stat().st_size / 10
+    target = tmp_path / "back.bin"
+    unpack("x", package, paths, None, target)
+    assert target.read_bytes() == source.read_bytes()
+
+
+def test_an_already_compressed_backup_is_not_compressed_twice(tmp_path, identity):
+    import zstandard
+
+    plain = payload(tmp_path, 100_000)
+    packed = tmp_path / "b.db.zst"
+    packed.write_bytes(zstandard.ZstdCompressor().compress(plain.read_bytes()))
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    package, paths = pack(packed, compressed=True, recipient=identity.to_public(), folder=folder)
+    # age adds a small header and 16 bytes per 64 KiB chunk, nothing more
+    assert package.stored_size - packed.stat().st_size < 1024
+    target = tmp_path / "back.bin"
+    unpack("x", package, paths, identity, target)
+    assert target.read_bytes() == plain.read_bytes()
+
+
+def test_wrong_key_is_a_clear_error(tmp_path, identity):
+    source = payload(tmp_path, 10_000)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    package, paths = pack(source, compressed=False, recipient=identity.to_public(), folder=folder)
+    other = x25519.Identity.generate()
+    with pytest.raises(OffsiteError) as caught:
+        unpack("b1", package, paths, other, tmp_path / "out")
+    assert caught.value.kind == "key"
+    assert "age key does not open" in str(caught.value)
+    assert str(identity.to_public()) in str(caught.value)
+    assert str(other) not in str(caught.value)
+    with pytest.raises(OffsiteError, match="BACKUP_AGE_KEY is needed") as caught:
+        unpack("b1", package, paths, None, tmp_path / "out")
+    assert caught.value.kind == "key"
+
+
+def test_a_damaged_part_is_named(tmp_path, identity):
+    source = payload(tmp_path, 20_000)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    package, paths = pack(
+        source, compressed=False, recipient=identity.to_public(), folder=folder, part_size=4096
+    )
+    data = bytearray(paths[1].read_bytes())
+    data[100] ^= 0xFF
+    paths[1].write_bytes(bytes(data))
+    with pytest.raises(OffsiteError, match=r"part part-0001\.zst\.age is corrupt") as caught:
+        unpack("b1", package, paths, identity, tmp_path / "out")
+    assert caught.value.kind == "corrupt"
+    with pytest.raises(OffsiteError, match="parts are missing"):
+        unpack("b1", package, paths[:-1], identity, tmp_path / "out")
+
+
+def test_part_size_stays_under_45_mb():
+    assert PART_SIZE < MAX_PART_SIZE == 45_000_000
+    assert check_part_size(MAX_PART_SIZE - 1) == MAX_PART_SIZE - 1
+    for bad in (MAX_PART_SIZE, 100_000_000, 0, 10):
+        with pytest.raises(ValueError):
+            check_part_size(bad)
+
+
+def test_age_identity_parsing(identity):
+    key = str(identity)
+    assert str(parse_identity(key).to_public()) == str(identity.to_public())
+    keygen_file = f"# created: 2026-01-01\n# public key: {identity.to_public()}\n{key}\n"
+    assert str(parse_identity(keygen_file).to_public()) == str(identity.to_public())
+    for bad in ("", "age1abc", "AGE-SECRET-KEY-1NOTVALID", f"{key}\n{key}"):
+        with pytest.raises(OffsiteError) as caught:
+            parse_identity(bad)
+        assert caught.value.kind == "config"
+        assert "AGE-SECRET-KEY-1NOTVALID" not in str(caught.value)
+        assert key not in str(caught.value)
+
+
+# -- the git environment -------------------------------------------------------------------
+
+
+def runner(url: str = "https://git.example.com/o/r.git", token: str | None = TOKEN) -> GitRunner:
+    return GitRunner(url, token=token, timeout=5, local_timeout=5)
+
+
+def test_the_token_travels_in_the_environment_only_and_only_to_the_network():
+    git = runner()
+    env = git.environment(network=True)
+    header = "Authorization: Basic " + base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()
+    keys = {env[f"GIT_CONFIG_KEY_{i}"]: i for i in range(int(env["GIT_CONFIG_COUNT"]))}
+    slot = keys["http.https://git.example.com/o/r.git.extraheader"]
+    assert env[f"GIT_CONFIG_VALUE_{slot}"] == header
+    assert env["GIT_TERMINAL_PROMPT"] == "0"
+    assert env["GIT_ASKPASS"] == ""
+    assert env[f"GIT_CONFIG_VALUE_{keys['credential.helper']}"] == ""
+    assert not any(TOKEN in value for value in env.values())  # only its base64 form
+    local = git.environment(network=False)
+    assert not any(header in value or "extraheader" in value for value in local.values())
+
+
+def test_inherited_git_tracing_is_not_passed_on(monkeypatch):
+    monkeypatch.setenv("GIT_TRACE_CURL", "1")
+    monkeypatch.setenv("GIT_TRACE_REDACT", "0")
+    monkeypatch.setenv("GIT_CONFIG_PARAMETERS", "'http.extraheader=x'")
+    env = runner().environment(network=True)
+    assert "GIT_TRACE_CURL" not in env and "GIT_TRACE_REDACT" not in env
+    assert "GIT_CONFIG_PARAMETERS" not in env
+
+
+def test_no_header_for_non_http_urls():
+    env = runner("/srv/backups.git").environment(network=True)
+    assert not any("extraheader" in value for value in env.values())
+
+
+def test_errors_are_scrubbed_and_classified():
+    git = runner()
+    header = "Authorization: Basic " + base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()
+    stderr = (
+        f"fatal: unable to access 'https://x-access-token:{TOKEN}@git.example.com/o/r.git/': "
+        f"The requested URL returned error: 403\n> {header}\ntoken={TOKEN}\n"
+    )
+    error = git.failure("pushing", Result(128, b"", stderr))
+    assert error.kind == "auth"
+    text = str(error)
+    assert TOKEN not in text and header.split()[-1] not in text
+    assert "pushing: the git server refused the credentials" in text
+    assert git.failure("x", Result(128, b"", "Could not resolve host: nowhere")).kind == (
+        "unreachable"
+    )
+    assert git.failure("x", Result(128, b"", "remote: Repository not found.")).kind == "not_found"
+    assert git.failure("x", Result(1, b"", "something odd")).kind == "git"
+
+
+def test_urls_that_would_leak_the_token_are_refused():
+    with pytest.raises(OffsiteError, match="must not contain credentials"):
+        check_url(f"https://x-access-token:{TOKEN}@github.com/o/r.git", has_token=False)
+    with pytest.raises(OffsiteError, match="plain http"):
+        check_url("http://git.example.com/o/r.git", has_token=True)
+    check_url("http://127.0.0.1:8080/r.git", has_token=True)
+    check_url("http://git.example.com/o/r.git", has_token=False)
+    check_url("/srv/backups.git", has_token=False)
+    check_url("https://github.com/o/r.git", has_token=True)
+
+
+def test_a_timeout_kills_git_and_says_so(tmp_path):
+    git = GitRunner("/nowhere", token=None, timeout=0.5, local_timeout=0.5)
+    import time
+
+    # a shell alias makes git itself run something slow, in git's own process group
+
+    started = time.monotonic()
+    with pytest.raises(OffsiteError, match=r"timed out after 0\.5 s") as caught:
+        git.run(["-c", "alias.slow=!sleep 30", "slow"], what="slow git", extra_env={"HOME": "/"})
+    assert caught.value.kind == "timeout"
+    assert time.monotonic() - started < 5
+
+
+# -- building a store ----------------------------------------------------------------------
+
+
+def store(tmp_path: Path, **overrides) -> OffsiteStore:
+    options = {
+        "token": TOKEN,
+        "age_identity": None,
+        "allow_plaintext": False,
+        "keep": 3,
+        "timeout": 5.0,
+    }
+    options.update(overrides)
+    return OffsiteStore(
+        "https://github.com/o/r.git", "db-backups", tmp_path / "offsite" / "cache.git", **options
+    )
+
+
+def test_no_age_key_no_push_unless_plaintext_is_allowed(tmp_path):
+    with pytest.raises(OffsiteError, match="BACKUP_AGE_KEY") as caught:
+        store(tmp_path)
+    assert caught.value.kind == "config"
+    assert "BACKUP_GIT_ALLOW_PLAINTEXT" in str(caught.value)
+    assert store(tmp_path, allow_plaintext=True).recipient is None
+    assert store(tmp_path, read_only=True).recipient is None
+    identity = x25519.Identity.generate()
+    assert store(tmp_path, age_identity=str(identity)).recipient == str(identity.to_public())
+
+
+def test_bad_settings_are_refused_without_showing_secrets(tmp_path):
+    with pytest.raises(OffsiteError) as caught:
+        store(tmp_path, age_identity="AGE-SECRET-KEY-1BROKEN")
+    assert "AGE-SECRET-KEY-1BROKEN" not in str(caught.value)
+    with pytest.raises(OffsiteError, match="KEEP"):
+        store(tmp_path, allow_plaintext=True, keep=0)
+    for branch in ("", "-x", "a..b", "a b", "refs/heads/x", "x.lock"):
+        with pytest.raises(OffsiteError, match="BACKUP_GIT_BRANCH"):
+            OffsiteStore(
+                "/srv/r.git",
+                branch,
+                tmp_path / "c.git",
+                token=None,
+                age_identity=None,
+                allow_plaintext=True,
+                keep=3,
+                timeout=5,
+            )
+
+
+def test_from_settings(tmp_path, monkeypatch):
+    from conf.settings import Settings
+
+    for name in list(os.environ):
+        if name.startswith("BACKUP_"):
+            monkeypatch.delenv(name)
+    identity = x25519.Identity.generate()
+    base = {"data_dir": tmp_path / "data", "_env_file": None}
+    assert OffsiteStore.from_settings(Settings(**base)) is None
+    settings = Settings(
+        **base,
+        backup_git_url="https://github.com/o/r.git",
+        backup_git_token=TOKEN,
+        backup_age_key=str(identity),
+        backup_git_keep=4,
+        backup_git_timeout="30s",
+    )
+    built = OffsiteStore.from_settings(settings)
+    assert built is not None
+    assert built.cache_dir == (tmp_path / "data").resolve() / "offsite" / "cache.git"
+    assert (built.keep, built.timeout, built.branch) == (4, 30.0, "db-backups")
+    assert built.recipient == str(identity.to_public())

@@ -1,0 +1,75 @@
+"""Restore drills: prove each tier's newest backup can really be restored, without touching the
+live database: materialize it into a scratch file, re-check its sha256 and integrity, and read
+every table back to the row counts its manifest recorded."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from watchdog.catalogue import Backup, Catalogue
+from watchdog.database import count_rows
+from watchdog.restore import materialize
+from watchdog.snapshot import integrity_problem, sha256_of
+
+DRILL_EVERY = 86400.0
+
+
+@dataclass(frozen=True)
+class DrillResult:
+    tier: str
+    id: str
+    ok: bool
+    detail: str
+    seconds: float
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def drill_one(backup: Backup, scratch: Path) -> DrillResult:
+    started = time.monotonic()
+    scratch.mkdir(parents=True, exist_ok=True)
+    target = scratch / f".drill-{backup.id}.db"
+
+    def result(ok: bool, detail: str) -> DrillResult:
+        return DrillResult(backup.tier, backup.id, ok, detail, round(time.monotonic() - started, 3))
+
+    try:
+        if not backup.data_path.exists():
+            return result(False, "data file missing")
+        if sha256_of(backup.data_path) != backup.manifest.file_sha256:
+            return result(False, "stored file does not match its sha256")
+        materialize(backup, target)
+        if sha256_of(target) != backup.manifest.sha256:
+            return result(False, "restored database does not match its sha256")
+        problem = integrity_problem(target)
+        if problem:
+            return result(False, f"integrity_check: {problem}")
+        connection = sqlite3.connect(f"file:{target}?mode=ro&immutable=1", uri=True)
+        try:
+            rows = count_rows(connection)
+        finally:
+            connection.close()
+        if rows != backup.manifest.rows:
+            return result(False, f"row counts differ from the manifest: {rows}")
+        return result(True, f"restored and read back: {sum(rows.values())} rows")
+    except (OSError, sqlite3.DatabaseError, ValueError) as error:
+        return result(False, f"{type(error).__name__}: {error}")
+    finally:
+        target.unlink(missing_ok=True)
+
+
+def run_drill(catalogue: Catalogue, scratch: Path) -> list[DrillResult]:
+    """The newest backup of every tier that has one."""
+    return [
+        drill_one(backup, scratch)
+        for backup in catalogue.newest_by_tier().values()
+        if backup is not None
+    ]
+
+
+def drill_due(now: float, last_drill_at: float | None, every: float = DRILL_EVERY) -> bool:
+    return last_drill_at is None or last_drill_at > now + 300 or now - last_drill_at >= every
