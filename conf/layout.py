@@ -57,6 +57,11 @@ class DataLayout:
         return self.run / "bot.pid"
 
     @property
+    def admin_file(self) -> Path:
+        """Where local commands find the running watchdog's admin API (mode 0600)."""
+        return self.run / "admin.json"
+
+    @property
     def state_file(self) -> Path:
         return self.root / "watchdog-state.json"
 

@@ -18,11 +18,22 @@ class RedactingFormatter(logging.Formatter):
 
     def __init__(self, fmt: str, secrets: Iterable[str]) -> None:
         super().__init__(fmt)
+        self._secrets: list[str] = []
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
         # Longest first, so a secret that contains another is replaced whole.
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._secrets = sorted({*self._secrets, *(s for s in secrets if s)}, key=len, reverse=True)
 
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record), self._secrets)
+
+
+def add_secret(value: str) -> None:
+    """Redact a secret made at run time (the admin API's) from every configured handler."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler.formatter, RedactingFormatter):
+            handler.formatter.add([value])
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:

@@ -25,6 +25,7 @@ class Thresholds:
     disk_critical_percent: float
     heartbeat_timeout: float
     integrity_check_every: float
+    offsite_every: float = 86400.0
     loop_stall_after: float = 30.0
 
 
@@ -139,6 +140,31 @@ def check_recovery(state: WatchdogState, now: float) -> Check:
     return Check(HEALTHY, "no recovery needed")
 
 
+def check_offsite(state: WatchdogState, offsite_every: float, now: float) -> Check:
+    offsite = state.offsite
+    if not offsite.enabled:
+        if offsite.last_error:
+            return Check(DEGRADED, f"offsite backups off: {offsite.last_error}")
+        return Check(HEALTHY, "offsite backups not configured")
+    if offsite.failures:
+        return Check(
+            DEGRADED, f"{offsite.failures} failed pushes in a row; last: {offsite.last_error}"
+        )
+    if offsite.newest_at is not None and now - offsite.newest_at > 2 * offsite_every:
+        return Check(DEGRADED, f"newest offsite backup is {now - offsite.newest_at:.0f} s old")
+    return Check(HEALTHY, f"newest offsite backup {offsite.newest_id or 'pending'}")
+
+
+def check_drill(state: WatchdogState) -> Check:
+    failed = state.drill.failed
+    if failed:
+        names = ", ".join(f"{r['tier']} {r['id']}: {r['detail']}" for r in failed)
+        return Check(DEGRADED, f"restore drill failed: {names}")
+    if state.drill.last_at is None:
+        return Check(HEALTHY, "no restore drill yet")
+    return Check(HEALTHY, f"restore drill passed for {len(state.drill.results)} tiers")
+
+
 def check_supervision(state: WatchdogState, limits: Thresholds, now: float) -> Check:
     if state.loop_error:
         return Check(UNHEALTHY, f"supervision loop failed: {state.loop_error}", True)
@@ -157,6 +183,8 @@ def assess(state: WatchdogState, limits: Thresholds, now: float) -> HealthReport
         "bot": check_bot(state, limits, now),
         "backups": check_backups(state, now),
         "recovery": check_recovery(state, now),
+        "offsite": check_offsite(state, limits.offsite_every, now),
+        "drill": check_drill(state),
         "supervision": check_supervision(state, limits, now),
     }
     status = max((check.status for check in checks.values()), key=_RANK.__getitem__)
@@ -210,7 +238,18 @@ def assess(state: WatchdogState, limits: Thresholds, now: float) -> HealthReport
             "count": state.backups.count,
             "overdue": overdue(state, now),
             "last_error": state.backups.last_error,
-            "offsite": None,
+            "offsite": {
+                "enabled": state.offsite.enabled,
+                "newest_id": state.offsite.newest_id,
+                "age_s": _age(now, state.offsite.newest_at),
+                "last_success": _iso(state.offsite.last_success_at),
+                "failures": state.offsite.failures,
+                "last_error": state.offsite.last_error,
+            },
+            "drill": {
+                "last_at": _iso(state.drill.last_at),
+                "ok": not state.drill.failed if state.drill.last_at else None,
+            },
         },
         "recovery": {
             "count": state.recovery.count,

@@ -141,3 +141,23 @@ def resume_pending_salvage(layout: DataLayout) -> list[SalvageReport]:
         if report is not None:
             reports.append(report)
     return reports
+
+
+def restore_from_offsite(layout: DataLayout, store: object, wanted: str, now: float) -> str:
+    """An operator's restore from the offsite branch (``latest`` or an id): fetch and verify
+    first, then quarantine the live database and install. Blocking; the bot must be stopped."""
+    temporary = layout.database.parent / f"{RESTORE_PREFIX}offsite.db"
+    try:
+        manifest = store.fetch(None if wanted == "latest" else wanted, temporary)  # type: ignore[attr-defined]
+        moved = quarantine_database(
+            layout, f"restore of offsite backup {manifest.id}", "set aside by an operator", now
+        )
+        install_file(layout, temporary, manifest)
+    finally:
+        temporary.unlink(missing_ok=True)
+    if moved is not None:
+        update_note(
+            moved, restored_from=manifest.id, salvage={"status": "not merged (manual restore)"}
+        )
+    kept = f"; the previous database is kept in {moved.folder}" if moved else ""
+    return f"restored offsite backup {manifest.id}{kept}"

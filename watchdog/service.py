@@ -17,8 +17,10 @@ from pathlib import Path
 
 from conf.exitcodes import EXIT_DATABASE, EXIT_NOT_CONFIGURED
 from conf.layout import DataLayout
+from conf.logging import add_secret
 from conf.settings import Settings
 from watchdog import policy, schedule
+from watchdog.admin import AdminEndpoint, start_admin
 from watchdog.alerts import Alerter
 from watchdog.backups import BackupKeeper, BackupSkipped, Outcome
 from watchdog.child import BotProcess, reap_leftover_bot
@@ -30,10 +32,20 @@ from watchdog.database import (
     sqlite_version,
 )
 from watchdog.disk import read_disk
+from watchdog.drill import drill_due, run_drill
 from watchdog.health import HealthReport, Thresholds, assess
-from watchdog.recovery import RecoveryResult, recover, resume_pending_salvage
+from watchdog.manual_restore import choose, restore_chosen
+from watchdog.offsite import OffsiteError, OffsiteStore
+from watchdog.offsite.schedule import offsite_due, retry_delay, should_alert
+from watchdog.recovery import (
+    OffsiteFetch,
+    RecoveryResult,
+    recover,
+    restore_from_offsite,
+    resume_pending_salvage,
+)
 from watchdog.recovery_plan import recovery_reason, vanished_tables
-from watchdog.restore import cleanup_restore_leftovers
+from watchdog.restore import RestoreError, cleanup_restore_leftovers
 from watchdog.snapshot import Proceed, SnapshotError
 from watchdog.state import BackupSummary, BotPhase, Integrity, WatchdogState
 from watchdog.statefile import load_state, update_state
@@ -69,6 +81,7 @@ class WatchdogService:
             disk_critical_percent=settings.disk_critical_percent,
             heartbeat_timeout=settings.bot_heartbeat_timeout,
             integrity_check_every=settings.integrity_check_every,
+            offsite_every=settings.backup_offsite_every,
         )
         self.state.backups.intervals = settings.intervals()
         self.keeper = BackupKeeper(
@@ -79,6 +92,8 @@ class WatchdogService:
         )
         self._backup_lock = asyncio.Lock()
         self._alerter = Alerter.from_settings(settings)
+        self._admin: AdminEndpoint | None = None
+        self.offsite = self._build_offsite()
         self._stopping = asyncio.Event()
         self._preflight_done = asyncio.Event()
         self._bot: BotProcess | None = None
@@ -108,6 +123,9 @@ class WatchdogService:
             from watchdog.http import start_http
 
             http_runner = await start_http(self, self.settings.host, self.settings.port)
+        admin_runner, self._admin = await start_admin(self)
+        add_secret(self._admin.secret)
+        await asyncio.to_thread(self._admin.save, self.layout.admin_file)
         tasks = [
             asyncio.create_task(self._guard(self._supervise(), "supervise")),
             asyncio.create_task(self._guard(self._monitor(), "monitor")),
@@ -120,6 +138,8 @@ class WatchdogService:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            self.layout.admin_file.unlink(missing_ok=True)
+            await admin_runner.cleanup()
             if http_runner is not None:
                 await http_runner.cleanup()
         log.info("watchdog stopped")
@@ -216,6 +236,9 @@ class WatchdogService:
         env["DATA_DIR"] = str(self.settings.data_dir)
         env["DATABASE_PATH"] = str(self.settings.database)
         env["PYTHONUNBUFFERED"] = "1"
+        if self._admin is not None:
+            env["ERIXCAST_WATCHDOG_URL"] = self._admin.url
+            env["ERIXCAST_WATCHDOG_SECRET"] = self._admin.secret
         env["PYTHONPATH"] = os.pathsep.join(
             part for part in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if part
         )
@@ -346,6 +369,8 @@ class WatchdogService:
                 await self._check_integrity()
                 await self._maybe_recover()
             await self._scheduled_backups()
+            await self._offsite_push_if_due()
+            await self._drill_if_due()
             await self._sleep(MONITOR_EVERY)
 
     async def _scheduled_backups(self) -> None:
@@ -582,9 +607,132 @@ class WatchdogService:
         self.state.bot.consecutive_failures = 0
         return result
 
-    def _offsite_fetch(self):  # type: ignore[no-untyped-def]
+    def _offsite_fetch(self) -> OffsiteFetch | None:
         """The offsite store's fetch, when one is configured (the recovery's last resort)."""
-        return None
+        store = self.offsite
+        if store is None:
+            return None
+        return lambda path: store.fetch(None, path)
+
+    # -- operator requests (admin API) -----------------------------------------------------
+
+    async def manual_backup(self, reason: str) -> tuple[Outcome | None, str | None]:
+        outcome = await self._backup("manual", reason, proceed=lambda: True)
+        return outcome, None if outcome else self.state.backups.last_error
+
+    async def manual_restore(self, wanted: str, from_git: bool = False) -> tuple[bool, str]:
+        """Stop the bot, restore the chosen backup (the live database is quarantined, never
+        deleted), check it, let the bot relaunch."""
+        await self._backup_lock.acquire()
+        self._recovering = True
+        try:
+            bot = self._bot
+            if bot is not None and bot.returncode is None:
+                await bot.stop(self.settings.bot_stop_timeout)
+            try:
+                summary = await asyncio.to_thread(self._restore_blocking, wanted, from_git)
+            except (RestoreError, OffsiteError) as error:
+                self._event("restore", f"restore refused: {error}", logging.ERROR)
+                return False, str(error)
+            await asyncio.to_thread(update_state, self.layout.state_file, known_tables=[])
+            self._event("restore", summary, logging.WARNING)
+        finally:
+            self._recovering = False
+            self._backup_lock.release()
+        await self._refresh_backups()
+        await self._check_integrity()
+        self.state.bot.consecutive_failures = 0
+        await self._alert(f"♻️ {summary} (by an operator)")
+        return True, summary
+
+    def _restore_blocking(self, wanted: str, from_git: bool) -> str:
+        if from_git:
+            if self.offsite is None:
+                raise RestoreError("no offsite store configured (BACKUP_GIT_URL)")
+            return restore_from_offsite(self.layout, self.offsite, wanted, self.clock.time())
+        backup = choose(self.keeper.catalogue, wanted)
+        return restore_chosen(self.layout, backup, self.clock.time()).summary()
+
+    # -- offsite ------------------------------------------------------------------------------
+
+    def _build_offsite(self) -> OffsiteStore | None:
+        try:
+            store = OffsiteStore.from_settings(self.settings)
+        except OffsiteError as error:
+            self.state.offsite.last_error = str(error)
+            self.state.offsite.last_error_kind = error.kind
+            log.error("offsite backups are off: %s", error)
+            return None
+        self.state.offsite.enabled = store is not None
+        return store
+
+    async def _offsite_push_if_due(self) -> None:
+        store, offsite = self.offsite, self.state.offsite
+        if store is None or self._stopping.is_set():
+            return
+        now = self.clock.time()
+        if offsite.next_try_at is not None and now < offsite.next_try_at:
+            return
+        if offsite.newest_at is None and offsite.last_success_at is None:
+            recorded = (await asyncio.to_thread(load_state, self.layout.state_file)).get("offsite")
+            if recorded:
+                offsite.newest_id = recorded.get("id")
+                offsite.newest_at = recorded.get("created_at")
+        if not offsite_due(now, offsite.newest_at, self.settings.backup_offsite_every):
+            return
+        local = await asyncio.to_thread(self.keeper.catalogue.scan)
+        if not local:
+            return
+        newest = local[-1]
+        if offsite.newest_at is not None and newest.created_at <= offsite.newest_at:
+            return  # nothing newer than what is offsite already
+        try:
+            entry = await asyncio.to_thread(store.push, newest)
+        except OffsiteError as error:
+            offsite.failures += 1
+            offsite.last_error, offsite.last_error_kind = str(error), error.kind
+            offsite.next_try_at = now + retry_delay(offsite.failures)
+            self._event(
+                "offsite", f"offsite push failed ({offsite.failures}): {error}", logging.ERROR
+            )
+            if should_alert(offsite.failures):
+                await self._alert(f"⚠️ offsite backups failing {offsite.failures} times: {error}")
+            return
+        offsite.failures, offsite.last_error, offsite.next_try_at = 0, None, None
+        offsite.newest_id, offsite.newest_at = entry.id, entry.created_at
+        offsite.last_success_at = self.clock.time()
+        await asyncio.to_thread(
+            update_state,
+            self.layout.state_file,
+            offsite={"id": entry.id, "created_at": entry.created_at},
+        )
+        self._event("offsite", f"backup {entry.id} pushed offsite ({entry.parts} parts)")
+
+    # -- restore drills -------------------------------------------------------------------------
+
+    async def _drill_if_due(self) -> None:
+        if self.state.backups.count == 0 or self._stopping.is_set():
+            return
+        last = self.state.drill.last_at
+        if last is None:
+            last = (await asyncio.to_thread(load_state, self.layout.state_file)).get("drill_at")
+            self.state.drill.last_at = last
+        if not drill_due(self.clock.time(), last):
+            return
+        async with self._backup_lock:
+            results = await asyncio.to_thread(run_drill, self.keeper.catalogue, self.layout.run)
+        self.state.drill.last_at = self.clock.time()
+        self.state.drill.results = [result.as_dict() for result in results]
+        await asyncio.to_thread(
+            update_state, self.layout.state_file, drill_at=self.state.drill.last_at
+        )
+        failed = [r for r in results if not r.ok]
+        if failed:
+            text = "; ".join(f"{r.tier} {r.id}: {r.detail}" for r in failed)
+            self._event("drill", f"restore drill FAILED: {text}", logging.ERROR)
+            await self._alert(f"⚠️ restore drill failed: {text}")
+        else:
+            self._event("drill", f"restore drill passed ({len(results)} backups restored and read)")
 
     async def _alert(self, text: str) -> None:
         """Tell the admins (ADMIN_IDS) on Telegram; never blocks recovery on failure."""

@@ -127,6 +127,28 @@ class RecoveryState:
 
 
 @dataclass
+class OffsiteState:
+    enabled: bool = False
+    newest_id: str | None = None
+    newest_at: float | None = None
+    last_success_at: float | None = None
+    last_error: str | None = None
+    last_error_kind: str | None = None
+    failures: int = 0
+    next_try_at: float | None = None
+
+
+@dataclass
+class DrillState:
+    last_at: float | None = None
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [result for result in self.results if not result.get("ok")]
+
+
+@dataclass
 class Event:
     at: float
     kind: str
@@ -141,6 +163,8 @@ class WatchdogState:
     storage: StorageState = field(default_factory=StorageState)
     backups: BackupsState = field(default_factory=BackupsState)
     recovery: RecoveryState = field(default_factory=RecoveryState)
+    offsite: OffsiteState = field(default_factory=OffsiteState)
+    drill: DrillState = field(default_factory=DrillState)
     loop_tick: float | None = None
     loop_error: str | None = None
     events: deque[Event] = field(default_factory=lambda: deque(maxlen=50))

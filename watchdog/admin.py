@@ -1,0 +1,134 @@
+"""The loopback admin API: how the bot (admin commands) and the ``restore`` command ask the
+running watchdog to act. It listens on 127.0.0.1 only, on a port of its own (never the public
+$PORT), and every request must carry ``Authorization: Bearer <secret>``: a per-run secret handed
+to the bot in its environment and written for local commands to ``DATA_DIR/run/admin.json``
+(mode 0600, removed at exit)."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from watchdog.service import WatchdogService
+
+log = logging.getLogger(__name__)
+SERVICE = web.AppKey("service", object)
+SECRET = web.AppKey("secret", str)
+
+
+@dataclass(frozen=True)
+class AdminEndpoint:
+    url: str
+    secret: str
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"url": self.url, "secret": self.secret, "pid": os.getpid()}, handle)
+        os.replace(temporary, path)
+
+    @classmethod
+    def load(cls, path: Path) -> AdminEndpoint | None:
+        try:
+            data = json.loads(path.read_text())
+            return cls(url=str(data["url"]), secret=str(data["secret"]))
+        except (OSError, ValueError, KeyError):
+            return None
+
+
+def _json(body: dict[str, Any], status: int = 200) -> web.Response:
+    return web.json_response(body, status=status, headers={"Cache-Control": "no-store"})
+
+
+@web.middleware
+async def require_secret(request: web.Request, handler: Any) -> web.StreamResponse:
+    given = request.headers.get("Authorization", "")
+    expected = f"Bearer {request.app[SECRET]}"
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        return _json({"error": "unauthorised"}, 401)
+    return await handler(request)
+
+
+def _service(request: web.Request) -> WatchdogService:
+    return request.app[SERVICE]  # type: ignore[return-value]
+
+
+async def status(request: web.Request) -> web.Response:
+    return _json(_service(request).health().document)
+
+
+async def backup(request: web.Request) -> web.Response:
+    outcome, error = await _service(request).manual_backup("requested by an admin")
+    if outcome is None or outcome.backup is None:
+        return _json({"error": error or "backup failed"}, 503)
+    manifest = outcome.backup.manifest
+    return _json(
+        {
+            "id": manifest.id,
+            "tier": manifest.tier,
+            "size_bytes": manifest.size_bytes,
+            "created_at": manifest.created_iso,
+            "sha256": manifest.sha256,
+            "rows": manifest.rows,
+        }
+    )
+
+
+async def backups(request: web.Request) -> web.Response:
+    service = _service(request)
+    now = service.clock.time()
+    tiers = {
+        tier: (
+            {
+                "id": summary.id,
+                "created_at": summary.created_at,
+                "size_bytes": summary.size_bytes,
+                "age_s": round(now - summary.created_at, 1),
+            }
+            if summary
+            else None
+        )
+        for tier, summary in service.state.backups.newest.items()
+    }
+    return _json({"tiers": tiers})
+
+
+async def restore(request: web.Request) -> web.Response:
+    try:
+        body = await request.json()
+    except ValueError:
+        body = {}
+    wanted = str(body.get("id") or "latest")
+    from_git = bool(body.get("from_git"))
+    ok, message = await _service(request).manual_restore(wanted, from_git=from_git)
+    return _json({"ok": ok, "message": message}, 200 if ok else 409)
+
+
+async def start_admin(service: WatchdogService) -> tuple[web.AppRunner, AdminEndpoint]:
+    secret = secrets.token_urlsafe(32)
+    app = web.Application(middlewares=[require_secret])
+    app[SERVICE] = service
+    app[SECRET] = secret
+    app.router.add_get("/status", status)
+    app.router.add_post("/backup", backup)
+    app.router.add_get("/backups", backups)
+    app.router.add_post("/restore", restore)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    endpoint = AdminEndpoint(f"http://127.0.0.1:{port}", secret)
+    log.info("admin API on %s (loopback only)", endpoint.url)
+    return runner, endpoint
