@@ -564,7 +564,7 @@ class WatchdogService:
             db.integrity.value,
             db.detail or "",
             await self._was_database_seen(),
-            self.state.backups.count > 0,
+            self.state.backups.count > 0 or await self._offsite_has_backups(),
         )
         if reason is None:
             return
@@ -613,6 +613,22 @@ class WatchdogService:
         if store is None:
             return None
         return lambda path: store.fetch(None, path)
+
+    async def _offsite_has_backups(self) -> bool:
+        """A fresh-looking machine (no database, no local backups) with backups on the offsite
+        branch has lost its disk: the data comes back from the branch."""
+        if self.offsite is None or self.state.database.integrity is not Integrity.MISSING:
+            return False
+        try:
+            entries = await asyncio.to_thread(self.offsite.list)
+        except OffsiteError as error:
+            log.error("could not list offsite backups: %s", error)
+            return False
+        if entries:
+            log.warning(
+                "no database and no local backup, but %d offsite: a lost disk", len(entries)
+            )
+        return bool(entries)
 
     # -- operator requests (admin API) -----------------------------------------------------
 

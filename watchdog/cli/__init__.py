@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from watchdog.cli import backup, run, status, verify
+from watchdog.cli import backup, drill, restore, run, status, verify
 from watchdog.cli import list as list_command
 
-COMMANDS = (run, status, backup, list_command, verify)
+COMMANDS = (run, status, backup, list_command, verify, restore, drill)
 
 
 def build_parser() -> argparse.ArgumentParser:

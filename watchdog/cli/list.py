@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from conf.layout import TIERS
 from watchdog.catalogue import Backup, Catalogue
 from watchdog.cli.common import MB, age, prepare
+from watchdog.offsite import OffsiteError, OffsiteStore
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -18,6 +20,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--tier", choices=TIERS, help="only this tier")
     parser.add_argument("--json", action="store_true", help="manifests as JSON")
+    parser.add_argument(
+        "--offsite", action="store_true", help="the backups on the offsite git branch instead"
+    )
     parser.set_defaults(handler=command)
 
 
@@ -44,8 +49,34 @@ def table(backups: list[Backup], now: float | None = None) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+def offsite_command(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
+    try:
+        store = OffsiteStore.from_settings(settings, read_only=True)
+        if store is None:
+            print("watchdog list: no offsite store configured (BACKUP_GIT_URL)", file=sys.stderr)
+            return 1
+        entries = [e for e in store.list() if args.tier in (None, e.tier)]
+    except OffsiteError as error:
+        print(f"watchdog list: {error}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps([{**vars(e), "created_iso": e.created_iso} for e in entries], indent=2))
+    elif not entries:
+        print("no offsite backups yet")
+    else:
+        print("TIER     ID                                AGE      SIZE MB  PARTS  ENCRYPTED")
+        for e in entries:
+            print(
+                f"{e.tier:<8} {e.id:<33} {age(e.created_at):<8} {e.size_bytes / MB:>7.2f}  "
+                f"{e.parts:>5}  {'yes' if e.encrypted else 'NO'}"
+            )
+    return 0
+
+
 def command(args: argparse.Namespace) -> int:
-    _, layout = prepare()
+    settings, layout = prepare()
+    if args.offsite:
+        return offsite_command(args, settings)
     backups = [b for b in Catalogue(layout).scan() if args.tier in (None, b.tier)]
     backups.reverse()
     if args.json:

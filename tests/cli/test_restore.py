@@ -1,0 +1,100 @@
+import signal
+import sqlite3
+import sys
+
+from tests.helpers import get_json, wait_until
+
+
+def messages(database) -> int:
+    with sqlite3.connect(database) as connection:
+        return connection.execute("SELECT count(*) FROM messages").fetchone()[0]
+
+
+def add_rows(database, n: int = 10) -> None:
+    with sqlite3.connect(database) as connection:
+        connection.executemany(
+            "INSERT INTO messages (user_id, chat_id, date, text) VALUES (1, 1, 'x', ?)",
+            [(f"after {i}",) for i in range(n)],
+        )
+
+
+def test_restore_latest_quarantines_the_current_database(cli):
+    assert cli("backup").returncode == 0
+    before = messages(cli.database)
+    add_rows(cli.database)
+    done = cli("restore", "latest", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert "restored backup" in done.stdout
+    assert messages(cli.database) == before
+    kept = list((cli.data / "quarantine").glob("*/erixcast.db"))
+    assert len(kept) == 1 and messages(kept[0]) == before + 10
+
+
+def test_dry_run_changes_nothing(cli):
+    cli("backup")
+    add_rows(cli.database)
+    count = messages(cli.database)
+    done = cli("restore", "--dry-run")
+    assert done.returncode == 0 and "would restore" in done.stdout and "verified" in done.stdout
+    assert messages(cli.database) == count
+    assert not (cli.data / "quarantine").exists()
+
+
+def test_refuses_what_is_not_a_verified_backup(cli, tmp_path):
+    cli("backup")
+    stray = tmp_path / "stray.db"
+    stray.write_bytes(cli.database.read_bytes())
+    done = cli("restore", str(stray), "--yes")
+    assert done.returncode == 1
+    assert "not a verified backup" in done.stderr
+    assert not (cli.data / "quarantine").exists()
+
+
+def test_a_damaged_backup_is_refused_before_anything_changes(cli):
+    cli("backup")
+    backup = next((cli.data / "backups" / "manual").glob("*.db"))
+    data = bytearray(backup.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    backup.write_bytes(bytes(data))
+    count = messages(cli.database)
+    done = cli("restore", "latest", "--yes")
+    assert done.returncode == 1 and "does not verify" in done.stderr
+    assert messages(cli.database) == count
+
+
+def test_asks_for_yes_when_not_interactive(cli):
+    cli("backup")
+    done = cli("restore")
+    assert done.returncode == 1 and "--yes" in done.stderr
+
+
+def test_while_the_stack_runs_the_watchdog_restores_and_relaunches(cli, processes, fake_api):
+    env = {**cli.env, "TELEGRAM_BOT_TOKEN": fake_api.token, "TELEGRAM_API_URL": fake_api.base_url}
+    cli.env = env
+    cli.database.unlink()  # let the bot make its own database
+    proc = processes.start("watchdog", [sys.executable, "-m", "watchdog", "run"], env)
+
+    def health() -> dict:
+        return get_json(f"http://127.0.0.1:{cli.port}/health")[1]
+
+    wait_until(lambda: health()["bot"]["status"] == "running", timeout=30)
+    fake_api.send_text(1, "/start", first_name="Ann")
+    fake_api.wait_for_sent(1, timeout=20)
+    assert cli("backup").returncode == 0
+    fake_api.send_text(2, "/start", first_name="Bob")
+    fake_api.wait_for_sent(2, timeout=20)
+    old_bot = health()["bot"]["pid"]
+    done = cli("restore", "latest", "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "restored backup" in done.stdout
+    wait_until(
+        lambda: (d := health())["bot"]["status"] == "running" and d["bot"]["pid"] != old_bot,
+        timeout=30,
+    )
+    with sqlite3.connect(cli.database) as connection:
+        assert {row[0] for row in connection.execute("SELECT id FROM users")} == {1}
+    sent = len(fake_api.sent(2))
+    fake_api.send_text(2, "/start", first_name="Bob")
+    assert "Nice to meet you" in fake_api.wait_for_sent(2, timeout=20, after=sent)["text"]
+    proc.popen.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0

@@ -1,0 +1,157 @@
+"""``python -m watchdog restore``: put a chosen verified backup in place of the live database.
+
+The live database is never deleted: it goes to ``quarantine/``. While the stack runs, the running
+watchdog does the work (it stops the bot, restores, relaunches) at this command's request;
+otherwise this command does it itself, holding the watchdog's lock so none starts meanwhile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from watchdog.admin import AdminEndpoint
+from watchdog.catalogue import Catalogue
+from watchdog.cli.common import MB, iso, prepare
+from watchdog.lock import AlreadyRunning, InstanceLock
+from watchdog.manual_restore import choose, restore_chosen
+from watchdog.offsite import OffsiteError, OffsiteStore
+from watchdog.recovery import restore_from_offsite
+from watchdog.restore import RestoreError
+from watchdog.snapshot import verify_backup
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "restore",
+        help="restore a verified backup (the current database is quarantined, never deleted)",
+        description=(
+            "Replace the live database with a verified backup: `latest` (default) or an id from "
+            "`list` (or `list --offsite` with --from-git). The backup is verified before anything "
+            "changes; the current database and its -wal/-shm move to quarantine/. Works while "
+            "the stack runs (the watchdog stops the bot, restores and relaunches it)."
+        ),
+    )
+    parser.add_argument("id", nargs="?", default="latest", help="a backup id, or latest")
+    parser.add_argument("--from-git", action="store_true", help="from the offsite git branch")
+    parser.add_argument("--dry-run", action="store_true", help="verify and tell; change nothing")
+    parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    parser.set_defaults(handler=command)
+
+
+def fail(message: str, code: int = 1) -> int:
+    print(f"watchdog restore: {message}", file=sys.stderr)
+    return code
+
+
+def confirmed(what: str, assume_yes: bool) -> bool:
+    if assume_yes:
+        return True
+    if not sys.stdin.isatty():
+        print(f"watchdog restore: would {what}; add --yes to do it", file=sys.stderr)
+        return False
+    answer = input(f"{what}? Type yes to go on: ")
+    return answer.strip().lower() == "yes"
+
+
+def ask_running_watchdog(endpoint: AdminEndpoint, wanted: str, from_git: bool) -> tuple[bool, str]:
+    request = urllib.request.Request(
+        f"{endpoint.url}/restore",
+        data=json.dumps({"id": wanted, "from_git": from_git}).encode(),
+        headers={"Authorization": f"Bearer {endpoint.secret}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=600) as answer:
+            body = json.load(answer)
+    except urllib.error.HTTPError as error:
+        body = json.load(error)
+    return bool(body.get("ok")), str(body.get("message"))
+
+
+def command(args: argparse.Namespace) -> int:
+    settings, layout = prepare()
+    store = None
+    if args.from_git:
+        try:
+            store = OffsiteStore.from_settings(settings, read_only=True)
+        except OffsiteError as error:
+            return fail(str(error))
+        if store is None:
+            return fail("no offsite store configured: set BACKUP_GIT_URL (and its token and key)")
+
+    if args.dry_run:
+        return dry_run(args, layout, store)
+
+    what = f"restore {'offsite ' if store else ''}backup {args.id} over {layout.database}"
+    if not confirmed(what, args.yes):
+        return 1
+    lock = InstanceLock(layout.lock_file)
+    try:
+        lock.acquire()
+    except AlreadyRunning:
+        endpoint = AdminEndpoint.load(layout.admin_file)
+        if endpoint is None:
+            return fail(
+                "a watchdog holds DATA_DIR but does not answer; stop the stack, then run: "
+                f"python -m watchdog restore {args.id}{' --from-git' if store else ''} --yes"
+            )
+        try:
+            ok, message = ask_running_watchdog(endpoint, args.id, bool(store))
+        except (urllib.error.URLError, OSError, ValueError) as error:
+            return fail(
+                f"the running watchdog did not answer ({error}); stop the stack, then run: "
+                f"python -m watchdog restore {args.id}{' --from-git' if store else ''} --yes"
+            )
+        print(message if ok else f"refused: {message}")
+        return 0 if ok else 1
+    try:
+        if store is not None:
+            summary = restore_from_offsite(layout, store, args.id, time.time())
+        else:
+            summary = restore_chosen(
+                layout, choose(Catalogue(layout), args.id), time.time()
+            ).summary()
+    except (RestoreError, OffsiteError) as error:
+        return fail(str(error))
+    finally:
+        lock.release()
+    print(summary)
+    print("start the stack (make run, or the Render service) to bring the bot back")
+    return 0
+
+
+def dry_run(args: argparse.Namespace, layout, store) -> int:  # type: ignore[no-untyped-def]
+    if store is not None:
+        with tempfile.TemporaryDirectory(dir=layout.run) as scratch:
+            try:
+                manifest = store.fetch(
+                    None if args.id == "latest" else args.id, Path(scratch) / "x.db"
+                )
+            except OffsiteError as error:
+                return fail(str(error))
+        print(
+            f"would restore offsite backup {manifest.id} ({manifest.tier}, {iso(manifest.created_at)}, "
+            f"{manifest.size_bytes / MB:.2f} MB, {sum(manifest.rows.values())} rows): fetched and verified"
+        )
+    else:
+        try:
+            backup = choose(Catalogue(layout), args.id)
+        except RestoreError as error:
+            return fail(str(error))
+        verdict = verify_backup(backup, layout.run)
+        if not verdict.ok:
+            return fail(f"backup {backup.id} does not verify: {verdict.detail}")
+        manifest = backup.manifest
+        print(
+            f"would restore {manifest.id} ({manifest.tier}, {iso(manifest.created_at)}, "
+            f"{manifest.size_bytes / MB:.2f} MB, {sum(manifest.rows.values())} rows): verified"
+        )
+    print(f"the current {layout.database.name} (with -wal/-shm) would move to {layout.quarantine}/")
+    return 0
