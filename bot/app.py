@@ -2,50 +2,128 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 
 from telegram import Update
 from telegram.error import InvalidToken
-from telegram.ext import Application, ApplicationBuilder
+from telegram.ext import Application, ApplicationBuilder, BasePersistence
+from telegram.request import HTTPXRequest
 
 from bot import handlers, lifeline
+from bot.durable import DurableBot, DurableUpdateProcessor, RetryAfterLimiter, UpdateLedger
 from bot.heartbeat import Heartbeat, HeartbeatRequest
+from bot.persistence import SQLitePersistence
 from bot.storage import DatabaseThread, Storage
-from conf.exitcodes import EXIT_NOT_CONFIGURED, EXIT_OK
+from bot.watchdog_client import WatchdogClient
+from conf.exitcodes import EXIT_DATABASE, EXIT_NOT_CONFIGURED, EXIT_OK
 from conf.layout import DataLayout
 from conf.settings import Settings
 
 log = logging.getLogger("bot")
 
 EXIT_FAILED = 1
+BOOTSTRAP_RETRIES = -1
+"""Telegram unreachable at start-up: retry with backoff (1 s growing to 30 s), never crash-loop."""
+
+PersistenceFactory = Callable[[Storage, DatabaseThread], BasePersistence]
 
 
-class _QuietBootstrapInvalidToken(logging.Filter):
+class _TelegramLogFilter(logging.Filter):
     """python-telegram-bot logs a rejected token at start-up with a long traceback; ``run`` says
-    the same in one line, so that record is dropped (a 401 later, while polling, is kept)."""
+    the same in one line, so that record is dropped. Errors of the polling loop (409 Conflict,
+    network errors, a 401) become one line each instead of a traceback every few seconds."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
-        return not (isinstance(error, InvalidToken) and "Bootstrap" in record.getMessage())
+        if error is None:
+            return True
+        message = record.getMessage()
+        if isinstance(error, InvalidToken) and "Bootstrap" in message:
+            return False
+        if message.startswith("Can not load invalid JSON data"):
+            # A 502 page instead of JSON: the NetworkError that follows says it all.
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            return True
+        if "polling" in message.lower() or "Polling Updates" in message:
+            record.msg = (
+                "%s (%s: %s); retrying with backoff"
+                if not isinstance(error, InvalidToken)
+                else "%s (%s: %s)"
+            )
+            record.args = (message.rstrip("."), type(error).__name__, error)
+            record.exc_info = None
+            record.exc_text = None
+        return True
 
 
 def build_application(
-    settings: Settings, layout: DataLayout, storage: Storage, db_thread: DatabaseThread
+    settings: Settings,
+    layout: DataLayout,
+    storage: Storage,
+    db_thread: DatabaseThread,
+    *,
+    persistence_factory: PersistenceFactory | None = None,
+    durable: bool = True,
 ) -> Application:
+    """The application: our persistence and durable update processing unless told otherwise
+    (the benchmark builds the PicklePersistence baseline with ``durable=False``)."""
     assert settings.telegram_bot_token is not None
-    application = (
-        ApplicationBuilder()
-        .token(settings.telegram_bot_token.get_secret_value())
-        .base_url(settings.telegram_api_url)
-        .get_updates_request(HeartbeatRequest(Heartbeat(layout.heartbeat_file)))
-        .post_init(handlers.publish_commands)
-        .build()
+    persistence = (
+        persistence_factory(storage, db_thread)
+        if persistence_factory is not None
+        else SQLitePersistence(storage, db_thread)
     )
-    handlers.register(application, storage, db_thread)
+    ledger = UpdateLedger() if durable else None
+    bot = DurableBot(
+        settings.telegram_bot_token.get_secret_value(),
+        base_url=settings.telegram_api_url,
+        request=HTTPXRequest(connection_pool_size=16),
+        get_updates_request=HeartbeatRequest(Heartbeat(layout.heartbeat_file)),
+        rate_limiter=RetryAfterLimiter(),
+        ledger=ledger,
+    )
+    builder = (
+        ApplicationBuilder()
+        .bot(bot)
+        .persistence(persistence)
+        .post_init(functools.partial(handlers.publish_commands, admin_ids=settings.admin_ids))
+    )
+    processor = None
+    if durable:
+        assert ledger is not None
+        processor = DurableUpdateProcessor(
+            storage,
+            db_thread,
+            ledger,
+            persistence if isinstance(persistence, SQLitePersistence) else None,
+        )
+        builder = builder.concurrent_updates(processor)
+    application = builder.build()
+    if processor is not None:
+        processor.attach(application)
+    bot.set_unauthorized_callback(application.stop_running)
+    handlers.register(
+        application,
+        storage,
+        db_thread,
+        admin_ids=settings.admin_ids,
+        watchdog=WatchdogClient(settings.watchdog_url, settings.watchdog_secret),
+        persistence=persistence if isinstance(persistence, SQLitePersistence) else None,
+    )
     return application
 
 
-def run(settings: Settings, layout: DataLayout) -> int:
+def run(
+    settings: Settings,
+    layout: DataLayout,
+    *,
+    persistence_factory: PersistenceFactory | None = None,
+    durable: bool = True,
+) -> int:
     """Poll until SIGTERM/SIGINT; the exit status."""
     if settings.telegram_bot_token is None:
         log.error(
@@ -54,16 +132,30 @@ def run(settings: Settings, layout: DataLayout) -> int:
         )
         return EXIT_NOT_CONFIGURED
 
-    logging.getLogger("telegram.ext").addFilter(_QuietBootstrapInvalidToken())
+    for name in (
+        "telegram.ext",
+        "telegram.ext.Updater",
+        "telegram.ext.Application",
+        "telegram.request.BaseRequest",
+    ):
+        logging.getLogger(name).addFilter(_TelegramLogFilter())
     db_thread = DatabaseThread()
     try:
         storage = db_thread.call(Storage.open, layout.database)
     except Exception:
         log.exception("cannot open the database %s", layout.database)
         db_thread.shutdown()
-        return EXIT_FAILED
+        return EXIT_DATABASE
+    application: Application | None = None
     try:
-        application = build_application(settings, layout, storage, db_thread)
+        application = build_application(
+            settings,
+            layout,
+            storage,
+            db_thread,
+            persistence_factory=persistence_factory,
+            durable=durable,
+        )
         log.info(
             "bot starting: database %s, long-poll timeout %ss",
             layout.database,
@@ -73,6 +165,7 @@ def run(settings: Settings, layout: DataLayout) -> int:
             timeout=settings.bot_poll_timeout,
             allowed_updates=Update.ALL_TYPES,
             stop_signals=lifeline.stop_signals(),
+            bootstrap_retries=BOOTSTRAP_RETRIES,
         )
     except InvalidToken:
         # python-telegram-bot's own message quotes the token: never show it.
@@ -90,5 +183,15 @@ def run(settings: Settings, layout: DataLayout) -> int:
             db_thread.call(storage.close)
         finally:
             db_thread.shutdown()
+    if application is not None and getattr(application.bot, "unauthorized", False):
+        log.error(
+            "Telegram refused TELEGRAM_BOT_TOKEN while polling (401 Unauthorized: revoked?); "
+            "the bot stops. Check the token with @BotFather."
+        )
+        return EXIT_NOT_CONFIGURED
+    processor = application.update_processor if application is not None else None
+    if isinstance(processor, DurableUpdateProcessor) and processor.failed is not None:
+        log.error("the bot stopped: the database refused a commit")
+        return EXIT_FAILED
     log.info("bot stopped")
     return EXIT_OK

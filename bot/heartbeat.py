@@ -1,17 +1,19 @@
-"""The bot's sign of life: the heartbeat file's mtime moves on every successful getUpdates.
+"""The bot's sign of life: the heartbeat file's mtime moves on every getUpdates that comes back.
 
-A live pid proves nothing (a 401 stops polling but not the process, a dead network hangs it): the
-watchdog restarts a bot whose heartbeat is older than BOT_HEARTBEAT_TIMEOUT.
+A live pid proves nothing (a dead network or a wedged loop hangs polling): the watchdog restarts a
+bot whose heartbeat is older than BOT_HEARTBEAT_TIMEOUT. Any answer counts, an error status or a
+refused connection included: the polling loop is alive and backing off, and a restart would not
+make Telegram answer sooner. Only silence (a request that times out) lets the heartbeat go stale.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
+from telegram.error import NetworkError, TimedOut
 from telegram.request import HTTPXRequest
 
 log = logging.getLogger(__name__)
@@ -58,7 +60,15 @@ class HeartbeatRequest(HTTPXRequest):
     async def do_request(
         self, url: str, method: str, *args: Any, **kwargs: Any
     ) -> tuple[int, bytes]:
-        code, payload = await super().do_request(url, method, *args, **kwargs)
-        if HTTPStatus.OK <= code < HTTPStatus.MULTIPLE_CHOICES and url.endswith("/getUpdates"):
+        polling = url.endswith("/getUpdates")
+        try:
+            code, payload = await super().do_request(url, method, *args, **kwargs)
+        except TimedOut:
+            raise  # silence: let the heartbeat age
+        except NetworkError:
+            if polling:
+                self._heartbeat.beat()  # refused or reset at once: the loop is alive, retrying
+            raise
+        if polling:
             self._heartbeat.beat()
         return code, payload

@@ -17,7 +17,7 @@ from watchdog.quarantine import Quarantined, list_quarantine, quarantine_databas
 from watchdog.recovery_plan import candidates_newest_first
 from watchdog.restore import RESTORE_PREFIX, RestoreError, install_backup, install_file
 from watchdog.salvage import SalvageReport, salvage_and_merge
-from watchdog.snapshot import verify_backup
+from watchdog.snapshot import verify_stored_file
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,9 @@ def recover(
 
     catalogue = Catalogue(layout)
     for backup in candidates_newest_first(catalogue.scan()):
-        verdict = verify_backup(backup, layout.run)
+        # sha256 of the stored file here; integrity_check runs once, on the copy being installed
+        # (install_file), which is the file that will be used.
+        verdict = verify_stored_file(backup)
         if not verdict.ok:
             result.rejected.append(f"{backup.id}: {verdict.detail}")
             log.error("backup %s is not usable: %s", backup.id, verdict.detail)

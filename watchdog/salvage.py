@@ -82,45 +82,62 @@ def _columns(connection: sqlite3.Connection, table: str) -> list[str]:
     return [str(row[1]) for row in connection.execute(f"PRAGMA table_info({_quote(table)})")]
 
 
-def _readable_page(connection: sqlite3.Connection, select: str, start: int) -> list[tuple] | None:
+def _read(
+    connection: sqlite3.Connection, select: str, start: int, limit: int
+) -> list[tuple] | None:
+    """Rows from ``start`` on, or None when the read hits a page that cannot be read."""
     try:
-        return connection.execute(select, (start, BATCH)).fetchall()
+        return connection.execute(select, (start, limit)).fetchall()
     except sqlite3.DatabaseError:
         return None
 
 
+def _next_readable(connection: sqlite3.Connection, select: str, bad: int) -> int | None:
+    """The smallest rowid above ``bad`` from which a read works again (a seek past the damaged
+    page), found by doubling steps and then bisecting back; None if nothing further reads."""
+    step = 1
+    while bad + step < MAX_PROBE:
+        if _read(connection, select, bad + step, 1) is not None:
+            break
+        step *= 2
+    else:
+        return None
+    low, high = bad + step // 2 if step > 1 else bad, bad + step
+    while high - low > 1:
+        middle = (low + high) // 2
+        if _read(connection, select, middle, 1) is None:
+            low = middle
+        else:
+            high = middle
+    return high
+
+
 def scan_rows(connection: sqlite3.Connection, table: str, report: SalvageReport) -> Iterator[tuple]:
-    """Every readable row of ``table`` as (rowid, *columns), stepping over unreadable stretches."""
+    """Every readable row of ``table`` as (rowid, *columns), stepping over unreadable pages.
+
+    Reads in batches; when a batch fails, walks the same stretch one row at a time so the rows
+    before the damage are kept, then seeks past the damaged page and goes on.
+    """
     select = f"SELECT rowid, * FROM {_quote(table)} WHERE rowid >= ? ORDER BY rowid LIMIT ?"
     start = -MAX_PROBE
     while start < MAX_PROBE:
-        rows = _readable_page(connection, select, start)
+        rows = _read(connection, select, start, BATCH)
         if rows is not None:
             if not rows:
                 return
             yield from rows
             start = int(rows[-1][0]) + 1
             continue
-        # Unreadable from ``start``: probe further and further until a read works, then walk back
-        # to the first rowid that reads, so no readable row between is skipped.
+        while (one := _read(connection, select, start, 1)) is not None:
+            if not one:
+                return
+            yield one[0]
+            start = int(one[0][0]) + 1
         report.skipped_ranges[table] = report.skipped_ranges.get(table, 0) + 1
-        low, step = start, 1
-        high = None
-        while low + step < MAX_PROBE:
-            if _readable_page(connection, select, low + step) is not None:
-                high = low + step
-                break
-            step *= 2
-        if high is None:
+        resume = _next_readable(connection, select, start)
+        if resume is None:
             return
-        bad = low + step // 2 if step > 1 else low
-        while high - bad > 1:
-            middle = (bad + high) // 2
-            if _readable_page(connection, select, middle) is None:
-                bad = middle
-            else:
-                high = middle
-        start = high
+        start = resume
 
 
 def salvage_to(damaged: Path, wal: Path | None, target: Path, report: SalvageReport) -> None:
@@ -129,7 +146,8 @@ def salvage_to(damaged: Path, wal: Path | None, target: Path, report: SalvageRep
     Read twice: with the file's ``-wal`` (where the newest commits are) and from the main file
     alone (in case the ``-wal`` is foreign or torn); rows are kept once per rowid.
     """
-    views = [wal, None] if wal is not None and wal.exists() else [None]
+    has_wal = wal is not None and wal.exists() and wal.stat().st_size > 0
+    views = [wal, None] if has_wal else [None]
     for view in views:
         _salvage_view(damaged, view, target, report)
 

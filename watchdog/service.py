@@ -28,6 +28,7 @@ from watchdog.clock import Clock, SystemClock
 from watchdog.database import (
     DatabaseCheck,
     check_database,
+    count_tables,
     create_empty_database,
     sqlite_version,
 )
@@ -90,7 +91,8 @@ class WatchdogService:
             min_free_bytes=int(settings.backup_min_free_mb * 1_048_576),
             app_version=app_version(),
         )
-        self._backup_lock = asyncio.Lock()
+        self._data_lock = asyncio.Lock()
+        """One operation on the data at a time: checks, backups, recovery, restores, drills."""
         self._alerter = Alerter.from_settings(settings)
         self._admin: AdminEndpoint | None = None
         self.offsite = self._build_offsite()
@@ -167,8 +169,7 @@ class WatchdogService:
             log.warning("removed %s, left by an interrupted restore (a copy of a backup)", path)
         await self._refresh_backups()
         await self._measure()
-        await self._check_integrity()
-        await self._maybe_recover()
+        await self._check_and_heal()
         if self.state.database.integrity is Integrity.OK:
             for report in await asyncio.to_thread(resume_pending_salvage, self.layout):
                 self._event("recovery", f"finished an interrupted salvage: merged {report.merged}")
@@ -326,8 +327,7 @@ class WatchdogService:
             return
         if code == EXIT_DATABASE:
             log.error("the bot could not use the database: checking it now")
-            await self._check_integrity()
-            await self._maybe_recover()
+            await self._check_and_heal()
         bot.consecutive_failures = policy.failures_after_exit(bot.consecutive_failures, run_seconds)
         delay = policy.restart_delay(
             bot.consecutive_failures, self.settings.bot_restart_backoff_max
@@ -366,8 +366,7 @@ class WatchdogService:
                 self.state.database.integrity is Integrity.OK and not self.state.database.exists
             )
             if self.clock.monotonic() >= due_at or self._database_appeared() or vanished:
-                await self._check_integrity()
-                await self._maybe_recover()
+                await self._check_and_heal()
             await self._scheduled_backups()
             await self._offsite_push_if_due()
             await self._drill_if_due()
@@ -402,7 +401,7 @@ class WatchdogService:
         never waits for a long scheduled one.
         """
         try:
-            await asyncio.wait_for(self._backup_lock.acquire(), lock_timeout)
+            await asyncio.wait_for(self._data_lock.acquire(), lock_timeout)
         except TimeoutError:
             log.warning("no %s backup: another backup is still running", tier)
             return None
@@ -423,7 +422,7 @@ class WatchdogService:
                 await self._refresh_backups()
                 return None
         finally:
-            self._backup_lock.release()
+            self._data_lock.release()
         self.state.backups.last_error = None
         if outcome.skipped:
             log.info("%s backup skipped: %s", tier, outcome.skipped)
@@ -491,6 +490,38 @@ class WatchdogService:
         )
 
     async def _check_integrity(self) -> None:
+        async with self._data_lock:
+            await self._check_integrity_locked()
+
+    async def _check_and_heal(self) -> None:
+        """Check the database and, if it must be recovered, recover it, under one hold of the
+        data lock, so nothing (a restore, a backup) changes the files between verdict and act."""
+        async with self._data_lock:
+            await self._check_integrity_locked()
+            reason = await self._recovery_reason()
+            if reason is None:
+                return
+            result = await self._recover_locked(reason, self.state.database.detail or "")
+            if result.fresh:
+                await self._check_integrity_locked()
+            else:
+                await self._mark_restored(f"restored from backup {result.restored_from}")
+        await self._refresh_backups()
+        self.state.bot.consecutive_failures = 0
+
+    async def _mark_restored(self, how: str) -> None:
+        """The installed database passed integrity_check at install (restore.install_file): take
+        that verdict instead of checking the same bytes again, so the bot is back sooner."""
+        tables = await asyncio.to_thread(count_tables, self.settings.database)
+        db = self.state.database
+        db.integrity, db.detail = Integrity.OK, f"{how}; integrity_check ok at install"
+        db.checked_at, db.check_seconds = self.clock.time(), 0.0
+        db.tables, db.exists = tables, True
+        db.size_bytes = self.settings.database.stat().st_size
+        self._last_integrity_check = self.clock.monotonic()
+        await self._vanished_tables(set(tables))
+
+    async def _check_integrity_locked(self) -> None:
         self._last_integrity_check = self.clock.monotonic()
         result = await asyncio.to_thread(check_database, self.settings.database)
         db = self.state.database
@@ -556,23 +587,20 @@ class WatchdogService:
             self._database_seen = bool(state.get("database_seen"))
         return self._database_seen
 
-    async def _maybe_recover(self) -> None:
+    async def _recovery_reason(self) -> str | None:
         db = self.state.database
         if db.integrity not in (Integrity.CORRUPT, Integrity.MISSING):
-            return
-        reason = recovery_reason(
+            return None
+        return recovery_reason(
             db.integrity.value,
             db.detail or "",
             await self._was_database_seen(),
             self.state.backups.count > 0 or await self._offsite_has_backups(),
         )
-        if reason is None:
-            return
-        await self._recover(reason, db.detail or "")
 
-    async def _recover(self, reason: str, detail: str) -> RecoveryResult | None:
-        """Stop the bot, then the blocking recovery in a thread; the bot is held throughout."""
-        await self._backup_lock.acquire()
+    async def _recover_locked(self, reason: str, detail: str) -> RecoveryResult:
+        """Stop the bot, then the blocking recovery in a thread; the bot is held throughout.
+        The caller holds the data lock."""
         self._recovering = True
         try:
             self._event("recovery", f"recovering the database: {reason}", logging.ERROR)
@@ -601,10 +629,6 @@ class WatchdogService:
             await self._alert(("🚨 " if result.fresh else "♻️ ") + result.summary())
         finally:
             self._recovering = False
-            self._backup_lock.release()
-        await self._refresh_backups()
-        await self._check_integrity()
-        self.state.bot.consecutive_failures = 0
         return result
 
     def _offsite_fetch(self) -> OffsiteFetch | None:
@@ -639,7 +663,7 @@ class WatchdogService:
     async def manual_restore(self, wanted: str, from_git: bool = False) -> tuple[bool, str]:
         """Stop the bot, restore the chosen backup (the live database is quarantined, never
         deleted), check it, let the bot relaunch."""
-        await self._backup_lock.acquire()
+        await self._data_lock.acquire()
         self._recovering = True
         try:
             bot = self._bot
@@ -654,7 +678,7 @@ class WatchdogService:
             self._event("restore", summary, logging.WARNING)
         finally:
             self._recovering = False
-            self._backup_lock.release()
+            self._data_lock.release()
         await self._refresh_backups()
         await self._check_integrity()
         self.state.bot.consecutive_failures = 0
@@ -735,7 +759,7 @@ class WatchdogService:
             self.state.drill.last_at = last
         if not drill_due(self.clock.time(), last):
             return
-        async with self._backup_lock:
+        async with self._data_lock:
             results = await asyncio.to_thread(run_drill, self.keeper.catalogue, self.layout.run)
         self.state.drill.last_at = self.clock.time()
         self.state.drill.results = [result.as_dict() for result in results]

@@ -13,6 +13,9 @@ A small JSON control side lives at ``/_control/`` for a fake run as its own proc
 (``python -m tests.fakes --port 8081``): ``POST /_control/send_text`` {user_id, text, ...},
 ``POST /_control/send_update`` {update}, ``GET /_control/sent[?chat_id=]``,
 ``POST /_control/mode`` {mode}, ``GET /_control/state``.
+
+Failure injection: ``set_get_updates_mode`` (401, 409, 429, 502 or a hang on getUpdates) and
+``fail_next(method, status)`` for the next calls of any other method.
 """
 
 from __future__ import annotations
@@ -29,10 +32,18 @@ from typing import Any
 
 from aiohttp import web
 
-MODES = ("normal", "hang", "unauthorized")
-"""How getUpdates answers: normally, never (a wedged network), or 401 (a revoked token)."""
+MODES = ("normal", "hang", "unauthorized", "conflict", "flood", "bad_gateway")
+"""How getUpdates answers: normally, never (a wedged network), 401 (a revoked token), 409 (another
+poller holds the token), 429 with ``retry_after`` (see ``flood_retry_after``), or 502 (Telegram's
+front end failing: a network error to python-telegram-bot)."""
 
 _UNAUTHORIZED = {"ok": False, "error_code": 401, "description": "Unauthorized"}
+_CONFLICT = {
+    "ok": False,
+    "error_code": 409,
+    "description": "Conflict: terminated by other getUpdates request; make sure that only one "
+    "bot instance is running",
+}
 _NOT_IMPLEMENTED = {
     "ok": False,
     "error_code": 400,
@@ -85,6 +96,9 @@ class FakeTelegramAPI:
         self._mode = "normal"
         self._confirmed_offset = 0
         self._get_updates_calls = 0
+        self._failed_get_updates = 0
+        self.flood_retry_after = 1
+        self._failures: dict[str, list[tuple[int, int]]] = {}
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -295,6 +309,62 @@ class FakeTelegramAPI:
                     )
                 self._sent_changed.wait(remaining)
 
+    def send_message(self, user_id: int, *, first_name: str = "Ann", **content: Any) -> int:
+        """Queue a message of any kind from a user in their private chat (``photo=[...]``,
+        ``sticker={...}``, ``text=...``); the update_id."""
+        user = {"id": user_id, "is_bot": False, "first_name": first_name}
+        message = {
+            "message_id": next(self._message_ids),
+            "date": int(time.time()),
+            "chat": {"id": user_id, "type": "private", "first_name": first_name},
+            "from": user,
+            **content,
+        }
+        return self.send_update({"message": message})
+
+    def send_edit(
+        self, user_id: int, message_id: int, text: str, *, first_name: str = "Ann"
+    ) -> int:
+        """Queue an ``edited_message`` update: the user changed message ``message_id``."""
+        now = int(time.time())
+        message = {
+            "message_id": message_id,
+            "date": now - 1,
+            "edit_date": now,
+            "chat": {"id": user_id, "type": "private", "first_name": first_name},
+            "from": {"id": user_id, "is_bot": False, "first_name": first_name},
+            "text": text,
+        }
+        return self.send_update({"edited_message": message})
+
+    def send_callback(
+        self, user_id: int, data: str, message: dict[str, Any], *, first_name: str = "Ann"
+    ) -> int:
+        """Queue a press of an inline button with ``data`` under ``message`` (a ``result`` the
+        bot got back from sendMessage)."""
+        query = {
+            "id": f"cbq-{secrets.token_hex(6)}",
+            "from": {"id": user_id, "is_bot": False, "first_name": first_name},
+            "chat_instance": f"ci-{user_id}",
+            "message": message,
+            "data": data,
+        }
+        return self.send_update({"callback_query": query})
+
+    def fail_next(
+        self, method: str, status: int = 429, times: int = 1, retry_after: int = 1
+    ) -> None:
+        """The next ``times`` calls of ``method`` (e.g. ``sendMessage``) fail with ``status``
+        (429 carries ``retry_after``); they are not recorded as sent."""
+        with self._lock:
+            self._failures.setdefault(method.lower(), []).extend([(status, retry_after)] * times)
+
+    @property
+    def failed_get_updates(self) -> int:
+        """How many getUpdates calls were answered with an error by the failing modes."""
+        with self._lock:
+            return self._failed_get_updates
+
     def set_get_updates_mode(self, mode: str) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
@@ -368,6 +438,11 @@ class FakeTelegramAPI:
         handler = self._methods().get(method.lower())
         if handler is None:
             return web.json_response(_NOT_IMPLEMENTED, status=400)
+        with self._lock:
+            queued = self._failures.get(method.lower())
+            failure = queued.pop(0) if queued else None
+        if failure is not None:
+            return _error_response(*failure)
         try:
             result = handler(params)
         except (KeyError, ValueError, TypeError) as error:
@@ -413,6 +488,10 @@ class FakeTelegramAPI:
                 if mode == "unauthorized":
                     self._get_updates_calls += 1
                     return web.json_response(_UNAUTHORIZED, status=401)
+                if mode in ("conflict", "flood", "bad_gateway"):
+                    self._failed_get_updates += 1
+                    status = {"conflict": 409, "flood": 429, "bad_gateway": 502}[mode]
+                    return _error_response(status, self.flood_retry_after)
                 if mode == "normal" and (ready or loop.time() >= deadline):
                     self._get_updates_calls += 1
                     return self._answer(ready)
@@ -554,6 +633,25 @@ class FakeTelegramAPI:
                 "sent": len(self.sent()),
             }
         )
+
+
+def _error_response(status: int, retry_after: int = 1) -> web.Response:
+    if status == 409:
+        return web.json_response(_CONFLICT, status=409)
+    if status == 401:
+        return web.json_response(_UNAUTHORIZED, status=401)
+    if status == 429:
+        body = {
+            "ok": False,
+            "error_code": 429,
+            "description": f"Too Many Requests: retry after {retry_after}",
+            "parameters": {"retry_after": retry_after},
+        }
+        return web.json_response(body, status=429)
+    if status == 502:
+        return web.Response(status=502, text="Bad Gateway")
+    body = {"ok": False, "error_code": status, "description": f"Error {status}"}
+    return web.json_response(body, status=status)
 
 
 def _decode(value: Any) -> Any:

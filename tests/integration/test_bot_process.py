@@ -188,7 +188,8 @@ def test_start_greets_and_registers_the_user(
     assert "Nice to meet you" in reply["text"]
     assert reply["result"]["chat"]["id"] == 1001
 
-    (row,) = bot.users()
+    # Committed with the update, a moment after the reply went out.
+    (row,) = wait_until(bot.users, 5, "the user row to be committed")
     assert row["id"] == 1001
     assert (row["first_name"], row["username"], row["message_count"]) == ("Ann", "ann", 1)
     assert row["first_seen"] == row["last_seen"]
@@ -196,10 +197,20 @@ def test_start_greets_and_registers_the_user(
     fake.send_text(1001, "/start", first_name="Ann", username="ann")
     again = fake.wait_for_sent(1001, after=1)
     assert again["text"] == "Welcome back, Ann! I have seen you 2 times."
-    assert bot.users()[0]["message_count"] == 2
+    wait_until(lambda: bot.users()[0]["message_count"] == 2, 5, "the second visit to count")
     # The command menu was published at start-up.
     commands = fake.calls("setMyCommands")[0]["params"]["commands"]
-    assert [c["command"] for c in commands] == ["start", "help"]
+    assert [c["command"] for c in commands] == [
+        "start",
+        "help",
+        "remember",
+        "notes",
+        "forget",
+        "search",
+        "stats",
+        "export",
+        "deleteme",
+    ]
 
 
 def test_help_unknown_commands_and_odd_input(
@@ -219,7 +230,8 @@ def test_help_unknown_commands_and_odd_input(
     user = {"id": 2002, "is_bot": False, "first_name": "Bo"}
     fake.send_update({"edited_message": {**message, "from": user, "edit_date": 2, "text": "/x"}})
     photo = [{"file_id": "p", "file_unique_id": "p", "width": 1, "height": 1}]
-    fake.send_update({"message": {**message, "from": user, "photo": photo}})
+    # (A message id of its own: the edit above already made message 99 known.)
+    fake.send_update({"message": {**message, "message_id": 100, "from": user, "photo": photo}})
     fake.send_update(
         {"callback_query": {"id": "cb1", "from": user, "chat_instance": "c", "data": "x"}}
     )
@@ -260,16 +272,18 @@ def test_heartbeat_advances_while_polling_and_stops_when_get_updates_hangs(
     fake.set_get_updates_mode("normal")  # (PTB retries once its read timeout expires)
 
 
-def test_unauthorized_get_updates_lets_the_heartbeat_go_stale(
+def test_unauthorized_get_updates_stops_polling_and_exits_78(
     launch: Callable[..., BotRun], fake: FakeTelegramAPI
 ) -> None:
     bot = launch()
     bot.wait_polling()
     fake.set_get_updates_mode("unauthorized")
-    wait_until(lambda: "Unauthorized" in bot.all_output() or None, 10, "the 401 to be logged")
+    # Exit 78 (not configured): the watchdog does not restart it in a loop.
+    assert bot.wait(15) == EXIT_NOT_CONFIGURED
     frozen = bot.heartbeat_mtime()
-    time.sleep(2)
+    time.sleep(1)
     assert bot.heartbeat_mtime() == frozen
+    assert "401 Unauthorized" in bot.all_output()
     assert fake.token not in bot.all_output()
 
 

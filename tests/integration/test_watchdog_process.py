@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import sys
 import time
 
@@ -140,48 +139,30 @@ def test_a_silent_bot_is_restarted_and_comes_back(processes, tmp_path, fake_api)
     assert "Silvia" in fake_api.wait_for_sent(501, timeout=15)["text"]
 
 
-def test_a_corrupt_database_is_reported_and_the_bot_is_not_launched(processes, tmp_path, fake_api):
+def test_a_corrupt_database_without_backups_is_kept_and_the_bot_starts_fresh_loudly(
+    processes, tmp_path, fake_api
+):
+    """Never launched on the damaged file, never deleting it: quarantined, fresh start, degraded.
+    (Corruption found while the bot runs is tested in test_recovery.py.)"""
     data = tmp_path / "data"
     data.mkdir()
-    (data / "erixcast.db").write_bytes(b"SQLite format 3\x00" + b"\xff" * 8000)
+    damaged = b"SQLite format 3\x00" + b"\xff" * 8000
+    (data / "erixcast.db").write_bytes(damaged)
     port = free_port()
     env = base_env(
         data, port, TELEGRAM_BOT_TOKEN=fake_api.token, TELEGRAM_API_URL=fake_api.base_url
     )
-    proc = processes.start("watchdog", WATCHDOG, env)
-    doc = wait_until(lambda: (d := health(port))["bot"]["status"] == "held" and d)
-    assert doc["status"] == "unhealthy"
-    assert doc["database"]["integrity"] == "corrupt"
-    time.sleep(2)
-    assert bot_children(proc.pid) == []
-    assert fake_api.get_updates_calls == 0
-    assert (data / "erixcast.db").read_bytes().startswith(b"SQLite format 3"), "left as it was"
-
-
-def test_corruption_while_running_is_found_and_the_bot_stopped(processes, tmp_path, fake_api):
-    data = tmp_path / "data"
-    port = free_port()
-    env = base_env(
-        data,
-        port,
-        TELEGRAM_BOT_TOKEN=fake_api.token,
-        TELEGRAM_API_URL=fake_api.base_url,
-        INTEGRITY_CHECK_EVERY="2s",
-    )
     processes.start("watchdog", WATCHDOG, env)
-    wait_until(lambda: health(port)["bot"]["status"] == "running")
-    fake_api.send_text(77, "/start", first_name="Olga")
-    fake_api.wait_for_sent(77, timeout=15)
-    database = data / "erixcast.db"
-    with sqlite3.connect(database) as connection:
-        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    size = database.stat().st_size
-    with database.open("r+b") as handle:  # scribble over every page but the first
-        handle.seek(4096)
-        handle.write(b"\xa5" * (size - 4096))
-    doc = wait_until(lambda: (d := health(port))["bot"]["status"] == "held" and d, timeout=30)
-    assert doc["database"]["integrity"] == "corrupt"
-    assert doc["status"] == "unhealthy"
+    doc = wait_until(
+        lambda: (d := health(port))["bot"]["status"] == "running" and d["recovery"]["count"] and d,
+        timeout=30,
+    )
+    assert doc["status"] == "degraded"
+    assert "NO USABLE BACKUP" in doc["checks"]["recovery"]["detail"]
+    kept = list((data / "quarantine").glob("*/erixcast.db"))
+    assert len(kept) == 1 and kept[0].read_bytes() == damaged
+    fake_api.send_text(31, "/start", first_name="Fresh")
+    assert "Fresh" in fake_api.wait_for_sent(31, timeout=15)["text"]
 
 
 def test_a_crash_loop_is_visible_in_health(tmp_path, monkeypatch):

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -184,3 +185,113 @@ def test_database_thread_runs_calls_on_one_thread(db_path: Path) -> None:
         worker.call(storage.close)
     finally:
         worker.shutdown()
+
+
+# --------------------------------------------------------------------- history, notes, search
+def _message(message_id: int, text: str | None, user_id: int = 42, kind: str = "text") -> Any:
+    from bot.storage import IncomingMessage
+
+    return IncomingMessage(
+        chat_id=user_id,
+        message_id=message_id,
+        user_id=user_id,
+        kind=kind,
+        text=text,
+        sent_at=T0,
+    )
+
+
+def _chat(user_id: int = 42) -> dict[str, Any]:
+    return {"id": user_id, "type": "private"}
+
+
+def test_history_counts_each_message_once_and_follows_edits(storage: Storage) -> None:
+    user, stored = storage.record_message(_message(1, "hello fox"), ANN, _chat(), T0)
+    assert stored and user is not None and user.message_count == 1
+    again, stored = storage.record_message(_message(1, "hello fox"), ANN, _chat(), T0)
+    assert not stored and again is not None and again.message_count == 1, "a redelivery"
+    storage.record_message(_message(2, None, kind="photo"), ANN, _chat(), T0)
+    assert storage.record_edit(_message(1, "hello wolf"), T0)
+    assert not storage.record_edit(_message(9, "edit of an unseen message"), T0)
+    assert [h.text for h in storage.search(42, "wolf")] == ["hello wolf"]
+    assert storage.search(42, "fox") == [], "the index follows the edit"
+    stats = storage.user_stats(42)
+    assert stats["messages"] == 3 and stats["by_kind"] == {"text": 2, "photo": 1}
+    assert stats["edited"] == 2
+
+
+def test_notes_are_numbered_idempotent_and_bounded(storage: Storage) -> None:
+    first = storage.add_note(42, "one", T0, (42, 1))
+    assert storage.add_note(42, "one", T0, (42, 1)) == first, "same source: same note"
+    storage.add_note(42, "two", T0, (42, 2))
+    storage.add_note(43, "other user's", T0, (43, 3))
+    assert [(n.number, n.text) for n in storage.list_notes(42)] == [(1, "one"), (2, "two")]
+    assert storage.forget_note(42, 1) is not None
+    assert storage.forget_note(42, 5) is None
+    assert [(n.number, n.text) for n in storage.list_notes(42)] == [(1, "two")]
+    with pytest.raises(ValueError):
+        storage.add_note(42, " ", T0)
+    with pytest.raises(ValueError):
+        storage.add_note(42, "x" * 4097, T0)
+
+
+def test_search_ranks_own_messages_and_notes_and_ignores_commands(storage: Storage) -> None:
+    for n, text_ in enumerate(
+        ["a fox in a long sentence about many other things", "fox fox fox", "/search fox"], 1
+    ):
+        storage.record_message(_message(n, text_), ANN, _chat(), T0)
+    storage.record_message(_message(10, "fox of user 43", user_id=43), None, _chat(43), T0)
+    storage.add_note(42, "Fox café notes", T0)
+    hits = storage.search(42, "FOX")
+    assert hits[0].text == "fox fox fox"
+    assert {h.kind for h in hits} == {"message", "note"}
+    assert all("43" not in h.text and not h.text.startswith("/") for h in hits)
+    assert [h.text for h in storage.search(42, "cafe")] == ["Fox café notes"]
+    assert storage.search(42, "") == []
+    storage.search(42, '"*) OR NEAR(')  # FTS syntax in a query is only words
+    assert storage.search(42, "fox zebra") != [], "no match for all words: any word"
+
+
+def test_erase_user_leaves_no_row(storage: Storage, db_path: Path) -> None:
+    storage.record_message(_message(1, "mine"), ANN, _chat(), T0)
+    storage.add_note(42, "note", T0)
+    storage.record_message(_message(2, "theirs", user_id=43), {"id": 43}, _chat(43), T0)
+    storage.write_persistence(
+        [
+            ("user_data", "", "42", "{}"),
+            ("chat_data", "", "42", "{}"),
+            ("conversation", "remember", '{"$tuple":[42,42]}', '"drafting"'),
+            ("conversation", "remember", '{"$tuple":[43,43]}', '"drafting"'),
+            ("user_data", "", "43", "{}"),
+        ],
+        T0,
+    )
+    counts = storage.erase_user(42)
+    assert counts == {"messages": 1, "notes": 1, "users": 1, "chats": 1, "persistence": 3}
+    with sqlite3.connect(db_path) as conn:
+        for table in ("users", "chats", "messages", "notes"):
+            for row in conn.execute(f"SELECT * FROM {table}"):
+                assert 42 not in row, (table, row)
+        assert conn.execute("SELECT COUNT(*) FROM persistence").fetchone() == (2,)
+        assert conn.execute("SELECT COUNT(*) FROM messages_fts").fetchone() == (1,)
+
+
+def test_a_batch_commits_effects_and_update_ids_together(storage: Storage, db_path: Path) -> None:
+    storage.begin_batch()
+    storage.record_message(_message(1, "in a batch"), ANN, _chat(), T0)
+    assert read_users(db_path) == [], "nothing visible before the commit"
+    storage.rollback_batch()
+    assert storage.get_user(42) is None and not storage.is_processed(5)
+    storage.begin_batch()
+    storage.record_message(_message(1, "in a batch"), ANN, _chat(), T0)
+    storage.commit_batch([5, 6], T0)
+    assert storage.is_processed(5) and storage.is_processed(6)
+    assert len(read_users(db_path)) == 1
+    assert storage.prune_processed(T0 + timedelta(days=8)) == 2
+
+
+def test_odd_text_is_stored(storage: Storage) -> None:
+    user = {**ANN, "first_name": "bad \ud800 name"}
+    storage.record_message(_message(1, "nul \x00 and \ud83d alone"), user, _chat(), T0)
+    assert storage.get_user(42).first_name == "bad \ufffd name"  # type: ignore[union-attr]
+    assert storage.messages_of(42)[0]["text"] == "nul \x00 and \ufffd alone"

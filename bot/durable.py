@@ -1,0 +1,390 @@
+"""Exactly-once effects over Telegram's at-least-once delivery.
+
+Telegram forgets an update once a ``getUpdates`` call asks for a higher ``offset``, and
+python-telegram-bot asks for it as soon as the update is *fetched*, long before its handler has
+finished, let alone written anything: a ``kill -9`` then loses that update's effects for good.
+Three pieces close the gap:
+
+- :class:`UpdateLedger` knows which fetched updates are not yet durable. :class:`DurableBot`
+  (an ``ExtBot``) asks ``getUpdates`` for an offset no higher than the oldest of them, so Telegram
+  keeps them until they are committed — after a kill they are delivered again — and drops the
+  copies it sends back meanwhile.
+- :class:`DurableUpdateProcessor` runs updates one at a time inside a database batch
+  (:meth:`Storage.begin_batch`): the handlers' writes, the persistence rows of the data they
+  changed and the update_ids all commit in one transaction, after the update (or a few of them
+  under load: group commit, at most ``max_batch`` updates or ``max_batch_age`` seconds). An
+  update whose id is already recorded is skipped, so a redelivered update changes nothing twice.
+- :class:`RetryAfterLimiter` honours 429 ``retry_after`` for the bot's own requests
+  (``getUpdates`` already does in python-telegram-bot's polling loop).
+
+Replies may be sent twice (an update handled, replied to, then killed before its commit is
+handled again after the restart); stored state never changes twice and is never lost once
+Telegram was told the update is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from telegram import Update
+from telegram._utils.defaultvalue import DEFAULT_NONE, DefaultValue
+from telegram._utils.types import JSONDict, ODVInput
+from telegram.error import InvalidToken, NetworkError, RetryAfter
+from telegram.ext import Application, BaseRateLimiter, BaseUpdateProcessor, ExtBot
+
+from bot.persistence import SQLitePersistence
+from bot.storage import DatabaseThread, Storage
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 100
+MAX_BATCH_AGE = 0.25
+"""Seconds a batch may stay open while more updates are queued; an idle bot commits at once."""
+RECENT_KEPT = 4096
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class UpdateLedger:
+    """Fetched updates that are not durable yet, and the ones finished lately (to drop copies)."""
+
+    def __init__(self, recent: int = RECENT_KEPT) -> None:
+        self._unfinished: set[int] = set()
+        self._recent: deque[int] = deque(maxlen=recent)
+        self._recent_set: set[int] = set()
+        self._progress: asyncio.Event | None = None
+
+    @property
+    def unfinished(self) -> frozenset[int]:
+        return frozenset(self._unfinished)
+
+    def hold(self, offset: int | None) -> int | None:
+        """The offset to ask for: never past an unfinished update (0/None asks from the oldest
+        unconfirmed one already)."""
+        if not offset or not self._unfinished:
+            return offset
+        return min(offset, min(self._unfinished))
+
+    def known(self, item: Any) -> bool:
+        """A raw update (a dict) already in hand or finished lately."""
+        update_id = item.get("update_id") if isinstance(item, dict) else None
+        return update_id in self._unfinished or update_id in self._recent_set
+
+    def admit(self, updates: Sequence[Update]) -> list[Update]:
+        """The updates not seen before; they become unfinished."""
+        fresh = []
+        for update in updates:
+            update_id = update.update_id
+            if update_id in self._unfinished or update_id in self._recent_set:
+                continue
+            self._unfinished.add(update_id)
+            fresh.append(update)
+        return fresh
+
+    def progress_marker(self) -> asyncio.Event:
+        """Take before asking Telegram; :meth:`wait_for_progress` with it returns at once when
+        something finished meanwhile (no lost wake-up)."""
+        if self._progress is None:
+            self._progress = asyncio.Event()
+        return self._progress
+
+    def finish(self, update_ids: Sequence[int]) -> None:
+        for update_id in update_ids:
+            if update_id in self._unfinished:
+                self._unfinished.discard(update_id)
+            if update_id not in self._recent_set:
+                if len(self._recent) == self._recent.maxlen:
+                    self._recent_set.discard(self._recent[0])
+                self._recent.append(update_id)
+                self._recent_set.add(update_id)
+        if self._progress is not None:
+            self._progress.set()
+            self._progress = None
+
+    async def wait_for_progress(self, marker: asyncio.Event, timeout: float) -> None:
+        """Until some update finished since ``marker`` was taken, or ``timeout`` seconds."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(marker.wait(), timeout)
+
+
+class _BotState:
+    def __init__(self, on_unauthorized: Callable[[], None] | None) -> None:
+        self.unauthorized = False
+        self.on_unauthorized = on_unauthorized
+
+
+class DurableBot(ExtBot):
+    """An ExtBot whose ``getUpdates`` respects the ledger, skips updates it cannot read instead
+    of stopping the polling loop, and notes a refused token (401) so the bot can exit 78."""
+
+    __slots__ = ("_ledger", "_state")
+
+    def __init__(
+        self,
+        *args: Any,
+        ledger: UpdateLedger | None = None,
+        on_unauthorized: Callable[[], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        with self._unfrozen():  # a Bot is frozen after __init__; this state stays mutable
+            self._ledger = ledger
+            self._state = _BotState(on_unauthorized)
+
+    @property
+    def unauthorized(self) -> bool:
+        """Telegram refused the token while polling (401)."""
+        return self._state.unauthorized
+
+    def set_unauthorized_callback(self, callback: Callable[[], None]) -> None:
+        self._state.on_unauthorized = callback
+
+    async def initialize(self) -> None:
+        try:
+            await super().initialize()
+        except InvalidToken:
+            raise
+        except NetworkError as error:  # retried with backoff by run_polling(bootstrap_retries)
+            log.warning("cannot reach the Telegram Bot API yet (%s); retrying", error)
+            raise
+
+    async def get_updates(  # type: ignore[override]
+        self,
+        offset: int | None = None,
+        limit: int | None = None,
+        timeout: int | dt.timedelta | None = None,
+        allowed_updates: Sequence[str] | None = None,
+        *,
+        read_timeout: ODVInput[float] = DEFAULT_NONE,
+        write_timeout: ODVInput[float] = DEFAULT_NONE,
+        connect_timeout: ODVInput[float] = DEFAULT_NONE,
+        pool_timeout: ODVInput[float] = DEFAULT_NONE,
+        api_kwargs: JSONDict | None = None,
+    ) -> tuple[Update, ...]:
+        marker = None
+        if self._ledger is not None:
+            offset = self._ledger.hold(offset)
+            marker = self._ledger.progress_marker()
+        data: JSONDict = {
+            "timeout": timeout,
+            "offset": offset,
+            "limit": limit,
+            "allowed_updates": allowed_updates,
+        }
+        # As Bot.get_updates: the long-poll timeout is added to the read timeout.
+        if isinstance(read_timeout, DefaultValue):
+            base_read = self._request[0].read_timeout or 0
+        else:
+            base_read = read_timeout or 0
+        poll = timeout.total_seconds() if isinstance(timeout, dt.timedelta) else (timeout or 0)
+        try:
+            result = await self._post(
+                "getUpdates",
+                data,
+                read_timeout=base_read + poll,
+                write_timeout=write_timeout,
+                connect_timeout=connect_timeout,
+                pool_timeout=pool_timeout,
+                api_kwargs=api_kwargs,
+            )
+        except InvalidToken:
+            # Not raised: that would end python-telegram-bot's polling task with an exception
+            # that later aborts the orderly shutdown (no final commit). Stop the application
+            # instead; run() then exits 78.
+            state = self._state
+            if state.unauthorized:
+                return ()
+            state.unauthorized = True
+            log.error("Telegram answered getUpdates with 401 Unauthorized: stopping")
+            if state.on_unauthorized is not None:
+                state.on_unauthorized()
+            await asyncio.sleep(1.0)  # the loop stops meanwhile; no busy polling
+            return ()
+        items = list(result or ())
+        copies = 0
+        if self._ledger is not None:
+            # Drop the copies of updates still in hand before parsing them (parsing is the
+            # expensive part of a poll).
+            fresh_items = [item for item in items if not self._ledger.known(item)]
+            copies = len(items) - len(fresh_items)
+            items = fresh_items
+        updates = []
+        for item in items:
+            try:
+                update = Update.de_json(item, self)
+            except Exception as error:
+                update_id = item.get("update_id") if isinstance(item, dict) else None
+                log.error(
+                    "skipping update %s: it cannot be read (%s: %s)",
+                    update_id,
+                    type(error).__name__,
+                    error,
+                )
+                continue
+            self.insert_callback_data(update)
+            updates.append(update)
+        if self._ledger is None or marker is None:
+            return tuple(updates)
+        fresh = self._ledger.admit(updates)
+        if copies and not fresh:
+            # Only copies of updates still being handled: wait for progress, not a busy loop.
+            await self._ledger.wait_for_progress(marker, max(0.5, poll))
+        return tuple(fresh)
+
+
+class DurableUpdateProcessor(BaseUpdateProcessor):
+    """One update at a time, each inside the database batch; see the module docstring."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        db_thread: DatabaseThread,
+        ledger: UpdateLedger,
+        persistence: SQLitePersistence | None = None,
+        *,
+        max_batch: int = MAX_BATCH,
+        max_batch_age: float = MAX_BATCH_AGE,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        super().__init__(max_concurrent_updates=1)
+        self.storage = storage
+        self.db = db_thread
+        self.ledger = ledger
+        self.persistence = persistence
+        self.max_batch = max_batch
+        self.max_batch_age = max_batch_age
+        self.clock = clock
+        self.application: Application | None = None
+        self.failed: BaseException | None = None
+        self.committed = 0
+        self.skipped = 0
+        self._batch: list[int] = []
+        self._batch_started = 0.0
+        self._commit_lock = asyncio.Lock()
+
+    def attach(self, application: Application) -> None:
+        self.application = application
+
+    async def initialize(self) -> None:
+        pruned = await self.db.run(self.storage.prune_processed, self.clock())
+        if pruned:
+            log.debug("forgot %d update ids older than a week", pruned)
+
+    async def shutdown(self) -> None:
+        """The application is stopping: commit what the last batch did."""
+        if self._batch or self.storage.batch_open:
+            await self.commit()
+
+    async def do_process_update(self, update: object, coroutine: Coroutine[Any, Any, Any]) -> None:
+        if self.failed is not None:
+            coroutine.close()  # stopping: leave it to the next run (it is not confirmed)
+            return
+        update_id = update.update_id if isinstance(update, Update) else None
+        if update_id is not None and await self.db.run(self.storage.is_processed, update_id):
+            coroutine.close()
+            self.skipped += 1
+            log.info("update %s was handled before a restart; not applied twice", update_id)
+            self.ledger.finish([update_id])
+            return
+        if not self._batch:
+            self._batch_started = time.monotonic()
+        await self.db.run(self.storage.begin_batch)
+        await coroutine  # handler errors are caught and reported by the application
+        if update_id is not None:
+            self._batch.append(update_id)
+        if self._should_commit():
+            await self.commit()
+
+    def _should_commit(self) -> bool:
+        queue = self.application.update_queue if self.application is not None else None
+        return (
+            queue is None
+            or queue.empty()
+            or len(self._batch) >= self.max_batch
+            or time.monotonic() - self._batch_started >= self.max_batch_age
+        )
+
+    async def commit(self) -> None:
+        """Persist changed data into the batch, record its update_ids, commit; then tell the
+        ledger, which lets the next getUpdates confirm them to Telegram."""
+        async with self._commit_lock:
+            if self.application is not None and self.application.persistence is not None:
+                await self.application.update_persistence()
+            ids, self._batch = self._batch, []
+            try:
+                await self.db.run(self.storage.commit_batch, ids, self.clock())
+            except Exception as error:
+                self.failed = error
+                if self.persistence is not None:
+                    self.persistence.invalidate()
+                log.critical(
+                    "cannot commit handled updates %s to the database (%s: %s); stopping "
+                    "without confirming them to Telegram, they will be handled again",
+                    ids,
+                    type(error).__name__,
+                    error,
+                )
+                if self.application is not None and self.application.running:
+                    self.application.stop_running()
+                return
+            self.committed += len(ids)
+            self.ledger.finish(ids)
+
+
+class RetryAfterLimiter(BaseRateLimiter[None]):
+    """Not a rate limiter: when Telegram answers 429, wait ``retry_after`` and try again."""
+
+    def __init__(self, max_retries: int = 3, max_wait: float = 60.0) -> None:
+        self.max_retries = max_retries
+        self.max_wait = max_wait
+
+    async def initialize(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, bool | JSONDict | list[JSONDict]]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: None,
+    ) -> bool | JSONDict | list[JSONDict]:
+        attempt = 0
+        while True:
+            try:
+                return await callback(*args, **kwargs)
+            except RetryAfter as error:
+                wait = retry_after_seconds(error)
+                if attempt >= self.max_retries or wait > self.max_wait:
+                    raise
+                attempt += 1
+                log.warning(
+                    "Telegram asks to slow down (429) on %s: waiting %.1f s (retry %d of %d)",
+                    endpoint,
+                    wait,
+                    attempt,
+                    self.max_retries,
+                )
+                await asyncio.sleep(wait)
+
+
+def retry_after_seconds(error: RetryAfter) -> float:
+    value = getattr(error, "_retry_after", None)
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    raw = error.retry_after
+    return raw.total_seconds() if isinstance(raw, dt.timedelta) else float(raw)
