@@ -10,7 +10,14 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from conf.durations import parse_duration
@@ -178,8 +185,14 @@ class Settings(BaseSettings):
         assert self.database_path is not None
         return self.database_path
 
+    _runtime_secrets: list[str] = PrivateAttr(default_factory=list)
+
+    def add_runtime_secret(self, value: str) -> None:
+        """A secret made at run time (the admin API's), redacted like the configured ones."""
+        self._runtime_secrets.append(value)
+
     def secrets(self) -> list[str]:
-        """Every secret value in force, for log redaction."""
+        """Every secret value in force, for redaction from logs and HTTP answers."""
         found = [
             secret.get_secret_value()
             for secret in (
@@ -191,7 +204,7 @@ class Settings(BaseSettings):
             )
             if secret is not None
         ]
-        return [value for value in found if value]
+        return [value for value in (*found, *self._runtime_secrets) if value]
 
 
 class SettingsError(Exception):

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from watchdog.http import json_response
+
 if TYPE_CHECKING:
     from watchdog.service import WatchdogService
 
@@ -48,7 +50,7 @@ class AdminEndpoint:
 
 
 def _json(body: dict[str, Any], status: int = 200) -> web.Response:
-    return web.json_response(body, status=status, headers={"Cache-Control": "no-store"})
+    return json_response(body, status)
 
 
 @web.middleware

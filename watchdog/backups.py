@@ -115,9 +115,13 @@ class BackupKeeper:
         backups = self.catalogue.scan()
         by_id = {b.id: b for b in backups}
         doomed = retention.to_free(held(backups), missing)
-        for backup_id in doomed:
-            log.warning("disk pressure: removing backup %s to make room", backup_id)
-            self.catalogue.remove(by_id[backup_id])
+        freeable = sum(by_id[backup_id].manifest.file_size for backup_id in doomed)
+        if freeable >= missing:  # delete only when it makes enough room; else keep them all
+            for backup_id in doomed:
+                log.warning("disk pressure: removing backup %s to make room", backup_id)
+                self.catalogue.remove(by_id[backup_id])
+        else:
+            doomed = []
         still = schedule.room_for_backup(
             self.free_bytes(), self.expected_bytes(tier), self.min_free_bytes
         )
@@ -136,10 +140,6 @@ class BackupKeeper:
         for backup_id in doomed:
             self.catalogue.remove(by_id[backup_id])
         return doomed
-
-    def prune(self) -> list[str]:
-        with self.catalogue.locked():
-            return self._apply_retention()
 
     def cleanup(self) -> list[Path]:
         with self.catalogue.locked():

@@ -140,6 +140,16 @@ class Catalogue:
                 except (OSError, ValueError, TypeError) as error:
                     log.error("unreadable backup manifest %s: %s", manifest_path, error)
                     continue
+                expected = (f"{manifest.id}.db", f"{manifest.id}.db.zst")
+                if (
+                    manifest.tier != tier
+                    or manifest.file not in expected
+                    or manifest_path.stem != manifest.id
+                ):
+                    log.error(
+                        "backup manifest %s does not describe its own files: ignored", manifest_path
+                    )
+                    continue
                 found.append(Backup(manifest, folder / manifest.file, manifest_path))
         found.sort(key=lambda backup: (backup.created_at, backup.id))
         return found
@@ -183,13 +193,18 @@ class Catalogue:
         not below backups/, so nothing here can be user data that exists nowhere else.
         """
         removed: list[Path] = []
-        committed = {backup.data_path for backup in self.scan()}
         for tier in TIERS:
             folder = self.layout.tier(tier)
             if not folder.is_dir():
                 continue
+            # Any manifest, even one that no longer parses, keeps its data file: that may be a
+            # verified backup with a damaged label, and it is not ours to delete.
+            labelled = {
+                path.stem for path in folder.glob("*.json") if not path.name.startswith(TMP_PREFIX)
+            }
             for path in folder.iterdir():
-                orphan = path.suffix != ".json" and path not in committed
+                stem = path.name.removesuffix(".zst").removesuffix(".db")
+                orphan = path.suffix != ".json" and stem not in labelled
                 if path.name.startswith(TMP_PREFIX) or orphan:
                     path.unlink(missing_ok=True)
                     removed.append(path)

@@ -60,7 +60,8 @@ class BotProcess:
 
         Only one SIGTERM: a second one makes python-telegram-bot abort its final persistence flush.
         """
-        assert self._process is not None
+        if self._process is None:
+            return 0  # never started
         if self._process.returncode is None:
             if not self._term_sent:
                 self._term_sent = True

@@ -12,13 +12,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SQLITE_HEADER = b"SQLite format 3\x00"
+BEING_CREATED = 10.0
+"""An empty database file younger than this is one being created, not a damaged one."""
+NOT_A_VERDICT = {
+    getattr(sqlite3, name)
+    for name in ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CANTOPEN", "SQLITE_BUSY_RECOVERY")
+    if hasattr(sqlite3, name)
+}
 
 
 @dataclass(frozen=True)
 class DatabaseCheck:
     """The verdict on one database file."""
 
-    state: str  # "ok" | "missing" | "corrupt"
+    state: str  # "ok" | "missing" | "corrupt" | "unknown" (could not check: busy, locked)
     detail: str
     size_bytes: int = 0
     tables: dict[str, int] = field(default_factory=dict)
@@ -55,7 +62,10 @@ def check_database(path: Path) -> DatabaseCheck:
     if not path.exists():
         return DatabaseCheck("missing", "no database file")
     try:
-        size = path.stat().st_size
+        stat = path.stat()
+        size = stat.st_size
+        if size == 0 and time.time() - stat.st_mtime < BEING_CREATED:
+            return DatabaseCheck("missing", "an empty file just created (the bot is making it)")
         problem = read_header_problem(path)
         if problem:
             return DatabaseCheck("corrupt", problem, size, seconds=time.monotonic() - started)
@@ -72,6 +82,11 @@ def check_database(path: Path) -> DatabaseCheck:
         finally:
             connection.close()
     except sqlite3.DatabaseError as error:
+        if getattr(error, "sqlite_errorcode", None) in NOT_A_VERDICT:
+            # Busy, locked, cannot open: says nothing about the file's health. Check again soon.
+            return DatabaseCheck(
+                "unknown", f"could not check: {error}", seconds=time.monotonic() - started
+            )
         return DatabaseCheck(
             "corrupt", f"{type(error).__name__}: {error}", seconds=time.monotonic() - started
         )

@@ -16,6 +16,7 @@ import psutil
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from conf.logging import redact
 from watchdog.metrics import build_registry
 from watchdog.version import app_version
 
@@ -30,18 +31,25 @@ def _service(request: web.Request) -> WatchdogService:
     return request.app[SERVICE_KEY]  # type: ignore[return-value]
 
 
-def _json(body: dict[str, Any], status: int = 200) -> web.Response:
+def json_response(
+    body: dict[str, Any], status: int = 200, secrets: list[str] | None = None
+) -> web.Response:
+    """JSON with every secret in force replaced, whatever an error message may have carried."""
     return web.Response(
-        text=json.dumps(body, indent=2, sort_keys=False) + "\n",
+        text=redact(json.dumps(body, indent=2, sort_keys=False), secrets or []) + "\n",
         status=status,
         content_type="application/json",
         headers={"Cache-Control": "no-store"},
     )
 
 
+def _json(request: web.Request, body: dict[str, Any], status: int = 200) -> web.Response:
+    return json_response(body, status, _service(request).settings.secrets())
+
+
 async def health(request: web.Request) -> web.Response:
     report = _service(request).health()
-    return _json(report.document, report.http_status)
+    return _json(request, report.document, report.http_status)
 
 
 def _authorised(request: web.Request, token: str | None) -> bool:
@@ -55,8 +63,10 @@ async def stats(request: web.Request) -> web.Response:
     service = _service(request)
     token = service.settings.stats_token
     if not _authorised(request, token.get_secret_value() if token else None):
-        return _json({"error": "unauthorised: send Authorization: Bearer <STATS_TOKEN>"}, 401)
-    return _json(stats_document(service))
+        return _json(
+            request, {"error": "unauthorised: send Authorization: Bearer <STATS_TOKEN>"}, 401
+        )
+    return _json(request, stats_document(service))
 
 
 def stats_document(service: WatchdogService) -> dict[str, Any]:
@@ -126,10 +136,18 @@ def build_app(service: WatchdogService) -> web.Application:
     return app
 
 
+class CannotServe(Exception):
+    """HOST:PORT cannot be listened on (taken, not an address of this machine)."""
+
+
 async def start_http(service: WatchdogService, host: str, port: int) -> web.AppRunner:
     runner = web.AppRunner(build_app(service), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as error:
+        await runner.cleanup()
+        raise CannotServe(f"cannot serve HTTP on {host}:{port} (HOST/PORT): {error}") from None
     log.info("serving /health, /stats and /metrics on http://%s:%s", host, port)
     return runner

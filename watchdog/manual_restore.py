@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from conf.layout import DataLayout
 from watchdog.catalogue import Backup, Catalogue
 from watchdog.quarantine import quarantine_database, update_note
-from watchdog.restore import RestoreError, install_backup
+from watchdog.restore import RestoreError, discard, prepare_backup, swap_in
 from watchdog.snapshot import verify_backup
 
 
@@ -45,10 +45,14 @@ def restore_chosen(layout: DataLayout, backup: Backup, now: float) -> ManualRest
     verdict = verify_backup(backup, layout.run)
     if not verdict.ok:
         raise RestoreError(f"backup {backup.id} does not verify: {verdict.detail}; nothing changed")
-    moved = quarantine_database(
-        layout, f"manual restore of {backup.id}", "set aside by an operator's restore", now
-    )
-    install_backup(layout, backup)
+    candidate = prepare_backup(layout, backup)  # ready beside the live database before touching it
+    try:
+        moved = quarantine_database(
+            layout, f"manual restore of {backup.id}", "set aside by an operator's restore", now
+        )
+        swap_in(layout, candidate)
+    finally:
+        discard(candidate)
     if moved is not None:
         # The operator chose this state: rows of the old file are kept, not merged back.
         update_note(

@@ -15,9 +15,16 @@ from conf.layout import DataLayout
 from watchdog.catalogue import Catalogue, Manifest
 from watchdog.quarantine import Quarantined, list_quarantine, quarantine_database, update_note
 from watchdog.recovery_plan import candidates_newest_first
-from watchdog.restore import RESTORE_PREFIX, RestoreError, install_backup, install_file
+from watchdog.restore import (
+    RESTORE_PREFIX,
+    RestoreError,
+    install_backup,
+    install_file,
+    ready_candidate,
+    swap_in,
+)
 from watchdog.salvage import SalvageReport, salvage_and_merge
-from watchdog.snapshot import verify_stored_file
+from watchdog.snapshot import Verdict, verify_stored_file
 
 log = logging.getLogger(__name__)
 
@@ -71,16 +78,23 @@ def recover(
     for backup in candidates_newest_first(catalogue.scan()):
         # sha256 of the stored file here; integrity_check runs once, on the copy being installed
         # (install_file), which is the file that will be used.
-        verdict = verify_stored_file(backup)
+        try:
+            verdict = verify_stored_file(backup)
+        except OSError as error:
+            verdict = Verdict(False, f"unreadable: {error.strerror or error}")
         if not verdict.ok:
             result.rejected.append(f"{backup.id}: {verdict.detail}")
             log.error("backup %s is not usable: %s", backup.id, verdict.detail)
             continue
+        if moved is not None:  # said before the swap, so a salvage left pending can resume
+            moved = update_note(moved, restored_from=backup.id, source="local")
         try:
             install_backup(layout, backup)
         except RestoreError as error:
             result.rejected.append(str(error))
             log.error("%s", error)
+            if moved is not None:
+                moved = update_note(moved, restored_from=None, source=None)
             continue
         result.restored_from, result.source = backup.id, "local"
         break
@@ -151,10 +165,11 @@ def restore_from_offsite(layout: DataLayout, store: object, wanted: str, now: fl
     temporary = layout.database.parent / f"{RESTORE_PREFIX}offsite.db"
     try:
         manifest = store.fetch(None if wanted == "latest" else wanted, temporary)  # type: ignore[attr-defined]
+        ready_candidate(temporary, manifest)  # ready before the live database is touched
         moved = quarantine_database(
             layout, f"restore of offsite backup {manifest.id}", "set aside by an operator", now
         )
-        install_file(layout, temporary, manifest)
+        swap_in(layout, temporary)
     finally:
         temporary.unlink(missing_ok=True)
     if moved is not None:

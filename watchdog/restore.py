@@ -27,50 +27,81 @@ def materialize(backup: Backup, target: Path) -> None:
         fsync_file(target)
 
 
-def install_file(layout: DataLayout, candidate: Path, manifest: Manifest) -> None:
-    """Verify ``candidate`` against ``manifest``, switch it to WAL and rename it into place.
-
-    The caller has moved the old database and its -wal/-shm aside first: a stale -wal beside
-    the restored file would be replayed into it.
-    """
+def ready_candidate(candidate: Path, manifest: Manifest) -> None:
+    """Make ``candidate`` fit to become the live database: the bytes the manifest describes,
+    passing integrity_check, switched to WAL, fsynced. Raises RestoreError."""
     if sha256_of(candidate) != manifest.sha256:
         raise RestoreError(f"backup {manifest.id}: the copy does not match its sha256")
     problem = integrity_problem(candidate)
     if problem:
         raise RestoreError(f"backup {manifest.id}: integrity_check failed: {problem}")
-    for companion in layout.database_companions:
-        if companion.exists():
-            raise RestoreError(f"{companion} is still there; move it aside before restoring")
     connection = sqlite3.connect(candidate)
     try:
         connection.execute("PRAGMA journal_mode=WAL")
     finally:
         connection.close()
     fsync_file(candidate)
+
+
+def swap_in(layout: DataLayout, candidate: Path) -> None:
+    """Rename a ready candidate into place. The caller has moved the old database and its
+    -wal/-shm aside first: a stale -wal beside the restored file would be replayed into it."""
+    for path in (layout.database, *layout.database_companions):
+        if path.exists():
+            raise RestoreError(f"{path} is still there; move it aside before restoring")
     os.replace(candidate, layout.database)
     fsync_dir(layout.database.parent)
 
 
-def install_backup(layout: DataLayout, backup: Backup) -> None:
+def install_file(layout: DataLayout, candidate: Path, manifest: Manifest) -> None:
+    ready_candidate(candidate, manifest)
+    swap_in(layout, candidate)
+
+
+def candidate_path(layout: DataLayout, backup_id: str) -> Path:
     layout.database.parent.mkdir(parents=True, exist_ok=True)
-    temporary = layout.database.parent / f"{RESTORE_PREFIX}{backup.id}.db"
+    return layout.database.parent / f"{RESTORE_PREFIX}{backup_id}.db"
+
+
+def prepare_backup(layout: DataLayout, backup: Backup) -> Path:
+    """The backup's database materialized beside the live one and made ready; the caller swaps
+    it in (or deletes it). Nothing live is touched."""
+    temporary = candidate_path(layout, backup.id)
     try:
         materialize(backup, temporary)
-        install_file(layout, temporary, backup.manifest)
+        ready_candidate(temporary, backup.manifest)
     except (OSError, sqlite3.DatabaseError) as error:
+        discard(temporary)
         raise RestoreError(f"backup {backup.id}: {error}") from None
+    except RestoreError:
+        discard(temporary)
+        raise
+    return temporary
+
+
+def discard(candidate: Path) -> None:
+    for path in (candidate, Path(f"{candidate}-wal"), Path(f"{candidate}-shm")):
+        path.unlink(missing_ok=True)
+
+
+def install_backup(layout: DataLayout, backup: Backup) -> None:
+    candidate = prepare_backup(layout, backup)
+    try:
+        swap_in(layout, candidate)
     finally:
-        temporary.unlink(missing_ok=True)
-        for companion in (Path(f"{temporary}-wal"), Path(f"{temporary}-shm")):
-            companion.unlink(missing_ok=True)
+        discard(candidate)
+
+
+LEFTOVER_PREFIXES = (RESTORE_PREFIX, ".tmp-offsite-")
 
 
 def cleanup_restore_leftovers(layout: DataLayout) -> list[Path]:
-    """Copies of backups left by an interrupted restore (never the only copy of anything)."""
+    """Copies of backups left by an interrupted restore or offsite fetch (never the only copy
+    of anything)."""
     folder = layout.database.parent
     if not folder.is_dir():
         return []
-    removed = [path for path in folder.iterdir() if path.name.startswith(RESTORE_PREFIX)]
+    removed = [path for path in folder.iterdir() if path.name.startswith(LEFTOVER_PREFIXES)]
     for path in removed:
         path.unlink(missing_ok=True)
     return removed

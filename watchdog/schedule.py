@@ -20,6 +20,23 @@ def is_due(now: float, newest_at: float | None, interval: float) -> bool:
     return now - newest_at >= interval
 
 
+def newest_trusted(
+    now: float, backups: list[tuple[str, float]], intervals: Mapping[str, float]
+) -> dict[str, float | None]:
+    """Per tier, the newest backup time that is not in the future.
+
+    A backup stamped ahead of the clock (the clock went back) must not count as the newest: it
+    would keep its tier due forever, and a backup every few seconds would push the real history
+    out through retention. Once one backup is taken at the current time, the tier is at rest.
+    """
+    newest: dict[str, float | None] = dict.fromkeys(intervals)
+    for tier, created_at in backups:
+        if tier in newest and created_at <= now + FUTURE_SLACK:
+            current = newest[tier]
+            newest[tier] = created_at if current is None else max(current, created_at)
+    return newest
+
+
 def due_tiers(
     now: float, newest_at: Mapping[str, float | None], intervals: Mapping[str, float]
 ) -> list[str]:

@@ -55,10 +55,15 @@ from watchdog.version import app_version
 log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BOT_NEEDS_NOT = ("BACKUP_GIT_TOKEN", "BACKUP_AGE_KEY", "STATS_TOKEN", "BACKUP_GIT_URL")
 TICK = 0.5
 """Seconds between looks at the bot (exit, heartbeat, held database)."""
 MONITOR_EVERY = 5.0
 """Seconds between cheap readings (disk usage, database size)."""
+RECHECK_AFTER = 5.0
+"""Seconds before checking again a database that could not be checked (busy, locked)."""
+BACKUP_RETRY_FIRST, BACKUP_RETRY_MAX = 60.0, 3600.0
+"""Backoff for a scheduled backup that failed: 1 min, 2 min, 4 min … up to an hour."""
 
 
 class WatchdogService:
@@ -102,6 +107,9 @@ class WatchdogService:
         self._last_integrity_check: float | None = None
         self._recovering = False
         self._database_seen: bool | None = None
+        self._backup_failures: dict[str, int] = {}
+        self._backup_retry_at: dict[str, float] = {}
+        self._background: set[asyncio.Task[object]] = set()
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -127,13 +135,21 @@ class WatchdogService:
             http_runner = await start_http(self, self.settings.host, self.settings.port)
         admin_runner, self._admin = await start_admin(self)
         add_secret(self._admin.secret)
+        self.settings.add_runtime_secret(self._admin.secret)
         await asyncio.to_thread(self._admin.save, self.layout.admin_file)
         tasks = [
             asyncio.create_task(self._guard(self._supervise(), "supervise")),
             asyncio.create_task(self._guard(self._monitor(), "monitor")),
+            asyncio.create_task(self._guard(self._maintenance(), "maintenance")),
         ]
         try:
-            await self._preflight()
+            preflight = asyncio.create_task(self._preflight())
+            await self._wait_or_stop(asyncio.shield(preflight))
+            if not preflight.done():
+                preflight.cancel()  # stop requested mid-preflight; every step can be resumed
+                await asyncio.gather(preflight, return_exceptions=True)
+            elif preflight.exception() is not None:
+                raise preflight.exception()  # type: ignore[misc]
             await self._stopping.wait()
         finally:
             await self._shutdown()
@@ -157,7 +173,15 @@ class WatchdogService:
             log.exception("%s loop failed", name)
             self.state.loop_error = f"{name}: {type(error).__name__}: {error}"
 
+    async def _load_remembered(self) -> None:
+        """What the state file carries across restarts and /health must keep saying."""
+        state = await asyncio.to_thread(load_state, self.layout.state_file)
+        if state.get("fresh_start_at"):
+            self.state.recovery.fresh_start_at = float(state["fresh_start_at"])
+            self.state.recovery.fresh_start_reason = state.get("fresh_start_reason")
+
     async def _preflight(self) -> None:
+        await self._load_remembered()
         grace = self.settings.bot_stop_timeout
         leftover = await asyncio.to_thread(reap_leftover_bot, self.layout.bot_pid_file, grace)
         if leftover:
@@ -233,6 +257,8 @@ class WatchdogService:
 
     def _bot_env(self) -> dict[str, str]:
         env = dict(os.environ)
+        for secret in BOT_NEEDS_NOT:  # the bot reads untrusted input: give it no more than it needs
+            env.pop(secret, None)
         env["ERIXCAST_WATCHDOG_PID"] = str(os.getpid())
         env["DATA_DIR"] = str(self.settings.data_dir)
         env["DATABASE_PATH"] = str(self.settings.database)
@@ -273,13 +299,13 @@ class WatchdogService:
     async def _run_bot_once(self) -> None:
         bot = self.state.bot
         process = BotProcess(self.bot_argv, self._bot_env(), Path.cwd(), self.layout.bot_pid_file)
-        self._bot = process
         launched_mono = self.clock.monotonic()
         bot.launched_at = self.clock.time()
         bot.phase = BotPhase.STARTING
         bot.message = None
         bot.next_launch_at = None
         bot.pid = await process.start()
+        self._bot = process
         bot.launches += 1
         self._event("bot", f"bot launched (pid {bot.pid}, launch {bot.launches})")
 
@@ -365,24 +391,48 @@ class WatchdogService:
             vanished = (
                 self.state.database.integrity is Integrity.OK and not self.state.database.exists
             )
-            if self.clock.monotonic() >= due_at or self._database_appeared() or vanished:
+            unknown = self.state.database.integrity is Integrity.UNKNOWN
+            if self.clock.monotonic() >= due_at or self._database_appeared() or vanished or unknown:
                 await self._check_and_heal()
             await self._scheduled_backups()
-            await self._offsite_push_if_due()
-            await self._drill_if_due()
+            await self._sleep(MONITOR_EVERY)
+
+    async def _maintenance(self) -> None:
+        """Offsite pushes and restore drills: slow, so apart from the checks and backups above;
+        a failure of one round is logged and the next round goes on."""
+        await self._wait_or_stop(self._preflight_done.wait())
+        while not self._stopping.is_set():
+            for work in (self._offsite_push_if_due, self._drill_if_due):
+                try:
+                    await work()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as error:
+                    self._event("maintenance", f"{work.__name__} failed: {error!r}", logging.ERROR)
             await self._sleep(MONITOR_EVERY)
 
     async def _scheduled_backups(self) -> None:
         if self.state.database.integrity is not Integrity.OK:
             return
-        newest_at = {
-            tier: (summary.created_at if summary else None)
-            for tier, summary in self.state.backups.newest.items()
-        }
-        for tier in schedule.due_tiers(self.clock.time(), newest_at, self.settings.intervals()):
+        now = self.clock.time()
+        backups = await asyncio.to_thread(self.keeper.catalogue.scan)
+        newest_at = schedule.newest_trusted(
+            now, [(b.tier, b.created_at) for b in backups], self.settings.intervals()
+        )
+        for tier in schedule.due_tiers(now, newest_at, self.settings.intervals()):
             if self._stopping.is_set():
                 return
-            await self._backup(tier, "scheduled")
+            if now < self._backup_retry_at.get(tier, 0.0):
+                continue
+            outcome = await self._backup(tier, "scheduled")
+            if outcome is None:
+                failures = self._backup_failures.get(tier, 0) + 1
+                self._backup_failures[tier] = failures
+                delay = min(BACKUP_RETRY_MAX, BACKUP_RETRY_FIRST * 2 ** (failures - 1))
+                self._backup_retry_at[tier] = now + delay
+            else:
+                self._backup_failures.pop(tier, None)
+                self._backup_retry_at.pop(tier, None)
 
     # -- backups ------------------------------------------------------------------------------
 
@@ -525,6 +575,12 @@ class WatchdogService:
         self._last_integrity_check = self.clock.monotonic()
         result = await asyncio.to_thread(check_database, self.settings.database)
         db = self.state.database
+        if result.state == "unknown":
+            log.warning("%s; checking again in %.0f s", result.detail, RECHECK_AFTER)
+            self._last_integrity_check = (
+                self.clock.monotonic() - self.settings.integrity_check_every + RECHECK_AFTER
+            )
+            return
         db.checked_at = self.clock.time()
         db.check_seconds = result.seconds
         if result.state == "ok":
@@ -643,11 +699,17 @@ class WatchdogService:
         branch has lost its disk: the data comes back from the branch."""
         if self.offsite is None or self.state.database.integrity is not Integrity.MISSING:
             return False
-        try:
-            entries = await asyncio.to_thread(self.offsite.list)
-        except OffsiteError as error:
-            log.error("could not list offsite backups: %s", error)
-            return False
+        entries = []
+        for attempt, pause in enumerate((5.0, 15.0, 0.0), start=1):
+            try:
+                entries = await asyncio.to_thread(self.offsite.list)
+                break
+            except OffsiteError as error:
+                # Deciding "first run" on a passing network error would start the bot empty.
+                log.error("could not list offsite backups (attempt %d of 3): %s", attempt, error)
+                if attempt == 3 or error.kind not in ("unreachable", "timeout", "busy"):
+                    return False
+                await self._sleep(pause)
         if entries:
             log.warning(
                 "no database and no local backup, but %d offsite: a lost disk", len(entries)
@@ -671,8 +733,9 @@ class WatchdogService:
                 await bot.stop(self.settings.bot_stop_timeout)
             try:
                 summary = await asyncio.to_thread(self._restore_blocking, wanted, from_git)
-            except (RestoreError, OffsiteError) as error:
-                self._event("restore", f"restore refused: {error}", logging.ERROR)
+            except (RestoreError, OffsiteError, OSError) as error:
+                self._event("restore", f"restore failed: {error}", logging.ERROR)
+                await self._check_integrity_locked()  # the monitor heals what is left, if need be
                 return False, str(error)
             await asyncio.to_thread(update_state, self.layout.state_file, known_tables=[])
             self._event("restore", summary, logging.WARNING)
@@ -775,9 +838,12 @@ class WatchdogService:
             self._event("drill", f"restore drill passed ({len(results)} backups restored and read)")
 
     async def _alert(self, text: str) -> None:
-        """Tell the admins (ADMIN_IDS) on Telegram; never blocks recovery on failure."""
+        """Tell the admins (ADMIN_IDS) on Telegram, in the background: an unreachable Telegram
+        must not keep the bot held or the data lock taken."""
         if self._alerter is not None:
-            await self._alerter.send(text)
+            task = asyncio.create_task(self._alerter.send(text))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     # -- helpers ------------------------------------------------------------------------------
 

@@ -308,3 +308,40 @@ def test_health_degrades_when_the_disk_is_too_small_for_a_backup(processes, tmp_
     assert "not enough disk" in doc["checks"]["backups"]["detail"]
     assert doc["database"]["integrity"] == "ok"
     assert digest(data / "erixcast.db") == before
+
+
+def test_pressure_deletes_nothing_when_deleting_cannot_make_room(tmp_path, small_disk):
+    layout = DataLayout(small_disk / "data", small_disk / "data" / "erixcast.db")
+    layout.ensure()
+    dbgen.create(layout.database, 600_000)
+    the_keeper = keeper(layout, min_free=0)
+    now = time.time()
+    for i in range(3):
+        the_keeper.take("manual", "fill", now + i)
+    before = {b.id for b in Catalogue(layout).scan()}
+    hopeless = keeper(layout, min_free=100 * 1024 * 1024)  # more than the whole disk
+    with pytest.raises(BackupSkipped):
+        hopeless.take("daily", "x", now + 10)
+    assert {b.id for b in Catalogue(layout).scan()} == before, "nothing deleted in vain"
+
+
+def test_a_data_file_whose_manifest_is_damaged_is_not_deleted(layout):
+    dbgen.create(layout.database, 100_000)
+    backup = keeper(layout).take("manual", "x", time.time()).backup
+    backup.manifest_path.write_text("{ not json")
+    assert Catalogue(layout).scan() == []
+    keeper(layout).cleanup()
+    assert backup.data_path.exists()
+
+
+def test_a_manifest_pointing_outside_its_folder_is_ignored(layout):
+    import json
+
+    dbgen.create(layout.database, 100_000)
+    backup = keeper(layout).take("manual", "x", time.time()).backup
+    data = json.loads(backup.manifest_path.read_text())
+    data["file"] = "../../erixcast.db"
+    backup.manifest_path.write_text(json.dumps(data))
+    assert Catalogue(layout).scan() == []
+    keeper(layout).cleanup()
+    assert layout.database.exists()

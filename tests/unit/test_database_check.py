@@ -37,8 +37,11 @@ def test_missing(tmp_path):
 
 
 def test_zero_length(tmp_path):
+    import os
+
     path = tmp_path / "empty.db"
     path.touch()
+    os.utime(path, (1_000_000, 1_000_000))
     result = check_database(path)
     assert result.state == "corrupt"
     assert "empty" in result.detail
@@ -70,3 +73,37 @@ def test_truncated_file(database):
     data = database.read_bytes()
     database.write_bytes(data[: len(data) // 2])
     assert check_database(database).state == "corrupt"
+
+
+def test_a_locked_database_is_not_called_corrupt(tmp_path):
+    path = tmp_path / "locked.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("INSERT INTO t VALUES (1)")
+    try:
+        import watchdog.database as database
+
+        original = database.connect_read_only
+        database.connect_read_only = lambda p, timeout=5.0: original(p, timeout=0.1)
+        try:
+            result = check_database(path)
+        finally:
+            database.connect_read_only = original
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert result.state == "unknown"
+    assert "locked" in result.detail
+
+
+def test_an_empty_file_being_created_is_missing_not_corrupt(tmp_path):
+    import os
+    import time
+
+    path = tmp_path / "new.db"
+    path.touch()
+    assert check_database(path).state == "missing"
+    old = time.time() - 60
+    os.utime(path, (old, old))
+    assert check_database(path).state == "corrupt"

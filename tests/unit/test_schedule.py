@@ -61,3 +61,13 @@ def test_shutdown_snapshot_fits_the_budget():
 def test_room_for_backup():
     assert schedule.room_for_backup(free_bytes=100, expected_bytes=50, margin_bytes=20) == 0
     assert schedule.room_for_backup(free_bytes=60, expected_bytes=50, margin_bytes=20) == 10
+
+
+def test_a_backup_stamped_in_the_future_does_not_count_as_the_newest():
+    now = 1e6
+    backups = [("hourly", now + 86400), ("hourly", now - 7200)]
+    assert schedule.newest_trusted(now, backups, {"hourly": HOUR}) == {"hourly": now - 7200}
+    # Once one is taken now, the tier rests: no backup storm while the clock is behind.
+    backups.append(("hourly", now))
+    newest = schedule.newest_trusted(now + 5, backups, {"hourly": HOUR})
+    assert schedule.due_tiers(now + 5, newest, {"hourly": HOUR}) == []

@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
+import threading
 
 from conf.exitcodes import EXIT_REFUSED
 from conf.layout import DataLayout
 from conf.logging import setup_logging
 from conf.settings import load_settings_or_exit
 from watchdog.disk import is_persistent, mount_point
+from watchdog.http import CannotServe
 from watchdog.lock import AlreadyRunning, InstanceLock
 from watchdog.service import WatchdogService
 
@@ -55,9 +58,31 @@ def command(args: argparse.Namespace) -> int:
         log.error("refusing to start: %s", error)
         return refuse(f"refusing to start: {error}")
     try:
-        return asyncio.run(WatchdogService(settings, layout).run())
-    except OSError as error:
-        log.error("cannot serve HTTP on %s:%s (PORT/HOST): %s", settings.host, settings.port, error)
+        return run_bounded(WatchdogService(settings, layout))
+    except CannotServe as error:
+        log.error("%s", error)
         return EXIT_REFUSED
     finally:
         lock.release()
+
+
+def run_bounded(service: WatchdogService) -> int:
+    """Run the service; on the way out, do not wait for worker threads still busy (an offsite
+    push, a drill): the shutdown budget is what supervisord and Render give us. Their work is
+    restartable, and the next start cleans up what they leave."""
+    loop = asyncio.new_event_loop()
+    try:
+        code = loop.run_until_complete(service.run())
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()  # shuts the thread pool down without waiting
+    busy = [
+        thread
+        for thread in threading.enumerate()
+        if thread is not threading.main_thread() and thread.is_alive() and not thread.daemon
+    ]
+    if busy:
+        log.warning("leaving %d unfinished background task(s) behind at exit", len(busy))
+        logging.shutdown()
+        os._exit(code)
+    return code
