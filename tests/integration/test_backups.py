@@ -16,7 +16,7 @@ import pytest
 
 from conf.layout import DataLayout
 from tests import dbgen
-from tests.helpers import base_env, free_port, get_json, wait_until
+from tests.helpers import base_env, free_port, get_json, tmpfs, wait_until
 from watchdog.backups import BackupKeeper, BackupSkipped
 from watchdog.catalogue import Catalogue
 from watchdog.snapshot import (
@@ -240,17 +240,8 @@ def test_kill_9_in_the_middle_of_a_backup_leaves_nothing_listed_and_start_cleans
 
 @pytest.fixture
 def small_disk(tmp_path):
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mount)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"mounting a tmpfs is not permitted here: {done.stderr.decode().strip()}")
-    try:
+    with tmpfs(tmp_path / "small", "6m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_disk_full_fails_cleanly_and_leaves_the_database_untouched(tmp_path, small_disk):

@@ -12,7 +12,7 @@ import pytest
 from conf.exitcodes import EXIT_BAD_SETTINGS, EXIT_REFUSED
 from conf.layout import DataLayout
 from conf.settings import load_settings
-from tests.helpers import base_env, free_port, get_json, wait_until
+from tests.helpers import base_env, free_port, get_json, tmpfs, wait_until
 from watchdog.service import WatchdogService
 
 pytestmark = pytest.mark.integration
@@ -91,23 +91,14 @@ def test_on_render_it_refuses_a_data_dir_on_the_container_filesystem(processes, 
 
 
 def test_on_render_it_runs_on_a_mounted_disk(processes, tmp_path):
-    import subprocess
-
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)], capture_output=True
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"mounting a tmpfs is not permitted here: {mounted.stderr.decode().strip()}")
-    try:
-        port = free_port()
-        processes.start("render", WATCHDOG, base_env(disk / "data", port, RENDER="true"))
-        doc = wait_until(lambda: health(port), what="health on a mounted disk")
-        assert doc["storage"]["persistent_disk"] is True
-    finally:
-        processes.close()
-        subprocess.run(["umount", "-l", str(disk)], check=False)
+    with tmpfs(tmp_path / "disk", "16m") as disk:
+        try:
+            port = free_port()
+            processes.start("render", WATCHDOG, base_env(disk / "data", port, RENDER="true"))
+            doc = wait_until(lambda: health(port), what="health on a mounted disk")
+            assert doc["storage"]["persistent_disk"] is True
+        finally:
+            processes.close()
 
 
 def test_a_silent_bot_is_restarted_and_comes_back(processes, tmp_path, fake_api):

@@ -1,9 +1,9 @@
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import tmpfs
 from watchdog.disk import is_persistent, mount_point, read_disk
 
 
@@ -24,17 +24,8 @@ def test_reading_reports_usage(tmp_path):
 
 @pytest.fixture
 def mounted_tmpfs(tmp_path):
-    target = tmp_path / "disk"
-    target.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(target)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"mounting a tmpfs is not permitted here: {done.stderr.decode().strip()}")
-    try:
+    with tmpfs(tmp_path / "disk", "8m") as target:
         yield target
-    finally:
-        subprocess.run(["umount", "-l", str(target)], check=False)
 
 
 def test_a_mounted_disk_is_persistent(mounted_tmpfs):
