@@ -112,32 +112,85 @@ def _next_readable(connection: sqlite3.Connection, select: str, bad: int) -> int
     return high
 
 
+JUMP = 10_000
+"""A rowid further than this past the previous one is confirmed by an exact lookup before it is
+believed: a bit flip in a cell's rowid would otherwise send the scan past the rest of the table."""
+
+
+def _exists(connection: sqlite3.Connection, table: str, rowid: int) -> bool:
+    try:
+        query = f"SELECT 1 FROM {_quote(table)} WHERE rowid = ?"
+        return connection.execute(query, (rowid,)).fetchone() is not None
+    except sqlite3.DatabaseError:
+        return False
+
+
+def _believable(
+    connection: sqlite3.Connection, table: str, rows: list[tuple], last: int | None
+) -> tuple[list[tuple], int | None]:
+    """The rows whose rowids make sense: increasing, and a long jump only when the b-tree finds
+    the row at that rowid too (a damaged cell's rowid is not where the interior pages lead)."""
+    kept = []
+    for row in rows:
+        rowid = int(row[0])
+        if last is not None and rowid <= last:
+            continue
+        far = last is None or rowid - last > JUMP  # the first row has nothing to compare with
+        if far and not _exists(connection, table, rowid):
+            continue
+        kept.append(row)
+        last = rowid
+    return kept, last
+
+
+MAX_STALLS = 64
+"""Steps in a row that yield nothing believable before the scan jumps past what it read."""
+
+
 def scan_rows(connection: sqlite3.Connection, table: str, report: SalvageReport) -> Iterator[tuple]:
-    """Every readable row of ``table`` as (rowid, *columns), stepping over unreadable pages.
+    """Every readable row of ``table`` as (rowid, *columns), stepping over damaged pages.
 
     Reads in batches; when a batch fails, walks the same stretch one row at a time so the rows
-    before the damage are kept, then seeks past the damaged page and goes on.
+    before the damage are kept, then seeks past the damaged page and goes on. Rows with
+    unbelievable rowids (see ``_believable``) are left out; a stretch that yields nothing
+    believable is stepped over, a row at a time and then by leaps, so the scan always ends.
     """
     select = f"SELECT rowid, * FROM {_quote(table)} WHERE rowid >= ? ORDER BY rowid LIMIT ?"
-    start = -MAX_PROBE
+    start, last, stalls = -MAX_PROBE, None, 0
     while start < MAX_PROBE:
         rows = _read(connection, select, start, BATCH)
-        if rows is not None:
-            if not rows:
-                return
-            yield from rows
-            start = int(rows[-1][0]) + 1
-            continue
-        while (one := _read(connection, select, start, 1)) is not None:
-            if not one:
-                return
-            yield one[0]
-            start = int(one[0][0]) + 1
-        report.skipped_ranges[table] = report.skipped_ranges.get(table, 0) + 1
-        resume = _next_readable(connection, select, start)
-        if resume is None:
+        if rows is None:
+            rows = []
+            while (one := _read(connection, select, start, 1)) is not None:
+                if not one:
+                    return
+                kept, last = _believable(connection, table, one, last)
+                if not kept:
+                    rows = one
+                    break
+                stalls = 0
+                yield kept[0]
+                start = int(kept[0][0]) + 1
+            else:
+                report.skipped_ranges[table] = report.skipped_ranges.get(table, 0) + 1
+                resume = _next_readable(connection, select, start)
+                if resume is None:
+                    return
+                start = resume
+                continue
+        elif not rows:
             return
-        start = resume
+        kept, last = _believable(connection, table, rows, last)
+        if kept:
+            stalls = 0
+            yield from kept
+            start = int(kept[-1][0]) + 1
+            continue
+        # What reads here is not believable (a damaged leaf that still parses): step over it.
+        stalls += 1
+        if stalls == 1:
+            report.skipped_ranges[table] = report.skipped_ranges.get(table, 0) + 1
+        start = start + 1 if stalls <= MAX_STALLS else max(int(row[0]) for row in rows) + 1
 
 
 def salvage_to(damaged: Path, wal: Path | None, target: Path, report: SalvageReport) -> None:

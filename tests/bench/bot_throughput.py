@@ -226,7 +226,7 @@ def run_config(
                 time.sleep(0.1)
                 if len(fake.sent()) != count:
                     quiet_since, count = time.monotonic(), len(fake.sent())
-        except RuntimeError as error:
+        except (RuntimeError, AssertionError) as error:  # a bot that cannot start again
             note = f"restart failed: {error}"
         finally:
             again.stop()

@@ -275,12 +275,9 @@ def _rows_summary(
         table.notes.append(
             "Where it was missed, the pages hit were: "
             + ", ".join(f"{kind} ×{n}" for kind, n in hits.most_common())
-            + ". The salvage (`watchdog/salvage.py`, `scan_rows`) reads 500 rows a query; a "
-            "query that meets a damaged leaf fails whole, and the scan resumes past the damage, "
-            "so the readable rows between that batch's first rowid and the damaged leaf are never "
-            "read. When it happens in a table's first batch (it starts at rowid -2**62), the "
-            "exponential probe runs out of range and the rest of the table is skipped. A damaged "
-            "interior page hides every leaf below it from the rowid scan."
+            + ". A damaged leaf that still parses (bit flips) can hold cells whose rowids the "
+            "salvage's scan does not believe; rows near it, or below a damaged interior page, "
+            "are out of its reach."
         )
     return table
 
