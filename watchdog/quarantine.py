@@ -51,6 +51,13 @@ def _move(source: Path, target: Path) -> None:
         source.unlink()
 
 
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return None
+
+
 def quarantine_database(
     layout: DataLayout, reason: str, detail: str, now: float
 ) -> Quarantined | None:
@@ -70,13 +77,19 @@ def quarantine_database(
         "detail": detail,
         "quarantined_at": datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds"),
         "database_name": layout.database.name,
-        "files": {path.name: path.stat().st_size for path in present},
+        "files": {path.name: _size(path) for path in present},
         "restored_from": None,
         "salvage": {"status": "pending"},
     }
     write_note(folder, note)
     for path in present:
-        _move(path, folder / path.name)
+        try:
+            _move(path, folder / path.name)
+        except FileNotFoundError:
+            # A -wal or -shm removed by SQLite as its last connection closed: its content is
+            # in the main file by then.
+            if path == layout.database:
+                raise
     fsync_dir(folder)
     fsync_dir(layout.database.parent)
     return Quarantined(folder, note)

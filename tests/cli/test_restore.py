@@ -18,6 +18,11 @@ def add_rows(database, n: int = 10) -> None:
         )
 
 
+def users_in(database) -> set[int]:
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5) as connection:
+        return {row[0] for row in connection.execute("SELECT id FROM users")}
+
+
 def test_restore_latest_quarantines_the_current_database(cli):
     assert cli("backup").returncode == 0
     before = messages(cli.database)
@@ -80,11 +85,15 @@ def test_while_the_stack_runs_the_watchdog_restores_and_relaunches(cli, processe
     wait_until(lambda: health()["bot"]["status"] == "running", timeout=30)
     fake_api.send_text(1, "/start", first_name="Ann")
     fake_api.wait_for_sent(1, timeout=20)
-    assert cli("backup").returncode == 0
+    wait_until(lambda: users_in(cli.database) == {1}, timeout=20)
+    made = cli("backup")
+    assert made.returncode == 0
+    backup_id = made.stdout.split()[1]  # "backup <id> (manual): …"
     fake_api.send_text(2, "/start", first_name="Bob")
     fake_api.wait_for_sent(2, timeout=20)
     old_bot = health()["bot"]["pid"]
-    done = cli("restore", "latest", "--yes")
+    # By id: the watchdog's own scheduled backups may be newer than ours (and hold Bob).
+    done = cli("restore", backup_id, "--yes")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "restored backup" in done.stdout
     wait_until(
