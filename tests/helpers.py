@@ -21,6 +21,16 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 T = TypeVar("T")
+TEST_RETENTION = {
+    "hourly": 24,
+    "daily": 7,
+    "weekly": 4,
+    "deploy": 5,
+    "restart": 5,
+    "shutdown": 3,
+    "manual": 50,
+}
+"""Backups kept per tier in tests: the defaults, with room for many manual ones."""
 
 
 @contextlib.contextmanager

@@ -16,7 +16,7 @@ import pytest
 
 from conf.layout import DataLayout
 from tests import dbgen
-from tests.helpers import base_env, free_port, get_json, tmpfs, wait_until
+from tests.helpers import TEST_RETENTION, base_env, free_port, get_json, tmpfs, wait_until
 from watchdog.backups import BackupKeeper, BackupSkipped
 from watchdog.catalogue import Catalogue
 from watchdog.snapshot import (
@@ -27,15 +27,7 @@ from watchdog.snapshot import (
     verify_backup,
 )
 
-KEEP = {
-    "hourly": 24,
-    "daily": 7,
-    "weekly": 4,
-    "deploy": 5,
-    "restart": 5,
-    "shutdown": 3,
-    "manual": 50,
-}
+KEEP = TEST_RETENTION
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from pyrage import x25519
 from conf.layout import DataLayout
 from tests import dbgen
 from tests.fakes.git_server import FakeGitServer, git_env
+from tests.helpers import TEST_RETENTION
 from watchdog.backups import BackupKeeper
 from watchdog.catalogue import Backup
 from watchdog.offsite import OffsiteError, OffsiteStore, cache_dir_for
@@ -30,15 +31,7 @@ pytestmark = pytest.mark.integration
 
 TOKEN = f"ghp_{secrets.token_hex(18)}"
 HEADER_B64 = base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()
-KEEP = {
-    "hourly": 24,
-    "daily": 7,
-    "weekly": 4,
-    "deploy": 5,
-    "restart": 5,
-    "shutdown": 3,
-    "manual": 50,
-}
+KEEP = TEST_RETENTION
 PART = 256 * 1024
 
 
