@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 
+import psutil
 import pytest
 from pyrage import x25519
 
@@ -78,8 +79,10 @@ def test_pushes_offsite_and_a_lost_disk_comes_back_from_the_branch(
 
     # Make sure the offsite copy holds our users, then lose the disk whole.
     wait_until(lambda: health()["backups"]["offsite"]["newest_id"] in pushed, timeout=5)
+    bot = psutil.Process(health()["bot"]["pid"])
     proc.popen.send_signal(signal.SIGKILL)
     proc.wait(10)
+    bot.wait(30)  # the bot follows its watchdog; wait, so it is not closing files under rmtree
     shutil.rmtree(data)
 
     processes.start("watchdog", WATCHDOG, env)
