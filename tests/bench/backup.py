@@ -36,9 +36,9 @@ from pathlib import Path
 from conf.layout import TIERS, DataLayout
 from tests import dbgen
 from tests.bench.report import Table
-from watchdog.backups import BackupKeeper
-from watchdog.catalogue import fsync_file
-from watchdog.snapshot import _copy_online, integrity_problem, sha256_of
+from watchdog.data.backups import BackupKeeper
+from watchdog.data.catalogue import fsync_file
+from watchdog.data.snapshot import _copy_online, integrity_problem, sha256_of
 
 MB = 1_048_576
 REPO = Path(__file__).resolve().parents[2]
@@ -68,7 +68,7 @@ P99_FACTOR = 2.0
 _SETUP = r"""
 from conf.layout import DataLayout
 from conf.settings import load_settings_or_exit
-from watchdog.backups import BackupKeeper
+from watchdog.data.backups import BackupKeeper
 from watchdog.version import app_version
 
 # What `python -m watchdog backup` does (watchdog/cli/common.py), without importing the rest of
@@ -113,7 +113,7 @@ print(json.dumps({"before": before, "peak": peak, "maxrss": maxrss, "reset": res
 _LOOP_CHILD = r"""
 import sys, time
 from pathlib import Path
-from watchdog.snapshot import SnapshotError
+from watchdog.data.snapshot import SnapshotError
 {SETUP}
 ready, stop = Path(sys.argv[1]), Path(sys.argv[2])
 ready.write_text("ready")

@@ -43,9 +43,9 @@ from conf.layout import TIERS, DataLayout
 from tests import dbgen
 from tests.bench.report import Table
 from tests.helpers import REPO, Proc, base_env, free_port, get_json, wait_until
-from watchdog.backups import BackupKeeper
-from watchdog.database import check_database
-from watchdog.recovery import recover
+from watchdog.data.backups import BackupKeeper
+from watchdog.data.database import check_database
+from watchdog.data.recovery import recover
 from watchdog.version import app_version
 
 MB = 1_048_576

@@ -17,9 +17,9 @@ import pytest
 from conf.layout import DataLayout
 from tests import dbgen
 from tests.helpers import TEST_RETENTION, base_env, free_port, get_json, tmpfs, wait_until
-from watchdog.backups import BackupKeeper, BackupSkipped
-from watchdog.catalogue import Catalogue
-from watchdog.snapshot import (
+from watchdog.data.backups import BackupKeeper, BackupSkipped
+from watchdog.data.catalogue import Catalogue
+from watchdog.data.snapshot import (
     SnapshotError,
     SnapshotRequest,
     decompress,
@@ -179,7 +179,7 @@ def test_retention_and_restart_dedupe(layout):
 
 
 def test_schedule_survives_restarts_of_the_keeper(layout):
-    from watchdog import schedule
+    from watchdog.rules import schedule
 
     dbgen.create(layout.database, 100_000)
     t0 = 1_800_000_000.0

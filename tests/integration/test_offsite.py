@@ -21,11 +21,11 @@ from conf.layout import DataLayout
 from tests import dbgen
 from tests.fakes.git_server import FakeGitServer, git_env
 from tests.helpers import TEST_RETENTION
-from watchdog.backups import BackupKeeper
-from watchdog.catalogue import Backup
+from watchdog.data.backups import BackupKeeper
+from watchdog.data.catalogue import Backup
+from watchdog.data.snapshot import decompress, sha256_of
 from watchdog.offsite import OffsiteError, OffsiteStore, cache_dir_for
 from watchdog.offsite import store as store_module
-from watchdog.snapshot import decompress, sha256_of
 
 pytestmark = pytest.mark.integration
 

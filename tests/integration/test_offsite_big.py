@@ -12,9 +12,9 @@ from pyrage import x25519
 from conf.layout import DataLayout
 from tests import dbgen
 from tests.fakes.git_server import FakeGitServer
-from watchdog.backups import BackupKeeper
+from watchdog.data.backups import BackupKeeper
+from watchdog.data.snapshot import sha256_of
 from watchdog.offsite import OffsiteStore, cache_dir_for
-from watchdog.snapshot import sha256_of
 
 pytestmark = pytest.mark.integration
 

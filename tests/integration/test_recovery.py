@@ -20,8 +20,8 @@ import pytest
 
 from conf.layout import DataLayout
 from tests.helpers import Proc, base_env, free_port, get_json, wait_until
-from watchdog.catalogue import Catalogue
-from watchdog.quarantine import list_quarantine, quarantine_database
+from watchdog.data.catalogue import Catalogue
+from watchdog.data.quarantine import list_quarantine, quarantine_database
 
 pytestmark = pytest.mark.integration
 WATCHDOG = [sys.executable, "-m", "watchdog", "run"]

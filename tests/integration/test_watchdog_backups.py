@@ -12,7 +12,7 @@ import pytest
 from conf.layout import DataLayout
 from tests import dbgen
 from tests.helpers import base_env, free_port, get_json, wait_until
-from watchdog.catalogue import Catalogue
+from watchdog.data.catalogue import Catalogue
 
 pytestmark = pytest.mark.integration
 WATCHDOG = [sys.executable, "-m", "watchdog", "run"]

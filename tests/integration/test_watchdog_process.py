@@ -13,7 +13,7 @@ from conf.exitcodes import EXIT_BAD_SETTINGS, EXIT_REFUSED
 from conf.layout import DataLayout
 from conf.settings import load_settings
 from tests.helpers import base_env, free_port, get_json, tmpfs, wait_until
-from watchdog.service import WatchdogService
+from watchdog.runtime.service import WatchdogService
 
 pytestmark = pytest.mark.integration
 WATCHDOG = [sys.executable, "-m", "watchdog", "run"]

@@ -2,7 +2,7 @@ import sqlite3
 
 import pytest
 
-from watchdog.database import check_database
+from watchdog.data.database import check_database
 
 
 @pytest.fixture
@@ -82,7 +82,7 @@ def test_a_locked_database_is_not_called_corrupt(tmp_path):
     holder.execute("BEGIN EXCLUSIVE")
     holder.execute("INSERT INTO t VALUES (1)")
     try:
-        import watchdog.database as database
+        import watchdog.data.database as database
 
         original = database.connect_read_only
         database.connect_read_only = lambda p, timeout=5.0: original(p, timeout=0.1)

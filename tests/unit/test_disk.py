@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import tmpfs
-from watchdog.disk import is_persistent, mount_point, read_disk
+from watchdog.data.disk import is_persistent, mount_point, read_disk
 
 
 def test_mount_point_of_a_path_that_does_not_exist_yet(tmp_path):

@@ -1,5 +1,5 @@
-from watchdog.health import Thresholds, assess
-from watchdog.state import BotPhase, Integrity, WatchdogState
+from watchdog.rules.health import Thresholds, assess
+from watchdog.rules.state import BotPhase, Integrity, WatchdogState
 
 LIMITS = Thresholds(
     disk_warn_percent=80, disk_critical_percent=95, heartbeat_timeout=60, integrity_check_every=900
@@ -107,7 +107,7 @@ def test_a_dead_supervision_loop_asks_for_a_restart():
 
 
 def with_backups(state: WatchdogState, ages: dict[str, float]) -> WatchdogState:
-    from watchdog.state import BackupSummary
+    from watchdog.rules.state import BackupSummary
 
     state.backups.intervals = {"hourly": 3600, "daily": 86400, "weekly": 604800}
     state.backups.newest = {

@@ -1,6 +1,6 @@
 import pytest
 
-from watchdog.lock import AlreadyRunning, InstanceLock
+from watchdog.data.fs import AlreadyRunning, InstanceLock
 
 
 def test_second_holder_is_refused_with_the_first_ones_pid(tmp_path):

@@ -1,17 +1,16 @@
-"""The offsite store's pure parts: scheduling, packing, the git environment, settings checks."""
+"""The offsite store's pure parts: packing, the git environment, settings checks."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import itertools
 import os
 from pathlib import Path
 
 import pytest
 from pyrage import x25519
 
-from watchdog.offsite import OffsiteError, OffsiteStore, offsite_due, retry_delay, should_alert
+from watchdog.offsite import OffsiteError, OffsiteStore
 from watchdog.offsite.git import GitRunner, Result, check_url
 from watchdog.offsite.package import (
     MAX_PART_SIZE,
@@ -28,26 +27,6 @@ TOKEN = "ghp_unitTestToken0123456789abcdef"
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-# -- scheduling ----------------------------------------------------------------------------
-
-
-def test_offsite_is_due_when_never_pushed_or_older_than_the_interval():
-    assert offsite_due(1000.0, None, 86400)
-    assert not offsite_due(1000.0, 900.0, 86400)
-    assert offsite_due(100_000.0, 10_000.0, 86400)
-    assert offsite_due(100_000.0, 100_000.0 + 10 * 86400, 86400)  # the clock went back
-
-
-def test_retry_delay_grows_and_is_capped():
-    delays = [retry_delay(n) for n in range(0, 12)]
-    assert delays[0] == 0
-    assert delays[1:4] == [60.0, 120.0, 240.0]
-    assert all(b >= a for a, b in itertools.pairwise(delays))
-    assert max(delays) == 3600.0
-    assert retry_delay(10_000) == 3600.0
-    assert [n for n in range(10) if should_alert(n)] == [3]
 
 
 # -- packing -------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-from watchdog.retention import Held, newest_per_tier, over_retention, to_free
+from watchdog.rules.retention import Held, newest_per_tier, over_retention, to_free
 
 
 def backups() -> list[Held]:

@@ -1,4 +1,4 @@
-from watchdog import schedule
+from watchdog.rules import schedule
 
 HOUR = 3600.0
 INTERVALS = {"hourly": HOUR, "daily": 24 * HOUR, "weekly": 7 * 24 * HOUR}
@@ -71,3 +71,17 @@ def test_a_backup_stamped_in_the_future_does_not_count_as_the_newest():
     backups.append(("hourly", now))
     newest = schedule.newest_trusted(now + 5, backups, {"hourly": HOUR})
     assert schedule.due_tiers(now + 5, newest, {"hourly": HOUR}) == []
+
+
+def test_offsite_is_due_when_never_pushed_or_older_than_the_interval():
+    assert schedule.offsite_due(1000.0, None, 86400)
+    assert not schedule.offsite_due(1000.0, 900.0, 86400)
+    assert schedule.offsite_due(100_000.0, 10_000.0, 86400)
+    assert schedule.offsite_due(100_000.0, 100_000.0 + 10 * 86400, 86400)  # the clock went back
+
+
+def test_a_drill_is_due_daily_and_after_the_clock_went_back():
+    assert schedule.drill_due(1000.0, None)
+    assert not schedule.drill_due(90_000.0, 10_000.0)
+    assert schedule.drill_due(100_000.0, 10_000.0)
+    assert schedule.drill_due(100_000.0, 100_000.0 + 3600)

@@ -7,9 +7,10 @@ import sys
 import time
 
 from conf.layout import TIERS
-from watchdog.backups import BackupSkipped
-from watchdog.cli.common import MB, keeper_for, prepare
-from watchdog.snapshot import SnapshotError
+from conf.units import MIB
+from watchdog.cli.common import keeper_for, prepare
+from watchdog.data.backups import BackupSkipped
+from watchdog.data.snapshot import SnapshotError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -38,7 +39,7 @@ def command(args: argparse.Namespace) -> int:
     assert outcome.backup is not None
     manifest = outcome.backup.manifest
     print(
-        f"backup {manifest.id} ({manifest.tier}): {manifest.size_bytes / MB:.2f} MB, "
+        f"backup {manifest.id} ({manifest.tier}): {manifest.size_bytes / MIB:.2f} MB, "
         f"{sum(manifest.rows.values())} rows, verified in {manifest.duration_s:.2f} s"
     )
     print(f"  {outcome.backup.data_path}")

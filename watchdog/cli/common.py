@@ -8,10 +8,9 @@ from datetime import UTC, datetime
 from conf.layout import DataLayout
 from conf.logging import setup_logging
 from conf.settings import Settings, load_settings_or_exit
-from watchdog.backups import BackupKeeper
+from conf.units import MIB
+from watchdog.data.backups import BackupKeeper
 from watchdog.version import app_version
-
-MB = 1_048_576
 
 
 def prepare(program: str = "watchdog") -> tuple[Settings, DataLayout]:
@@ -28,7 +27,7 @@ def keeper_for(settings: Settings, layout: DataLayout) -> BackupKeeper:
     return BackupKeeper(
         layout,
         keep=settings.retention(),
-        min_free_bytes=int(settings.backup_min_free_mb * MB),
+        min_free_bytes=int(settings.backup_min_free_mb * MIB),
         app_version=app_version(),
     )
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from watchdog.catalogue import Catalogue
 from watchdog.cli.common import prepare
-from watchdog.drill import run_drill
+from watchdog.data.catalogue import Catalogue
+from watchdog.data.drill import run_drill
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -7,8 +7,9 @@ import json
 import sys
 
 from conf.layout import TIERS
-from watchdog.catalogue import Backup, Catalogue
-from watchdog.cli.common import MB, age, prepare
+from conf.units import MIB
+from watchdog.cli.common import age, prepare
+from watchdog.data.catalogue import Backup, Catalogue
 from watchdog.offsite import OffsiteError, OffsiteStore
 
 
@@ -33,7 +34,7 @@ def table(backups: list[Backup], now: float | None = None) -> str:
             b.tier,
             b.id,
             age(b.created_at, now),
-            f"{b.manifest.size_bytes / MB:.2f}" + (" (zst)" if b.manifest.compression else ""),
+            f"{b.manifest.size_bytes / MIB:.2f}" + (" (zst)" if b.manifest.compression else ""),
             str(sum(b.manifest.rows.values())),
             "yes",
         )
@@ -67,7 +68,7 @@ def offsite_command(args: argparse.Namespace, settings) -> int:  # type: ignore[
         print("TIER     ID                                AGE      SIZE MB  PARTS  ENCRYPTED")
         for e in entries:
             print(
-                f"{e.tier:<8} {e.id:<33} {age(e.created_at):<8} {e.size_bytes / MB:>7.2f}  "
+                f"{e.tier:<8} {e.id:<33} {age(e.created_at):<8} {e.size_bytes / MIB:>7.2f}  "
                 f"{e.parts:>5}  {'yes' if e.encrypted else 'NO'}"
             )
     return 0

@@ -16,15 +16,16 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from watchdog.admin import AdminEndpoint
-from watchdog.catalogue import Catalogue
-from watchdog.cli.common import MB, iso, prepare
-from watchdog.lock import AlreadyRunning, InstanceLock
-from watchdog.manual_restore import choose, restore_chosen
+from conf.units import MIB
+from watchdog.cli.common import iso, prepare
+from watchdog.data.catalogue import Catalogue
+from watchdog.data.fs import AlreadyRunning, InstanceLock
+from watchdog.data.manual_restore import choose, restore_chosen
+from watchdog.data.recovery import restore_from_offsite
+from watchdog.data.restore import RestoreError
+from watchdog.data.snapshot import verify_backup
 from watchdog.offsite import OffsiteError, OffsiteStore
-from watchdog.recovery import restore_from_offsite
-from watchdog.restore import RestoreError
-from watchdog.snapshot import verify_backup
+from watchdog.web.admin import AdminEndpoint
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -138,7 +139,7 @@ def dry_run(args: argparse.Namespace, layout, store) -> int:  # type: ignore[no-
                 return fail(str(error))
         print(
             f"would restore offsite backup {manifest.id} ({manifest.tier}, {iso(manifest.created_at)}, "
-            f"{manifest.size_bytes / MB:.2f} MB, {sum(manifest.rows.values())} rows): fetched and verified"
+            f"{manifest.size_bytes / MIB:.2f} MB, {sum(manifest.rows.values())} rows): fetched and verified"
         )
     else:
         try:
@@ -151,7 +152,7 @@ def dry_run(args: argparse.Namespace, layout, store) -> int:  # type: ignore[no-
         manifest = backup.manifest
         print(
             f"would restore {manifest.id} ({manifest.tier}, {iso(manifest.created_at)}, "
-            f"{manifest.size_bytes / MB:.2f} MB, {sum(manifest.rows.values())} rows): verified"
+            f"{manifest.size_bytes / MIB:.2f} MB, {sum(manifest.rows.values())} rows): verified"
         )
     print(f"the current {layout.database.name} (with -wal/-shm) would move to {layout.quarantine}/")
     return 0

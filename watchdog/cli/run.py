@@ -13,10 +13,10 @@ from conf.exitcodes import EXIT_REFUSED
 from conf.layout import DataLayout
 from conf.logging import setup_logging
 from conf.settings import load_settings_or_exit
-from watchdog.disk import is_persistent, mount_point
-from watchdog.http import CannotServe
-from watchdog.lock import AlreadyRunning, InstanceLock
-from watchdog.service import WatchdogService
+from watchdog.data.disk import is_persistent, mount_point
+from watchdog.data.fs import AlreadyRunning, InstanceLock
+from watchdog.runtime.service import WatchdogService
+from watchdog.web.public import CannotServe
 
 log = logging.getLogger("watchdog")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from watchdog.catalogue import Backup, Catalogue
 from watchdog.cli.common import prepare
-from watchdog.snapshot import verify_backup
+from watchdog.data.catalogue import Backup, Catalogue
+from watchdog.data.snapshot import verify_backup
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

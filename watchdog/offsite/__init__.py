@@ -1,15 +1,6 @@
 """Offsite backups: verified backups, compressed, age-encrypted and split, on a git branch."""
 
 from watchdog.offsite.errors import OffsiteError
-from watchdog.offsite.schedule import offsite_due, retry_delay, should_alert
 from watchdog.offsite.store import OffsiteEntry, OffsiteStore, cache_dir_for
 
-__all__ = [
-    "OffsiteEntry",
-    "OffsiteError",
-    "OffsiteStore",
-    "cache_dir_for",
-    "offsite_due",
-    "retry_delay",
-    "should_alert",
-]
+__all__ = ["OffsiteEntry", "OffsiteError", "OffsiteStore", "cache_dir_for"]

@@ -23,8 +23,8 @@ import pyrage
 import zstandard
 from pyrage import x25519
 
+from watchdog.data.snapshot import CHUNK
 from watchdog.offsite.errors import OffsiteError
-from watchdog.snapshot import CHUNK
 
 MAX_PART_SIZE = 45_000_000
 """Parts are strictly smaller than this."""

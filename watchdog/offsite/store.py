@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import json
 import logging
 import os
@@ -37,7 +36,10 @@ from typing import Any
 
 import git
 
-from watchdog.catalogue import Backup, Manifest, fsync_dir
+from conf.units import MIB
+from watchdog.data.catalogue import Backup, Manifest
+from watchdog.data.fs import FileLock, LockBusy, fsync_dir
+from watchdog.data.snapshot import integrity_problem, sha256_of
 from watchdog.offsite.errors import OffsiteError
 from watchdog.offsite.git import GitRunner, check_url
 from watchdog.offsite.package import (
@@ -48,7 +50,6 @@ from watchdog.offsite.package import (
     parse_identity,
     unpack,
 )
-from watchdog.snapshot import integrity_problem, sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +244,7 @@ class OffsiteStore:
             pushed.id,
             self.branch,
             pushed.parts,
-            pushed.stored_size / 1_048_576,
+            pushed.stored_size / MIB,
             len(entries),
             time.monotonic() - started,
         )
@@ -294,26 +295,15 @@ class OffsiteStore:
     def _locked(self) -> Iterator[None]:
         """One offsite writer at a time (the watchdog and a CLI command), waiting at most the
         network timeout for the other one."""
-        self.cache_dir.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.cache_dir.parent / "offsite.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            deadline = time.monotonic() + self.timeout
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise OffsiteError(
-                            "another offsite operation is in progress", "busy"
-                        ) from None
-                    time.sleep(0.1)
-            try:
-                yield
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+            lock = FileLock(self.cache_dir.parent / "offsite.lock", timeout=self.timeout)
+            lock.acquire()
+        except LockBusy:
+            raise OffsiteError("another offsite operation is in progress", "busy") from None
+        try:
+            yield
         finally:
-            os.close(fd)
+            lock.release()
 
     def _ensure_cache(self) -> None:
         if (self.cache_dir / "HEAD").is_file():

@@ -13,18 +13,18 @@ from pathlib import Path
 import psutil
 
 from conf.layout import DataLayout
-from watchdog import retention, schedule
-from watchdog.catalogue import Backup, Catalogue
-from watchdog.snapshot import (
+from conf.units import MIB
+from watchdog.data.catalogue import Backup, Catalogue
+from watchdog.data.snapshot import (
     COMPRESSED_TIERS,
     Proceed,
     SnapshotError,
     SnapshotRequest,
     make_snapshot,
 )
+from watchdog.rules import retention, schedule
 
 log = logging.getLogger(__name__)
-MB = 1_048_576
 
 
 class BackupSkipped(Exception):
@@ -100,7 +100,7 @@ class BackupKeeper:
             "backup %s taken (%s): %.2f MB, %s rows, %.2f s",
             backup.id,
             reason,
-            manifest.size_bytes / MB,
+            manifest.size_bytes / MIB,
             sum(manifest.rows.values()),
             manifest.duration_s,
         )
@@ -127,9 +127,9 @@ class BackupKeeper:
         )
         if still:
             raise BackupSkipped(
-                f"not enough disk for a {tier} backup: {still / MB:.1f} MB short "
-                f"(needs {self.expected_bytes(tier) / MB:.1f} MB plus a "
-                f"{self.min_free_bytes / MB:.0f} MB margin); the newest backup of each tier is kept"
+                f"not enough disk for a {tier} backup: {still / MIB:.1f} MB short "
+                f"(needs {self.expected_bytes(tier) / MIB:.1f} MB plus a "
+                f"{self.min_free_bytes / MIB:.0f} MB margin); the newest backup of each tier is kept"
             )
         return doomed
 

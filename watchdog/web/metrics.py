@@ -9,11 +9,11 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from watchdog.health import DEGRADED, HEALTHY, UNHEALTHY
-from watchdog.state import BotPhase, Integrity
+from watchdog.rules.health import DEGRADED, HEALTHY, UNHEALTHY
+from watchdog.rules.state import BotPhase, Integrity
 
 if TYPE_CHECKING:
-    from watchdog.service import WatchdogService
+    from watchdog.runtime.service import WatchdogService
 
 
 class StateCollector(Collector):

@@ -9,12 +9,10 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from watchdog.catalogue import Backup, Catalogue
-from watchdog.database import count_rows
-from watchdog.restore import materialize
-from watchdog.snapshot import integrity_problem, sha256_of
-
-DRILL_EVERY = 86400.0
+from watchdog.data.catalogue import Backup, Catalogue
+from watchdog.data.database import count_rows
+from watchdog.data.restore import materialize
+from watchdog.data.snapshot import integrity_problem, sha256_of
 
 
 @dataclass(frozen=True)
@@ -69,7 +67,3 @@ def run_drill(catalogue: Catalogue, scratch: Path) -> list[DrillResult]:
         for backup in catalogue.newest_by_tier().values()
         if backup is not None
     ]
-
-
-def drill_due(now: float, last_drill_at: float | None, every: float = DRILL_EVERY) -> bool:
-    return last_drill_at is None or last_drill_at > now + 300 or now - last_drill_at >= every

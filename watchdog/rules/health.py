@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from watchdog import policy, schedule
-from watchdog.state import BotPhase, Integrity, WatchdogState
+from conf.units import MIB
+from watchdog.rules import restarts, schedule
+from watchdog.rules.state import BotPhase, Integrity, WatchdogState
 
 HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
 _RANK = {HEALTHY: 0, DEGRADED: 1, UNHEALTHY: 2}
@@ -90,7 +91,7 @@ def check_bot(state: WatchdogState, limits: Thresholds, now: float) -> Check:
         return Check(DEGRADED, bot.message or "bot not configured: set TELEGRAM_BOT_TOKEN")
     if bot.phase is BotPhase.HELD:
         return Check(UNHEALTHY, bot.message or "bot held: the database is not fit to run on")
-    if policy.is_crash_loop(bot.consecutive_failures):
+    if restarts.is_crash_loop(bot.consecutive_failures):
         return Check(
             UNHEALTHY,
             f"crash loop: {bot.consecutive_failures} short runs in a row, "
@@ -196,7 +197,7 @@ def assess(state: WatchdogState, limits: Thresholds, now: float) -> HealthReport
         "uptime_s": _age(now, state.started_at),
         "database": {
             "type": "sqlite",
-            "size_mb": round(db.size_bytes / 1_048_576, 3),
+            "size_mb": round(db.size_bytes / MIB, 3),
             "integrity": db.integrity.value,
             "last_backup": _iso(state.backups.last_backup_at),
             "records": db.records,
@@ -205,7 +206,7 @@ def assess(state: WatchdogState, limits: Thresholds, now: float) -> HealthReport
         "storage": {
             "disk_usage_percent": round(storage.disk_usage_percent, 1),
             "persistent_disk": storage.persistent_disk,
-            "free_mb": round(storage.free_bytes / 1_048_576, 1),
+            "free_mb": round(storage.free_bytes / MIB, 1),
         },
         "bot": {
             "status": bot.phase.value,
@@ -213,7 +214,7 @@ def assess(state: WatchdogState, limits: Thresholds, now: float) -> HealthReport
             "pid": bot.pid,
             "restarts": bot.restarts,
             "consecutive_failures": bot.consecutive_failures,
-            "crash_loop": policy.is_crash_loop(bot.consecutive_failures),
+            "crash_loop": restarts.is_crash_loop(bot.consecutive_failures),
             "last_exit_code": bot.last_exit_code,
             "heartbeat_age_s": _age(now, bot.last_heartbeat),
             "next_restart_in_s": (
@@ -228,7 +229,7 @@ def assess(state: WatchdogState, limits: Thresholds, now: float) -> HealthReport
                     {
                         "id": summary.id,
                         "age_s": _age(now, summary.created_at),
-                        "size_mb": round(summary.size_bytes / 1_048_576, 3),
+                        "size_mb": round(summary.size_bytes / MIB, 3),
                     }
                     if summary
                     else None

@@ -8,7 +8,6 @@ without one was interrupted and is not a backup. Files being made carry a ``.tmp
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -18,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from conf.layout import TIERS, DataLayout
+from watchdog.data.fs import FileLock, atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -87,22 +87,6 @@ def new_backup_id(tier: str, created_at: float, salt: str) -> str:
     return f"{stamp}Z-{tier}-{salt}"
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class Catalogue:
     def __init__(self, layout: DataLayout) -> None:
         self.layout = layout
@@ -116,14 +100,8 @@ class Catalogue:
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Excludes other writers of the catalogue (the watchdog and CLI commands) while held."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with FileLock(self.root / ".lock"):
             yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
 
     def scan(self) -> list[Backup]:
         """Every committed backup, oldest first. Unreadable manifests are reported and skipped."""
@@ -173,12 +151,7 @@ class Catalogue:
         manifest_path = folder / f"{manifest.id}.json"
         manifest_tmp = folder / f"{TMP_PREFIX}{manifest.id}.json"
         os.replace(data_tmp, data_path)
-        with manifest_tmp.open("w") as handle:
-            handle.write(manifest.to_json())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(manifest_tmp, manifest_path)
-        fsync_dir(folder)
+        atomic_write(manifest_path, manifest.to_json(), temporary=manifest_tmp)
         return Backup(manifest, data_path, manifest_path)
 
     def remove(self, backup: Backup) -> None:

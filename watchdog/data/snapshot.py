@@ -20,8 +20,9 @@ from pathlib import Path
 
 import zstandard
 
-from watchdog.catalogue import Backup, Catalogue, Manifest, fsync_file, new_backup_id
-from watchdog.database import connect_read_only, count_rows, sqlite_version
+from watchdog.data.catalogue import Backup, Catalogue, Manifest, new_backup_id
+from watchdog.data.database import connect_read_only, count_rows, sqlite_version
+from watchdog.data.fs import fsync_file
 
 CHUNK = 1 << 20
 ZSTD_LEVEL = 6

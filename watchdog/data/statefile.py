@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from watchdog.data.fs import atomic_write_json
+
 log = logging.getLogger(__name__)
 
 
@@ -27,12 +29,7 @@ def load_state(path: Path) -> dict[str, Any]:
 
 
 def save_state(path: Path, data: dict[str, Any]) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    with temporary.open("w") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    atomic_write_json(path, data)
 
 
 def update_state(path: Path, **changes: Any) -> dict[str, Any]:

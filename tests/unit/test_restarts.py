@@ -1,23 +1,23 @@
 import pytest
 
-from watchdog import policy
+from watchdog.rules import restarts
 
 
 def test_first_restart_within_a_second_then_doubling_up_to_the_cap():
-    delays = [policy.restart_delay(n, cap=10) for n in range(1, 8)]
+    delays = [restarts.restart_delay(n, cap=10) for n in range(1, 8)]
     assert delays[0] <= 1.0
     assert delays == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
-    assert policy.restart_delay(0, cap=10) == 0
+    assert restarts.restart_delay(0, cap=10) == 0
 
 
 def test_a_long_run_resets_the_failure_count():
-    assert policy.failures_after_exit(5, run_seconds=policy.STABLE_RUN + 1) == 1
-    assert policy.failures_after_exit(2, run_seconds=3) == 3
+    assert restarts.failures_after_exit(5, run_seconds=restarts.STABLE_RUN + 1) == 1
+    assert restarts.failures_after_exit(2, run_seconds=3) == 3
 
 
 def test_crash_loop_from_the_third_short_run():
-    assert not policy.is_crash_loop(2)
-    assert policy.is_crash_loop(3)
+    assert not restarts.is_crash_loop(2)
+    assert restarts.is_crash_loop(3)
 
 
 @pytest.mark.parametrize(
@@ -31,7 +31,7 @@ def test_crash_loop_from_the_third_short_run():
     ],
 )
 def test_heartbeat_verdict(now, heartbeat, stale):
-    verdict = policy.heartbeat_verdict(
+    verdict = restarts.heartbeat_verdict(
         now=now, launched_at=1000, last_heartbeat=heartbeat, limit=60
     )
     assert verdict.stale is stale

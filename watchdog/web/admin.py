@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from watchdog.http import json_response
+from watchdog.data.fs import atomic_write_json
+from watchdog.web.public import json_response
 
 if TYPE_CHECKING:
-    from watchdog.service import WatchdogService
+    from watchdog.runtime.service import WatchdogService
 
 log = logging.getLogger(__name__)
 SERVICE = web.AppKey("service", object)
@@ -33,12 +34,7 @@ class AdminEndpoint:
     secret: str
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump({"url": self.url, "secret": self.secret, "pid": os.getpid()}, handle)
-        os.replace(temporary, path)
+        atomic_write_json(path, {"url": self.url, "secret": self.secret, "pid": os.getpid()})
 
     @classmethod
     def load(cls, path: Path) -> AdminEndpoint | None:

@@ -9,8 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from conf.layout import DataLayout
-from watchdog.catalogue import Backup, Manifest, fsync_dir, fsync_file
-from watchdog.snapshot import decompress, integrity_problem, sha256_of
+from watchdog.data.catalogue import Backup, Manifest
+from watchdog.data.fs import fsync_dir, fsync_file
+from watchdog.data.snapshot import decompress, integrity_problem, sha256_of
 
 RESTORE_PREFIX = ".tmp-restore-"
 

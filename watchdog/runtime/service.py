@@ -19,38 +19,38 @@ from conf.exitcodes import EXIT_DATABASE, EXIT_NOT_CONFIGURED
 from conf.layout import DataLayout
 from conf.logging import add_secret
 from conf.settings import Settings
-from watchdog import policy, schedule
-from watchdog.admin import AdminEndpoint, start_admin
-from watchdog.alerts import Alerter
-from watchdog.backups import BackupKeeper, BackupSkipped, Outcome
-from watchdog.child import BotProcess, reap_leftover_bot
-from watchdog.clock import Clock, SystemClock
-from watchdog.database import (
+from conf.units import MIB
+from watchdog.data.backups import BackupKeeper, BackupSkipped, Outcome
+from watchdog.data.database import (
     DatabaseCheck,
     check_database,
     count_tables,
     create_empty_database,
     sqlite_version,
 )
-from watchdog.disk import read_disk
-from watchdog.drill import drill_due, run_drill
-from watchdog.health import HealthReport, Thresholds, assess
-from watchdog.manual_restore import choose, restore_chosen
-from watchdog.offsite import OffsiteError, OffsiteStore
-from watchdog.offsite.schedule import offsite_due, retry_delay, should_alert
-from watchdog.recovery import (
+from watchdog.data.disk import read_disk
+from watchdog.data.drill import run_drill
+from watchdog.data.manual_restore import choose, restore_chosen
+from watchdog.data.recovery import (
     OffsiteFetch,
     RecoveryResult,
     recover,
     restore_from_offsite,
     resume_pending_salvage,
 )
-from watchdog.recovery_plan import recovery_reason, vanished_tables
-from watchdog.restore import RestoreError, cleanup_restore_leftovers
-from watchdog.snapshot import Proceed, SnapshotError
-from watchdog.state import BackupSummary, BotPhase, Integrity, WatchdogState
-from watchdog.statefile import load_state, update_state
+from watchdog.data.restore import RestoreError, cleanup_restore_leftovers
+from watchdog.data.snapshot import Proceed, SnapshotError
+from watchdog.data.statefile import load_state, update_state
+from watchdog.offsite import OffsiteError, OffsiteStore
+from watchdog.rules import backoff, restarts, schedule
+from watchdog.rules.health import HealthReport, Thresholds, assess
+from watchdog.rules.recovery import recovery_reason, vanished_tables
+from watchdog.rules.state import BackupSummary, BotPhase, Integrity, WatchdogState
+from watchdog.runtime.alerts import Alerter
+from watchdog.runtime.child import BotProcess, reap_leftover_bot
+from watchdog.runtime.clock import Clock, SystemClock
 from watchdog.version import app_version
+from watchdog.web.admin import AdminEndpoint, start_admin
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class WatchdogService:
         self.keeper = BackupKeeper(
             layout,
             keep=settings.retention(),
-            min_free_bytes=int(settings.backup_min_free_mb * 1_048_576),
+            min_free_bytes=int(settings.backup_min_free_mb * MIB),
             app_version=app_version(),
         )
         self._data_lock = asyncio.Lock()
@@ -130,7 +130,7 @@ class WatchdogService:
             loop.add_signal_handler(signum, self.request_stop, signum)
         http_runner = None
         if serve_http:
-            from watchdog.http import start_http
+            from watchdog.web.public import start_http
 
             http_runner = await start_http(self, self.settings.host, self.settings.port)
         admin_runner, self._admin = await start_admin(self)
@@ -236,11 +236,11 @@ class WatchdogService:
 
     async def _shutdown_snapshot(self, remaining: float) -> None:
         size = self.state.database.size_bytes
-        speed = self.state.backups.bytes_per_second or 50 * 1_048_576
+        speed = self.state.backups.bytes_per_second or 50 * MIB
         if not schedule.shutdown_snapshot_fits(remaining, size, speed):
             log.warning(
                 "no shutdown backup: %.1f MB would not fit in the %.1f s left of SHUTDOWN_BUDGET",
-                size / 1_048_576,
+                size / MIB,
                 remaining,
             )
             return
@@ -319,7 +319,7 @@ class WatchdogService:
             if self._stopping.is_set():
                 return  # _shutdown stops it, within the shutdown budget
             self._read_heartbeat()
-            verdict = policy.heartbeat_verdict(
+            verdict = restarts.heartbeat_verdict(
                 self.clock.time(),
                 bot.launched_at,
                 bot.last_heartbeat,
@@ -354,8 +354,10 @@ class WatchdogService:
         if code == EXIT_DATABASE:
             log.error("the bot could not use the database: checking it now")
             await self._check_and_heal()
-        bot.consecutive_failures = policy.failures_after_exit(bot.consecutive_failures, run_seconds)
-        delay = policy.restart_delay(
+        bot.consecutive_failures = restarts.failures_after_exit(
+            bot.consecutive_failures, run_seconds
+        )
+        delay = restarts.restart_delay(
             bot.consecutive_failures, self.settings.bot_restart_backoff_max
         )
         bot.phase = BotPhase.BACKOFF
@@ -363,7 +365,7 @@ class WatchdogService:
         self._event(
             "bot",
             f"bot {reason} with code {code} after {run_seconds:.1f} s; relaunch in {delay:.1f} s"
-            + (" (crash loop)" if policy.is_crash_loop(bot.consecutive_failures) else ""),
+            + (" (crash loop)" if restarts.is_crash_loop(bot.consecutive_failures) else ""),
         )
         snapshot_started = self.clock.monotonic()
         await self._restart_snapshot(f"bot {reason} with code {code}")
@@ -428,7 +430,7 @@ class WatchdogService:
             if outcome is None:
                 failures = self._backup_failures.get(tier, 0) + 1
                 self._backup_failures[tier] = failures
-                delay = min(BACKUP_RETRY_MAX, BACKUP_RETRY_FIRST * 2 ** (failures - 1))
+                delay = backoff.delay(failures, BACKUP_RETRY_FIRST, BACKUP_RETRY_MAX)
                 self._backup_retry_at[tier] = now + delay
             else:
                 self._backup_failures.pop(tier, None)
@@ -522,7 +524,7 @@ class WatchdogService:
                 "disk %s: %.1f%% used, %.0f MB free (warn %.0f%%, critical %.0f%%)",
                 reading.mount_point,
                 reading.percent,
-                reading.free_bytes / 1_048_576,
+                reading.free_bytes / MIB,
                 self.settings.disk_warn_percent,
                 self.settings.disk_critical_percent,
             )
@@ -602,7 +604,7 @@ class WatchdogService:
                 "database ok: %s rows in %s tables, %.1f MB, checked in %.2f s",
                 sum(result.tables.values()),
                 len(result.tables),
-                result.size_bytes / 1_048_576,
+                result.size_bytes / MIB,
                 result.seconds,
             )
         elif result.state == "missing":
@@ -781,7 +783,7 @@ class WatchdogService:
             if recorded:
                 offsite.newest_id = recorded.get("id")
                 offsite.newest_at = recorded.get("created_at")
-        if not offsite_due(now, offsite.newest_at, self.settings.backup_offsite_every):
+        if not schedule.offsite_due(now, offsite.newest_at, self.settings.backup_offsite_every):
             return
         local = await asyncio.to_thread(self.keeper.catalogue.scan)
         if not local:
@@ -794,11 +796,11 @@ class WatchdogService:
         except OffsiteError as error:
             offsite.failures += 1
             offsite.last_error, offsite.last_error_kind = str(error), error.kind
-            offsite.next_try_at = now + retry_delay(offsite.failures)
+            offsite.next_try_at = now + backoff.delay(offsite.failures, 60.0, 3600.0)
             self._event(
                 "offsite", f"offsite push failed ({offsite.failures}): {error}", logging.ERROR
             )
-            if should_alert(offsite.failures):
+            if backoff.alert_due(offsite.failures):
                 await self._alert(f"⚠️ offsite backups failing {offsite.failures} times: {error}")
             return
         offsite.failures, offsite.last_error, offsite.next_try_at = 0, None, None
@@ -820,7 +822,7 @@ class WatchdogService:
         if last is None:
             last = (await asyncio.to_thread(load_state, self.layout.state_file)).get("drill_at")
             self.state.drill.last_at = last
-        if not drill_due(self.clock.time(), last):
+        if not schedule.drill_due(self.clock.time(), last):
             return
         async with self._data_lock:
             results = await asyncio.to_thread(run_drill, self.keeper.catalogue, self.layout.run)

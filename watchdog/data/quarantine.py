@@ -7,15 +7,13 @@ next to a restored file would corrupt it), ``note.json``, and later ``salvage.db
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from conf.layout import DataLayout
-from watchdog.catalogue import fsync_dir
+from watchdog.data.fs import atomic_write_json, fsync_dir, move_file
 
 NOTE = "note.json"
 
@@ -33,22 +31,7 @@ class Quarantined:
 
 
 def write_note(folder: Path, note: dict[str, Any]) -> None:
-    temporary = folder / f".{NOTE}.tmp"
-    with temporary.open("w") as handle:
-        json.dump(note, handle, indent=2, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, folder / NOTE)
-
-
-def _move(source: Path, target: Path) -> None:
-    try:
-        os.replace(source, target)
-    except OSError:  # another filesystem (DATABASE_PATH outside DATA_DIR): copy, fsync, remove
-        shutil.copy2(source, target)
-        with target.open("rb") as handle:
-            os.fsync(handle.fileno())
-        source.unlink()
+    atomic_write_json(folder / NOTE, note)
 
 
 def _size(path: Path) -> int | None:
@@ -84,7 +67,7 @@ def quarantine_database(
     write_note(folder, note)
     for path in present:
         try:
-            _move(path, folder / path.name)
+            move_file(path, folder / path.name)  # copied when DATABASE_PATH is elsewhere
         except FileNotFoundError:
             # A -wal or -shm removed by SQLite as its last connection closed: its content is
             # in the main file by then.

@@ -75,3 +75,17 @@ def shutdown_snapshot_fits(
 def room_for_backup(free_bytes: int, expected_bytes: int, margin_bytes: int) -> int:
     """Bytes missing before a backup of ``expected_bytes`` may start (0: there is room)."""
     return max(0, expected_bytes + margin_bytes - free_bytes)
+
+
+DRILL_EVERY = 86400.0
+"""A restore drill a day."""
+
+
+def offsite_due(now: float, newest_offsite_at: float | None, every: float) -> bool:
+    """Whether a push is due, from the ``created_at`` of the newest backup already offsite:
+    state-based like the local tiers, so a restart never skips one."""
+    return is_due(now, newest_offsite_at, every)
+
+
+def drill_due(now: float, last_drill_at: float | None, every: float = DRILL_EVERY) -> bool:
+    return is_due(now, last_drill_at, every)

@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conf.layout import DataLayout
-from watchdog.catalogue import Catalogue, Manifest
-from watchdog.quarantine import Quarantined, list_quarantine, quarantine_database, update_note
-from watchdog.recovery_plan import candidates_newest_first
-from watchdog.restore import (
+from watchdog.data.catalogue import Catalogue, Manifest
+from watchdog.data.quarantine import Quarantined, list_quarantine, quarantine_database, update_note
+from watchdog.data.restore import (
     RESTORE_PREFIX,
     RestoreError,
     install_backup,
@@ -23,8 +22,9 @@ from watchdog.restore import (
     ready_candidate,
     swap_in,
 )
-from watchdog.salvage import SalvageReport, salvage_and_merge
-from watchdog.snapshot import Verdict, verify_stored_file
+from watchdog.data.salvage import SalvageReport, salvage_and_merge
+from watchdog.data.snapshot import Verdict, verify_stored_file
+from watchdog.rules.recovery import candidates_newest_first
 
 log = logging.getLogger(__name__)
 

@@ -17,11 +17,12 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from conf.logging import redact
-from watchdog.metrics import build_registry
+from conf.units import MIB
 from watchdog.version import app_version
+from watchdog.web.metrics import build_registry
 
 if TYPE_CHECKING:
-    from watchdog.service import WatchdogService
+    from watchdog.runtime.service import WatchdogService
 
 log = logging.getLogger(__name__)
 SERVICE_KEY = web.AppKey("service", object)
@@ -87,7 +88,7 @@ def stats_document(service: WatchdogService) -> dict[str, Any]:
         **document["storage"],
         "data_dir": state.storage.path,
         "mount_point": state.storage.mount_point,
-        "total_mb": round(state.storage.total_bytes / 1_048_576, 1),
+        "total_mb": round(state.storage.total_bytes / MIB, 1),
     }
     document["bot"] = {
         **document["bot"],
@@ -97,7 +98,7 @@ def stats_document(service: WatchdogService) -> dict[str, Any]:
     }
     document["watchdog"] = {
         "pid": me.pid,
-        "rss_mb": round(me.memory_info().rss / 1_048_576, 1),
+        "rss_mb": round(me.memory_info().rss / MIB, 1),
         "app_version": app_version(),
         "python": platform.python_version(),
         "sqlite_version": state.database.sqlite_version,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from watchdog.rules import backoff
+
 FIRST_RESTART_DELAY = 0.5
 """Seconds before the first relaunch: a one-off crash costs the users under a second."""
 STABLE_RUN = 60.0
@@ -14,9 +16,7 @@ CRASH_LOOP_AFTER = 3
 
 def restart_delay(consecutive_failures: int, cap: float) -> float:
     """Exponential backoff: 0.5 s, 1 s, 2 s, 4 s … up to ``cap``."""
-    if consecutive_failures <= 0:
-        return 0.0
-    return min(cap, FIRST_RESTART_DELAY * 2 ** (consecutive_failures - 1))
+    return backoff.delay(consecutive_failures, FIRST_RESTART_DELAY, cap)
 
 
 def failures_after_exit(previous_failures: int, run_seconds: float) -> int:

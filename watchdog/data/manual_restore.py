@@ -7,10 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from conf.layout import DataLayout
-from watchdog.catalogue import Backup, Catalogue
-from watchdog.quarantine import quarantine_database, update_note
-from watchdog.restore import RestoreError, discard, prepare_backup, swap_in
-from watchdog.snapshot import verify_backup
+from watchdog.data.catalogue import Backup, Catalogue
+from watchdog.data.quarantine import quarantine_database, update_note
+from watchdog.data.restore import RestoreError, discard, prepare_backup, swap_in
+from watchdog.data.snapshot import verify_backup
 
 
 @dataclass(frozen=True)
