@@ -11,6 +11,7 @@ import random
 import shutil
 import signal
 import sqlite3
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ import pytest
 from conf.layout import DataLayout
 from tests.helpers import Proc, base_env, free_port, get_json, wait_until
 from watchdog.data.catalogue import Catalogue
-from watchdog.data.quarantine import list_quarantine, quarantine_database
+from watchdog.data.recovery import list_quarantine, quarantine_database
 
 pytestmark = pytest.mark.integration
 WATCHDOG = [sys.executable, "-m", "watchdog", "run"]
@@ -77,9 +78,19 @@ class Stack:
         wait_until(lambda: set(user_ids) <= self.users(), timeout=20, what="rows committed")
 
     def wait_for_backups(self) -> None:
+        """The scheduled backups, then one taken now: the first scheduled ones may be taken as
+        soon as the bot creates the database, before the rows the test wrote."""
         wait_until(
             lambda: self.health()["backups"]["tiers"]["hourly"], timeout=30, what="hourly backup"
         )
+        done = subprocess.run(
+            [sys.executable, "-m", "watchdog", "backup"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
 
     def answers(self, uid: int = 777) -> None:
         sent = len(self.fake.sent(uid))

@@ -20,9 +20,7 @@ from conf.units import MIB
 from watchdog.cli.common import iso, prepare
 from watchdog.data.catalogue import Catalogue
 from watchdog.data.fs import AlreadyRunning, InstanceLock
-from watchdog.data.manual_restore import choose, restore_chosen
-from watchdog.data.recovery import restore_from_offsite
-from watchdog.data.restore import RestoreError
+from watchdog.data.restore import RestoreError, choose, restore_requested
 from watchdog.data.snapshot import verify_backup
 from watchdog.offsite import OffsiteError, OffsiteStore
 from watchdog.web.admin import AdminEndpoint
@@ -113,12 +111,7 @@ def command(args: argparse.Namespace) -> int:
         print(message if ok else f"refused: {message}")
         return 0 if ok else 1
     try:
-        if store is not None:
-            summary = restore_from_offsite(layout, store, args.id, time.time())
-        else:
-            summary = restore_chosen(
-                layout, choose(Catalogue(layout), args.id), time.time()
-            ).summary()
+        summary = restore_requested(layout, args.id, time.time(), store)
     except (RestoreError, OffsiteError) as error:
         return fail(str(error))
     finally:

@@ -11,8 +11,7 @@ from pathlib import Path
 
 from watchdog.data.catalogue import Backup, Catalogue
 from watchdog.data.database import count_rows
-from watchdog.data.restore import materialize
-from watchdog.data.snapshot import integrity_problem, sha256_of
+from watchdog.data.snapshot import integrity_problem, materialize, sha256_of
 
 
 @dataclass(frozen=True)

@@ -1,30 +1,226 @@
 """Recovery, one path for every cause: quarantine → newest backup that verifies (local, then
 offsite) → install → salvage → report. Every step can be interrupted and run again: the next
 start finds either a good database, or a missing one with backups (and recovers again), and any
-salvage still pending is finished before the bot starts."""
+salvage still pending is finished before the bot starts.
+
+The steps' primitives live here too (moving the damaged files aside, installing a candidate), so
+the whole path reads in this file; which candidate comes first is ``rules.recovery``'s decision,
+what salvage reads is ``salvage``'s.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import sqlite3
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from conf.layout import DataLayout
-from watchdog.data.catalogue import Catalogue, Manifest
-from watchdog.data.quarantine import Quarantined, list_quarantine, quarantine_database, update_note
-from watchdog.data.restore import (
-    RESTORE_PREFIX,
-    RestoreError,
-    install_backup,
-    install_file,
-    ready_candidate,
-    swap_in,
-)
+from watchdog.data.catalogue import Backup, Catalogue, Manifest
+from watchdog.data.fs import atomic_write_json, fsync_dir, fsync_file, move_file
 from watchdog.data.salvage import SalvageReport, salvage_and_merge
-from watchdog.data.snapshot import Verdict, verify_stored_file
+from watchdog.data.snapshot import (
+    Verdict,
+    integrity_problem,
+    materialize,
+    sha256_of,
+    verify_stored_file,
+)
 from watchdog.rules.recovery import candidates_newest_first
+
+log = logging.getLogger(__name__)
+
+
+# -- quarantine: the damaged files moved aside, whole, with a note; nothing deleted ----------
+
+NOTE = "note.json"
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    folder: Path
+    note: dict[str, Any]
+
+    @property
+    def database(self) -> Path | None:
+        name = self.note.get("database_name")
+        path = self.folder / name if name else None
+        return path if path is not None and path.exists() else None
+
+
+def write_note(folder: Path, note: dict[str, Any]) -> None:
+    atomic_write_json(folder / NOTE, note)
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return None
+
+
+def quarantine_database(
+    layout: DataLayout, reason: str, detail: str, now: float
+) -> Quarantined | None:
+    """Move the database and its companions into a new quarantine folder; None if there is nothing."""
+    present = [path for path in (layout.database, *layout.database_companions) if path.exists()]
+    if not present:
+        return None
+    stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%dT%H%M%SZ")
+    folder = layout.quarantine / stamp
+    suffix = 1
+    while folder.exists():
+        suffix += 1
+        folder = layout.quarantine / f"{stamp}-{suffix}"
+    folder.mkdir(parents=True)
+    note: dict[str, Any] = {
+        "reason": reason,
+        "detail": detail,
+        "quarantined_at": datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds"),
+        "database_name": layout.database.name,
+        "files": {path.name: _size(path) for path in present},
+        "restored_from": None,
+        "salvage": {"status": "pending"},
+    }
+    write_note(folder, note)
+    for path in present:
+        try:
+            move_file(path, folder / path.name)  # copied when DATABASE_PATH is elsewhere
+        except FileNotFoundError:
+            # A -wal or -shm removed by SQLite as its last connection closed: its content is
+            # in the main file by then.
+            if path == layout.database:
+                raise
+    fsync_dir(folder)
+    fsync_dir(layout.database.parent)
+    return Quarantined(folder, note)
+
+
+def list_quarantine(layout: DataLayout) -> list[Quarantined]:
+    found = []
+    if not layout.quarantine.is_dir():
+        return found
+    for folder in sorted(layout.quarantine.iterdir()):
+        note_path = folder / NOTE
+        try:
+            note = json.loads(note_path.read_text())
+        except (OSError, ValueError):
+            continue
+        found.append(Quarantined(folder, note))
+    return found
+
+
+def update_note(entry: Quarantined, **changes: Any) -> Quarantined:
+    note = {**entry.note, **changes}
+    write_note(entry.folder, note)
+    return Quarantined(entry.folder, note)
+
+
+# -- install: a candidate made ready beside the live database, then renamed into place ------
+
+RESTORE_PREFIX = ".tmp-restore-"
+
+
+class RestoreError(Exception):
+    """The backup could not be installed; the live database path was not touched."""
+
+
+def ready_candidate(candidate: Path, manifest: Manifest) -> None:
+    """Make ``candidate`` fit to become the live database: the bytes the manifest describes,
+    passing integrity_check, switched to WAL, fsynced. Raises RestoreError."""
+    if sha256_of(candidate) != manifest.sha256:
+        raise RestoreError(f"backup {manifest.id}: the copy does not match its sha256")
+    problem = integrity_problem(candidate)
+    if problem:
+        raise RestoreError(f"backup {manifest.id}: integrity_check failed: {problem}")
+    set_wal(candidate)
+
+
+def set_wal(candidate: Path) -> None:
+    """A backup is stored in rollback-journal mode; the live database runs in WAL."""
+    connection = sqlite3.connect(candidate)
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+    finally:
+        connection.close()
+    fsync_file(candidate)
+
+
+def swap_in(layout: DataLayout, candidate: Path) -> None:
+    """Rename a ready candidate into place. The caller has moved the old database and its
+    -wal/-shm aside first: a stale -wal beside the restored file would be replayed into it."""
+    for path in (layout.database, *layout.database_companions):
+        if path.exists():
+            raise RestoreError(f"{path} is still there; move it aside before restoring")
+    os.replace(candidate, layout.database)
+    fsync_dir(layout.database.parent)
+
+
+def install_file(layout: DataLayout, candidate: Path, manifest: Manifest) -> None:
+    ready_candidate(candidate, manifest)
+    swap_in(layout, candidate)
+
+
+def candidate_path(layout: DataLayout, backup_id: str) -> Path:
+    layout.database.parent.mkdir(parents=True, exist_ok=True)
+    return layout.database.parent / f"{RESTORE_PREFIX}{backup_id}.db"
+
+
+def prepare_backup(layout: DataLayout, backup: Backup) -> Path:
+    """The backup's database materialized beside the live one and made ready; the caller swaps
+    it in (or deletes it). Nothing live is touched.
+
+    For a plain backup, ``integrity_check`` runs on the stored file while it is being copied
+    (SQLite releases the GIL; the machine has a second core), and the copy must then hash to the
+    manifest's sha256: the same bytes that passed. That takes the copy off the time the bot is
+    down. A compressed backup is checked after decompression, as it must be.
+    """
+    temporary = candidate_path(layout, backup.id)
+    try:
+        if backup.manifest.compression is not None:
+            materialize(backup, temporary)
+            ready_candidate(temporary, backup.manifest)
+            return temporary
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="restore-check") as pool:
+            checking = pool.submit(integrity_problem, backup.data_path)
+            materialize(backup, temporary)
+            same = sha256_of(temporary) == backup.manifest.sha256
+            problem = checking.result()
+        if not same:
+            raise RestoreError(f"backup {backup.id}: the copy does not match its sha256")
+        if problem:
+            raise RestoreError(f"backup {backup.id}: integrity_check failed: {problem}")
+        set_wal(temporary)
+    except (OSError, sqlite3.DatabaseError) as error:
+        discard(temporary)
+        raise RestoreError(f"backup {backup.id}: {error}") from None
+    except RestoreError:
+        discard(temporary)
+        raise
+    return temporary
+
+
+def discard(candidate: Path) -> None:
+    for path in (candidate, Path(f"{candidate}-wal"), Path(f"{candidate}-shm")):
+        path.unlink(missing_ok=True)
+
+
+def install_backup(layout: DataLayout, backup: Backup) -> None:
+    candidate = prepare_backup(layout, backup)
+    try:
+        swap_in(layout, candidate)
+    finally:
+        discard(candidate)
+
+
+# -- the path ------------------------------------------------------------------------------
 
 log = logging.getLogger(__name__)
 
@@ -157,24 +353,3 @@ def resume_pending_salvage(layout: DataLayout) -> list[SalvageReport]:
         if report is not None:
             reports.append(report)
     return reports
-
-
-def restore_from_offsite(layout: DataLayout, store: object, wanted: str, now: float) -> str:
-    """An operator's restore from the offsite branch (``latest`` or an id): fetch and verify
-    first, then quarantine the live database and install. Blocking; the bot must be stopped."""
-    temporary = layout.database.parent / f"{RESTORE_PREFIX}offsite.db"
-    try:
-        manifest = store.fetch(None if wanted == "latest" else wanted, temporary)  # type: ignore[attr-defined]
-        ready_candidate(temporary, manifest)  # ready before the live database is touched
-        moved = quarantine_database(
-            layout, f"restore of offsite backup {manifest.id}", "set aside by an operator", now
-        )
-        swap_in(layout, temporary)
-    finally:
-        temporary.unlink(missing_ok=True)
-    if moved is not None:
-        update_note(
-            moved, restored_from=manifest.id, salvage={"status": "not merged (manual restore)"}
-        )
-    kept = f"; the previous database is kept in {moved.folder}" if moved else ""
-    return f"restored offsite backup {manifest.id}{kept}"

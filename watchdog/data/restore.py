@@ -1,120 +1,111 @@
-"""Installing a backup as the live database: atomically, re-verified, back in WAL mode."""
+"""An operator's restore of a chosen backup, local or offsite: verified first, then the live
+database quarantined (never deleted), then installed. Used by ``python -m watchdog restore``
+directly when no watchdog runs, and by the running watchdog when the command asks it to (it stops
+and relaunches the bot)."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import sqlite3
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from conf.layout import DataLayout
-from watchdog.data.catalogue import Backup, Manifest
-from watchdog.data.fs import fsync_dir, fsync_file
-from watchdog.data.snapshot import decompress, integrity_problem, sha256_of
-
-RESTORE_PREFIX = ".tmp-restore-"
-
-
-class RestoreError(Exception):
-    """The backup could not be installed; the live database path was not touched."""
-
-
-def materialize(backup: Backup, target: Path) -> None:
-    """The plain database of ``backup`` at ``target`` (copied or decompressed), fsynced."""
-    if backup.manifest.compression == "zstd":
-        decompress(backup.data_path, target)
-    else:
-        shutil.copyfile(backup.data_path, target)
-        fsync_file(target)
+from watchdog.data.catalogue import Backup, Catalogue, Manifest
+from watchdog.data.recovery import (
+    RESTORE_PREFIX,
+    RestoreError,
+    discard,
+    prepare_backup,
+    quarantine_database,
+    ready_candidate,
+    swap_in,
+    update_note,
+)
+from watchdog.data.snapshot import verify_backup
 
 
-def ready_candidate(candidate: Path, manifest: Manifest) -> None:
-    """Make ``candidate`` fit to become the live database: the bytes the manifest describes,
-    passing integrity_check, switched to WAL, fsynced. Raises RestoreError."""
-    if sha256_of(candidate) != manifest.sha256:
-        raise RestoreError(f"backup {manifest.id}: the copy does not match its sha256")
-    problem = integrity_problem(candidate)
-    if problem:
-        raise RestoreError(f"backup {manifest.id}: integrity_check failed: {problem}")
-    set_wal(candidate)
+class OffsiteSource(Protocol):
+    def fetch(self, entry_id: str | None, dest: Path) -> Manifest: ...
 
 
-def set_wal(candidate: Path) -> None:
-    """A backup is stored in rollback-journal mode; the live database runs in WAL."""
-    connection = sqlite3.connect(candidate)
+@dataclass(frozen=True)
+class ManualRestore:
+    backup_id: str
+    quarantine: str | None
+
+    def summary(self) -> str:
+        kept = f"; the previous database is kept in {self.quarantine}" if self.quarantine else ""
+        return f"restored backup {self.backup_id}{kept}"
+
+
+def choose(catalogue: Catalogue, wanted: str) -> Backup:
+    """``latest`` (the newest backup of any tier) or an id from the catalogue; else RestoreError."""
+    backups = catalogue.scan()
+    if wanted == "latest":
+        if not backups:
+            raise RestoreError("there are no backups to restore")
+        return backups[-1]
+    for backup in backups:
+        if backup.id == wanted:
+            return backup
+    raise RestoreError(
+        f"{wanted!r} is not a verified backup in the catalogue (see `python -m watchdog list`); "
+        "only backups the watchdog made and verified can be restored"
+    )
+
+
+def restore_chosen(layout: DataLayout, backup: Backup, now: float) -> ManualRestore:
+    """Blocking; the bot must be stopped. Raises RestoreError before touching anything live
+    when the backup does not verify."""
+    verdict = verify_backup(backup, layout.run)
+    if not verdict.ok:
+        raise RestoreError(f"backup {backup.id} does not verify: {verdict.detail}; nothing changed")
+    candidate = prepare_backup(layout, backup)  # ready beside the live database before touching it
     try:
-        connection.execute("PRAGMA journal_mode=WAL")
-    finally:
-        connection.close()
-    fsync_file(candidate)
-
-
-def swap_in(layout: DataLayout, candidate: Path) -> None:
-    """Rename a ready candidate into place. The caller has moved the old database and its
-    -wal/-shm aside first: a stale -wal beside the restored file would be replayed into it."""
-    for path in (layout.database, *layout.database_companions):
-        if path.exists():
-            raise RestoreError(f"{path} is still there; move it aside before restoring")
-    os.replace(candidate, layout.database)
-    fsync_dir(layout.database.parent)
-
-
-def install_file(layout: DataLayout, candidate: Path, manifest: Manifest) -> None:
-    ready_candidate(candidate, manifest)
-    swap_in(layout, candidate)
-
-
-def candidate_path(layout: DataLayout, backup_id: str) -> Path:
-    layout.database.parent.mkdir(parents=True, exist_ok=True)
-    return layout.database.parent / f"{RESTORE_PREFIX}{backup_id}.db"
-
-
-def prepare_backup(layout: DataLayout, backup: Backup) -> Path:
-    """The backup's database materialized beside the live one and made ready; the caller swaps
-    it in (or deletes it). Nothing live is touched.
-
-    For a plain backup, ``integrity_check`` runs on the stored file while it is being copied
-    (SQLite releases the GIL; the machine has a second core), and the copy must then hash to the
-    manifest's sha256: the same bytes that passed. That takes the copy off the time the bot is
-    down. A compressed backup is checked after decompression, as it must be.
-    """
-    temporary = candidate_path(layout, backup.id)
-    try:
-        if backup.manifest.compression is not None:
-            materialize(backup, temporary)
-            ready_candidate(temporary, backup.manifest)
-            return temporary
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="restore-check") as pool:
-            checking = pool.submit(integrity_problem, backup.data_path)
-            materialize(backup, temporary)
-            same = sha256_of(temporary) == backup.manifest.sha256
-            problem = checking.result()
-        if not same:
-            raise RestoreError(f"backup {backup.id}: the copy does not match its sha256")
-        if problem:
-            raise RestoreError(f"backup {backup.id}: integrity_check failed: {problem}")
-        set_wal(temporary)
-    except (OSError, sqlite3.DatabaseError) as error:
-        discard(temporary)
-        raise RestoreError(f"backup {backup.id}: {error}") from None
-    except RestoreError:
-        discard(temporary)
-        raise
-    return temporary
-
-
-def discard(candidate: Path) -> None:
-    for path in (candidate, Path(f"{candidate}-wal"), Path(f"{candidate}-shm")):
-        path.unlink(missing_ok=True)
-
-
-def install_backup(layout: DataLayout, backup: Backup) -> None:
-    candidate = prepare_backup(layout, backup)
-    try:
+        moved = quarantine_database(
+            layout, f"manual restore of {backup.id}", "set aside by an operator's restore", now
+        )
         swap_in(layout, candidate)
     finally:
         discard(candidate)
+    if moved is not None:
+        # The operator chose this state: rows of the old file are kept, not merged back.
+        update_note(
+            moved, restored_from=backup.id, salvage={"status": "not merged (manual restore)"}
+        )
+    return ManualRestore(backup.id, str(moved.folder) if moved else None)
+
+
+def restore_from_offsite(layout: DataLayout, store: OffsiteSource, wanted: str, now: float) -> str:
+    """An operator's restore from the offsite branch (``latest`` or an id): fetch and verify
+    first, then quarantine the live database and install. Blocking; the bot must be stopped."""
+    temporary = layout.database.parent / f"{RESTORE_PREFIX}offsite.db"
+    try:
+        manifest = store.fetch(None if wanted == "latest" else wanted, temporary)
+        ready_candidate(temporary, manifest)  # ready before the live database is touched
+        moved = quarantine_database(
+            layout, f"restore of offsite backup {manifest.id}", "set aside by an operator", now
+        )
+        swap_in(layout, temporary)
+    finally:
+        temporary.unlink(missing_ok=True)
+    if moved is not None:
+        update_note(
+            moved, restored_from=manifest.id, salvage={"status": "not merged (manual restore)"}
+        )
+    kept = f"; the previous database is kept in {moved.folder}" if moved else ""
+    return f"restored offsite backup {manifest.id}{kept}"
+
+
+def restore_requested(
+    layout: DataLayout, wanted: str, now: float, offsite: OffsiteSource | None = None
+) -> str:
+    """The one entry for an operator's restore, from the CLI or the admin API: ``wanted`` is
+    ``latest`` or an id, from the offsite branch when ``offsite`` is given. Returns a summary;
+    raises RestoreError (or the offsite store's error) with nothing live changed."""
+    if offsite is not None:
+        return restore_from_offsite(layout, offsite, wanted, now)
+    return restore_chosen(layout, choose(Catalogue(layout), wanted), now).summary()
 
 
 LEFTOVER_PREFIXES = (RESTORE_PREFIX, ".tmp-offsite-")

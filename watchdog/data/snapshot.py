@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import shutil
 import sqlite3
 import time
 from collections.abc import Callable
@@ -232,3 +233,12 @@ def verify_backup(backup: Backup, scratch_dir: Path) -> Verdict:
         return Verdict(problem is None, problem or "ok")
     finally:
         plain.unlink(missing_ok=True)
+
+
+def materialize(backup: Backup, target: Path) -> None:
+    """The plain database of ``backup`` at ``target`` (copied or decompressed), fsynced."""
+    if backup.manifest.compression == "zstd":
+        decompress(backup.data_path, target)
+    else:
+        shutil.copyfile(backup.data_path, target)
+        fsync_file(target)

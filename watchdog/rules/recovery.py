@@ -34,3 +34,20 @@ def vanished_tables(known: set[str], current: set[str]) -> set[str]:
     means the file is not the one we had: most often a ``-wal`` from another database, which
     SQLite replays without complaint (integrity_check then passes on the wrong data)."""
     return known - current
+
+
+def integrity_verdict(
+    check_state: str, detail: str, tables: set[str], known_tables: set[str]
+) -> tuple[str, str]:
+    """What a finished check means: ``integrity_check`` passing on a file whose tables have
+    vanished since the last check is still a corrupt database (see ``vanished_tables``)."""
+    if check_state != "ok":
+        return check_state, detail
+    vanished = vanished_tables(known_tables, tables)
+    if vanished:
+        return (
+            "corrupt",
+            f"tables missing since the last check: {', '.join(sorted(vanished))} "
+            "(a foreign or stale -wal?)",
+        )
+    return check_state, detail

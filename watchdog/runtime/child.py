@@ -1,6 +1,6 @@
 """The bot as a child process: launch, signal once, wait, kill.
 
-Thin on purpose: when to launch or stop is decided elsewhere (policy, supervisor).
+Thin on purpose: when to launch or stop is decided elsewhere (``rules.restarts``, ``supervision``).
 """
 
 from __future__ import annotations
@@ -11,10 +11,41 @@ import os
 import signal
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import psutil
 
+from conf.settings import Settings
+
 log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+BOT_NEEDS_NOT = ("BACKUP_GIT_TOKEN", "BACKUP_AGE_KEY", "STATS_TOKEN", "BACKUP_GIT_URL")
+"""Secrets the bot never uses: it reads untrusted input, so it gets no more than it needs."""
+
+
+class AdminAddress(Protocol):
+    url: str
+    secret: str
+
+
+def bot_environment(settings: Settings, admin: AdminAddress | None) -> dict[str, str]:
+    """The bot's environment: ours without the secrets it does not use, plus where its data and
+    the watchdog's admin API are."""
+    env = dict(os.environ)
+    for secret in BOT_NEEDS_NOT:
+        env.pop(secret, None)
+    env["ERIXCAST_WATCHDOG_PID"] = str(os.getpid())
+    env["DATA_DIR"] = str(settings.data_dir)
+    env["DATABASE_PATH"] = str(settings.database)
+    env["PYTHONUNBUFFERED"] = "1"
+    if admin is not None:
+        env["ERIXCAST_WATCHDOG_URL"] = admin.url
+        env["ERIXCAST_WATCHDOG_SECRET"] = admin.secret
+    env["PYTHONPATH"] = os.pathsep.join(
+        part for part in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if part
+    )
+    return env
 
 
 class BotProcess:

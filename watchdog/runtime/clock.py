@@ -1,7 +1,10 @@
-"""Time, injected: the supervision code asks a Clock, so tests can move time without sleeping."""
+"""Time, injected: everything in the runtime asks a Clock (reading it and sleeping on it), so
+tests move time forward without sleeping (see ``tests/fakes/clock.py``)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from typing import Protocol
 
@@ -15,6 +18,10 @@ class Clock(Protocol):
         """Seconds that never go backwards, for intervals and deadlines."""
         ...
 
+    async def sleep(self, seconds: float, wake: asyncio.Event) -> None:
+        """Sleep ``seconds``, returning early once ``wake`` is set."""
+        ...
+
 
 class SystemClock:
     def time(self) -> float:
@@ -22,3 +29,10 @@ class SystemClock:
 
     def monotonic(self) -> float:
         return time.monotonic()
+
+    async def sleep(self, seconds: float, wake: asyncio.Event) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), seconds)

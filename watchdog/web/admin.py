@@ -21,7 +21,7 @@ from watchdog.data.fs import atomic_write_json
 from watchdog.web.public import json_response
 
 if TYPE_CHECKING:
-    from watchdog.runtime.service import WatchdogService
+    from watchdog.web.protocols import Operable
 
 log = logging.getLogger(__name__)
 SERVICE = web.AppKey("service", object)
@@ -58,7 +58,7 @@ async def require_secret(request: web.Request, handler: Any) -> web.StreamRespon
     return await handler(request)
 
 
-def _service(request: web.Request) -> WatchdogService:
+def _service(request: web.Request) -> Operable:
     return request.app[SERVICE]  # type: ignore[return-value]
 
 
@@ -113,7 +113,7 @@ async def restore(request: web.Request) -> web.Response:
     return _json({"ok": ok, "message": message}, 200 if ok else 409)
 
 
-async def start_admin(service: WatchdogService) -> tuple[web.AppRunner, AdminEndpoint]:
+async def start_admin(service: Operable) -> tuple[web.AppRunner, AdminEndpoint]:
     secret = secrets.token_urlsafe(32)
     app = web.Application(middlewares=[require_secret])
     app[SERVICE] = service

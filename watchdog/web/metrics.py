@@ -13,11 +13,11 @@ from watchdog.rules.health import DEGRADED, HEALTHY, UNHEALTHY
 from watchdog.rules.state import BotPhase, Integrity
 
 if TYPE_CHECKING:
-    from watchdog.runtime.service import WatchdogService
+    from watchdog.web.protocols import Observable
 
 
 class StateCollector(Collector):
-    def __init__(self, service: WatchdogService) -> None:
+    def __init__(self, service: Observable) -> None:
         self.service = service
 
     def collect(self) -> Iterator[Metric]:
@@ -89,7 +89,7 @@ class StateCollector(Collector):
         )
 
 
-def build_registry(service: WatchdogService) -> CollectorRegistry:
+def build_registry(service: Observable) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StateCollector(service))
     return registry

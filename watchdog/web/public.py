@@ -22,13 +22,13 @@ from watchdog.version import app_version
 from watchdog.web.metrics import build_registry
 
 if TYPE_CHECKING:
-    from watchdog.runtime.service import WatchdogService
+    from watchdog.web.protocols import Observable
 
 log = logging.getLogger(__name__)
 SERVICE_KEY = web.AppKey("service", object)
 
 
-def _service(request: web.Request) -> WatchdogService:
+def _service(request: web.Request) -> Observable:
     return request.app[SERVICE_KEY]  # type: ignore[return-value]
 
 
@@ -70,7 +70,7 @@ async def stats(request: web.Request) -> web.Response:
     return _json(request, stats_document(service))
 
 
-def stats_document(service: WatchdogService) -> dict[str, Any]:
+def stats_document(service: Observable) -> dict[str, Any]:
     """The detailed picture: health plus history, tables, versions and the watchdog's own use."""
     report = service.health()
     state, settings = service.state, service.settings
@@ -127,7 +127,7 @@ async def metrics(request: web.Request) -> web.Response:
 REGISTRY_KEY = web.AppKey("registry", object)
 
 
-def build_app(service: WatchdogService) -> web.Application:
+def build_app(service: Observable) -> web.Application:
     app = web.Application()
     app[SERVICE_KEY] = service
     app[REGISTRY_KEY] = build_registry(service)
@@ -141,7 +141,7 @@ class CannotServe(Exception):
     """HOST:PORT cannot be listened on (taken, not an address of this machine)."""
 
 
-async def start_http(service: WatchdogService, host: str, port: int) -> web.AppRunner:
+async def start_http(service: Observable, host: str, port: int) -> web.AppRunner:
     runner = web.AppRunner(build_app(service), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)

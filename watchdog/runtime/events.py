@@ -1,13 +1,17 @@
-"""Alerts to the admins (ADMIN_IDS) as Telegram messages, sent by the watchdog itself so they
-arrive even when the bot is down. Best effort: a failed alert is logged, never raised."""
+"""Events and alerts: what happened, in the log, in /health's recent events, and — for what
+an admin must know — as a Telegram message sent by the watchdog itself, so it arrives even when
+the bot is down. Alerts are best effort: a failed one is logged, never raised."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 
 import aiohttp
 
 from conf.settings import Settings
+from watchdog.rules.state import WatchdogState
 
 log = logging.getLogger(__name__)
 MAX_TEXT = 4000
@@ -53,3 +57,31 @@ class Alerter:
             log.warning("alerts not sent: %s", type(error).__name__)
         self.sent += delivered
         return delivered
+
+
+class Events:
+    """Records events against the one clock; sends alerts in the background, so an unreachable
+    Telegram never keeps the bot held or the data lock taken."""
+
+    def __init__(
+        self, state: WatchdogState, now: Callable[[], float], alerter: Alerter | None
+    ) -> None:
+        self.state = state
+        self._now = now
+        self.alerter = alerter
+        self._background: set[asyncio.Task[int]] = set()
+
+    def record(self, kind: str, message: str, level: int = logging.INFO) -> None:
+        log.log(level, message)
+        self.note(kind, message)
+
+    def note(self, kind: str, message: str) -> None:
+        """An event for /health only (already logged by whoever did the work)."""
+        self.state.record(self._now(), kind, message)
+
+    def alert(self, text: str) -> None:
+        if self.alerter is None:
+            return
+        task = asyncio.get_running_loop().create_task(self.alerter.send(text))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)

@@ -1,0 +1,264 @@
+"""The guard of the data: readings, integrity checks, and recovery end to end.
+
+:meth:`DataGuard.check_and_heal` owns the whole path — detect → stop the bot → quarantine →
+choose → install → salvage → relaunch → report — in this order:
+
+1. detect: ``check_locked`` (``data.database.check_database``, read by
+   ``rules.recovery.integrity_verdict``) and ``_recovery_reason`` (``rules.recovery``);
+2. stop: ``bot.held(...)`` stops the bot and keeps it down;
+3. quarantine, choose, install, salvage: ``data.recovery.recover`` (blocking, in a thread);
+4. report: the state, the event log, the admins' alert;
+5. relaunch: leaving the hold lets the supervisor launch the bot on the restored file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from conf.units import MIB
+from watchdog.data.database import check_database, count_tables, create_empty_database
+from watchdog.data.disk import read_disk
+from watchdog.data.recovery import OffsiteFetch, RecoveryResult, recover, resume_pending_salvage
+from watchdog.offsite import OffsiteError, OffsiteStore
+from watchdog.rules.recovery import integrity_verdict, recovery_reason, vanished_tables
+from watchdog.rules.state import Integrity
+from watchdog.runtime.context import RuntimeContext
+from watchdog.runtime.jobs import BackupJobs
+from watchdog.runtime.supervision import BotSupervisor
+
+log = logging.getLogger(__name__)
+
+RECHECK_AFTER = 5.0
+"""Seconds before checking again a database that could not be checked (busy, locked)."""
+LIST_OFFSITE_PAUSES = (5.0, 15.0)
+"""Pauses between the three tries to list the offsite branch when the disk looks lost."""
+
+
+class DataGuard:
+    def __init__(
+        self,
+        ctx: RuntimeContext,
+        bot: BotSupervisor,
+        jobs: BackupJobs,
+        offsite: OffsiteStore | None,
+    ) -> None:
+        self.ctx = ctx
+        self.bot = bot
+        self.jobs = jobs
+        self.offsite = offsite
+        self.last_check: float | None = None
+        """Monotonic time of the last integrity check."""
+
+    # -- readings -----------------------------------------------------------------------------
+
+    async def measure(self) -> None:
+        ctx = self.ctx
+        reading = await asyncio.to_thread(read_disk, ctx.settings.data_dir)
+        storage = ctx.state.storage
+        storage.path = reading.path
+        storage.disk_usage_percent = reading.percent
+        storage.free_bytes = reading.free_bytes
+        storage.total_bytes = reading.total_bytes
+        storage.mount_point = reading.mount_point
+        storage.persistent_disk = reading.persistent
+        first = storage.measured_at is None
+        storage.measured_at = ctx.clock.time()
+        warn = ctx.settings.disk_warn_percent
+        if first or reading.percent >= warn:
+            log.log(
+                logging.INFO if reading.percent < warn else logging.WARNING,
+                "disk %s: %.1f%% used, %.0f MB free (warn %.0f%%, critical %.0f%%)",
+                reading.mount_point,
+                reading.percent,
+                reading.free_bytes / MIB,
+                warn,
+                ctx.settings.disk_critical_percent,
+            )
+        database = ctx.state.database
+        try:
+            database.size_bytes = ctx.settings.database.stat().st_size
+            database.exists = True
+        except FileNotFoundError:
+            database.size_bytes = 0
+            database.exists = False
+
+    def database_appeared(self) -> bool:
+        """The bot has created the database since it was last seen missing: check it now."""
+        return (
+            self.ctx.state.database.integrity is Integrity.MISSING
+            and self.ctx.settings.database.exists()
+        )
+
+    def check_due(self) -> bool:
+        database = self.ctx.state.database
+        due_at = (self.last_check or 0) + self.ctx.settings.integrity_check_every
+        vanished = database.integrity is Integrity.OK and not database.exists
+        return (
+            self.ctx.clock.monotonic() >= due_at
+            or self.database_appeared()
+            or vanished
+            or database.integrity is Integrity.UNKNOWN
+        )
+
+    async def tick(self) -> None:
+        """One round of the monitor: readings, then a check (and healing) when due."""
+        await self.measure()
+        if self.check_due():
+            await self.check_and_heal()
+
+    # -- checks -------------------------------------------------------------------------------
+
+    async def check(self) -> None:
+        async with self.ctx.data_lock:
+            await self.check_locked()
+
+    async def check_locked(self) -> None:
+        ctx = self.ctx
+        self.last_check = ctx.clock.monotonic()
+        result = await asyncio.to_thread(check_database, ctx.settings.database)
+        database = ctx.state.database
+        if result.state == "unknown":
+            log.warning("%s; checking again in %.0f s", result.detail, RECHECK_AFTER)
+            self.last_check = (
+                ctx.clock.monotonic() - ctx.settings.integrity_check_every + RECHECK_AFTER
+            )
+            return
+        database.checked_at = ctx.clock.time()
+        database.check_seconds = result.seconds
+        known = set(ctx.remembered.load().known_tables)
+        state, detail = integrity_verdict(result.state, result.detail, set(result.tables), known)
+        database.detail = detail
+        if state == "ok":
+            database.integrity = Integrity.OK
+            self._remember_tables(set(result.tables))
+            database.tables = result.tables
+            database.size_bytes = result.size_bytes
+            log.info(
+                "database ok: %s rows in %s tables, %.1f MB, checked in %.2f s",
+                sum(result.tables.values()),
+                len(result.tables),
+                result.size_bytes / MIB,
+                result.seconds,
+            )
+        elif state == "missing":
+            database.integrity = Integrity.MISSING
+            database.tables = {}
+            log.info("no database at %s yet: the bot will create it", ctx.settings.database)
+        else:
+            first_report = database.integrity is not Integrity.CORRUPT
+            database.integrity = Integrity.CORRUPT
+            if first_report:
+                ctx.events.record("database", f"database failed its check: {detail}", logging.ERROR)
+
+    def _remember_tables(self, current: set[str]) -> None:
+        """A database is here (so a missing one later is a loss); its tables are the known ones."""
+        remembered = self.ctx.remembered.load()
+        known = set(remembered.known_tables)
+        changes: dict[str, object] = {}
+        if not remembered.database_seen:
+            changes["database_seen"] = True
+        if not vanished_tables(known, current) and not current <= known:
+            changes["known_tables"] = sorted(known | current)
+        if changes:
+            self.ctx.remembered.update(**changes)
+
+    async def _mark_restored(self, how: str) -> None:
+        """The installed database passed integrity_check at install: take that verdict instead of
+        checking the same bytes again, so the bot is back sooner."""
+        ctx = self.ctx
+        tables = await asyncio.to_thread(count_tables, ctx.settings.database)
+        database = ctx.state.database
+        database.integrity, database.detail = Integrity.OK, f"{how}; integrity_check ok at install"
+        database.checked_at, database.check_seconds = ctx.clock.time(), 0.0
+        database.tables, database.exists = tables, True
+        database.size_bytes = ctx.settings.database.stat().st_size
+        self.last_check = ctx.clock.monotonic()
+        self._remember_tables(set(tables))
+
+    # -- recovery -----------------------------------------------------------------------------
+
+    async def check_and_heal(self) -> None:
+        """Check the database and, if it must be recovered, recover it, under one hold of the
+        data lock, so nothing (a restore, a backup) changes the files between verdict and act."""
+        async with self.ctx.data_lock:
+            await self.check_locked()
+            reason = await self._recovery_reason()
+            if reason is None:
+                return
+            await self._heal_locked(reason, self.ctx.state.database.detail or "")
+        await self.jobs.refresh()
+
+    async def _heal_locked(self, reason: str, detail: str) -> RecoveryResult:
+        ctx = self.ctx
+        ctx.events.record("recovery", f"recovering the database: {reason}", logging.ERROR)
+        async with self.bot.held("recovering"):
+            result = await asyncio.to_thread(
+                recover, ctx.layout, reason, detail, ctx.clock.time(), self._offsite_fetch()
+            )
+            # What we restored (or start afresh with) defines the tables from now on.
+            ctx.remembered.update(known_tables=[])
+            if result.fresh:
+                await asyncio.to_thread(create_empty_database, ctx.layout.database)
+                ctx.remembered.update(
+                    fresh_start_at=ctx.clock.time(), fresh_start_reason=result.summary()
+                )
+            ctx.state.recovery.record(ctx.clock.time(), result)
+            level = logging.CRITICAL if result.fresh else logging.WARNING
+            ctx.events.record("recovery", result.summary(), level)
+            ctx.events.alert(("🚨 " if result.fresh else "♻️ ") + result.summary())
+            if result.fresh:
+                await self.check_locked()
+            else:
+                await self._mark_restored(f"restored from backup {result.restored_from}")
+            self.bot.forget_failures()
+        return result
+
+    async def _recovery_reason(self) -> str | None:
+        database = self.ctx.state.database
+        if database.integrity not in (Integrity.CORRUPT, Integrity.MISSING):
+            return None
+        return recovery_reason(
+            database.integrity.value,
+            database.detail or "",
+            self.ctx.remembered.load().database_seen,
+            self.ctx.state.backups.count > 0 or await self._offsite_has_backups(),
+        )
+
+    def _offsite_fetch(self) -> OffsiteFetch | None:
+        """The offsite store's fetch, when one is configured (the recovery's last resort)."""
+        store = self.offsite
+        if store is None:
+            return None
+        return lambda path: store.fetch(None, path)
+
+    async def _offsite_has_backups(self) -> bool:
+        """A fresh-looking machine (no database, no local backups) with backups on the offsite
+        branch has lost its disk: the data comes back from the branch."""
+        if self.offsite is None or self.ctx.state.database.integrity is not Integrity.MISSING:
+            return False
+        entries = []
+        for attempt, pause in enumerate((*LIST_OFFSITE_PAUSES, 0.0), start=1):
+            try:
+                entries = await asyncio.to_thread(self.offsite.list)
+                break
+            except OffsiteError as error:
+                # Deciding "first run" on a passing network error would start the bot empty.
+                log.error("could not list offsite backups (attempt %d of 3): %s", attempt, error)
+                if attempt == 3 or error.kind not in ("unreachable", "timeout", "busy"):
+                    return False
+                await self.ctx.sleep(pause)
+        if entries:
+            log.warning(
+                "no database and no local backup, but %d offsite: a lost disk", len(entries)
+            )
+        return bool(entries)
+
+    async def resume_salvage(self) -> None:
+        """At start-up: finish merges a killed watchdog left pending."""
+        if self.ctx.state.database.integrity is not Integrity.OK:
+            return
+        for report in await asyncio.to_thread(resume_pending_salvage, self.ctx.layout):
+            self.ctx.events.record(
+                "recovery", f"finished an interrupted salvage: merged {report.merged}"
+            )

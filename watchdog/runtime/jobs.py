@@ -1,0 +1,162 @@
+"""Backups as the running watchdog takes them: scheduled tiers with a retry backoff, and the
+deploy, restart and shutdown snapshots. Which tier is due is ``rules.schedule``'s decision; the
+snapshot itself is ``data.backups.BackupKeeper``'s."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from conf.units import MIB
+from watchdog.data.backups import BackupKeeper, BackupSkipped, Outcome
+from watchdog.data.snapshot import Proceed, SnapshotError
+from watchdog.rules import schedule
+from watchdog.rules.backoff import Retry
+from watchdog.rules.state import BackupSummary, Integrity
+from watchdog.runtime.context import RuntimeContext
+from watchdog.version import app_version
+
+log = logging.getLogger(__name__)
+
+BACKUP_RETRY_FIRST, BACKUP_RETRY_MAX = 60.0, 3600.0
+"""Backoff for a scheduled backup that failed: 1 min, 2 min, 4 min … up to an hour."""
+ASSUMED_BYTES_PER_SECOND = 50 * MIB
+"""Backup speed assumed for the shutdown budget before one was measured."""
+
+
+class BackupJobs:
+    def __init__(self, ctx: RuntimeContext, keeper: BackupKeeper) -> None:
+        self.ctx = ctx
+        self.keeper = keeper
+        self.retries: dict[str, Retry] = {}
+
+    async def backup(
+        self,
+        tier: str,
+        reason: str,
+        *,
+        proceed: Proceed | None = None,
+        skip_if_unchanged: bool = False,
+        lock_timeout: float | None = None,
+    ) -> Outcome | None:
+        """One backup, serialised with every other operation on the data; failures are reported,
+        never raised. Unless told otherwise, a backup is abandoned as soon as a stop is requested,
+        so shutdown never waits for a long scheduled one."""
+        ctx = self.ctx
+        try:
+            await asyncio.wait_for(ctx.data_lock.acquire(), lock_timeout)
+        except TimeoutError:
+            log.warning("no %s backup: another backup is still running", tier)
+            return None
+        try:
+            outcome = await asyncio.to_thread(
+                self.keeper.take,
+                tier,
+                reason,
+                ctx.clock.time(),
+                proceed=proceed or (lambda: not ctx.stop_requested),
+                skip_if_unchanged=skip_if_unchanged,
+            )
+        except (SnapshotError, BackupSkipped, OSError) as error:
+            ctx.state.backups.last_error = f"{tier}: {error}"
+            ctx.state.backups.last_error_at = ctx.clock.time()
+            ctx.events.record("backup", f"{tier} backup failed: {error}", logging.ERROR)
+            outcome = None
+        finally:
+            ctx.data_lock.release()
+        if outcome is not None:
+            ctx.state.backups.last_error = None
+            if outcome.skipped:
+                log.info("%s backup skipped: %s", tier, outcome.skipped)
+            elif outcome.backup is not None:
+                manifest = outcome.backup.manifest
+                if manifest.duration_s > 0:
+                    ctx.state.backups.bytes_per_second = manifest.size_bytes / manifest.duration_s
+                ctx.events.note("backup", f"{tier} backup {manifest.id}")
+        await self.refresh()
+        return outcome
+
+    async def refresh(self) -> None:
+        """The catalogue's summary in the live state (what /health says of backups)."""
+        backups = await asyncio.to_thread(self.keeper.catalogue.scan)
+        newest = self.keeper.catalogue.newest_by_tier(backups)
+        summary = self.ctx.state.backups
+        summary.newest = {
+            tier: (
+                BackupSummary(
+                    b.id, b.tier, b.created_at, b.manifest.size_bytes, b.manifest.file_size
+                )
+                if b
+                else None
+            )
+            for tier, b in newest.items()
+        }
+        summary.count = len(backups)
+        summary.total_bytes = sum(b.manifest.file_size for b in backups)
+
+    async def scheduled(self) -> None:
+        """Every tier that is due, each with its own retry backoff after a failure."""
+        ctx = self.ctx
+        if ctx.state.database.integrity is not Integrity.OK:
+            return
+        now = ctx.clock.time()
+        intervals = ctx.settings.intervals()
+        backups = await asyncio.to_thread(self.keeper.catalogue.scan)
+        newest_at = schedule.newest_trusted(
+            now, [(b.tier, b.created_at) for b in backups], intervals
+        )
+        for tier in schedule.due_tiers(now, newest_at, intervals):
+            if ctx.stop_requested:
+                return
+            retry = self.retries.setdefault(tier, Retry(BACKUP_RETRY_FIRST, BACKUP_RETRY_MAX))
+            if not retry.ready(now):
+                continue
+            if await self.backup(tier, "scheduled") is None:
+                retry.failed(now)
+            else:
+                retry.succeeded()
+
+    async def deploy_snapshot(self) -> None:
+        """Before new code touches the data: a ``deploy`` backup when the app version changed."""
+        ctx = self.ctx
+        current = app_version()
+        recorded = ctx.remembered.load().app_version
+        if not schedule.deploy_snapshot_needed(current, recorded):
+            return
+        integrity = ctx.state.database.integrity
+        if integrity is Integrity.OK:
+            outcome = await self.backup("deploy", f"deploy: {recorded or 'first run'} -> {current}")
+            if outcome is None or outcome.backup is None:
+                log.error("no deploy backup: the new version starts without one (see above)")
+                return
+        elif integrity is not Integrity.MISSING:
+            return  # a damaged database: record nothing, so the snapshot is tried again
+        ctx.remembered.update(app_version=current)
+
+    async def restart_snapshot(self, reason: str) -> None:
+        """Before relaunching: a ``restart`` backup, unless nothing changed since the newest one
+        (so a crash loop does not fill the disk)."""
+        if self.ctx.state.database.integrity is Integrity.OK:
+            await self.backup("restart", reason, skip_if_unchanged=True)
+
+    async def shutdown_snapshot(self, remaining: float) -> None:
+        """A ``shutdown`` backup if it fits in what is left of the shutdown budget."""
+        ctx = self.ctx
+        size = ctx.state.database.size_bytes
+        speed = ctx.state.backups.bytes_per_second or ASSUMED_BYTES_PER_SECOND
+        if not schedule.shutdown_snapshot_fits(remaining, size, speed):
+            log.warning(
+                "no shutdown backup: %.1f MB would not fit in the %.1f s left of SHUTDOWN_BUDGET",
+                size / MIB,
+                remaining,
+            )
+            return
+        clock = ctx.clock
+        deadline = clock.monotonic() + max(0.5, remaining - 1.0)
+        await self.backup(
+            "shutdown",
+            "shutdown",
+            proceed=lambda: clock.monotonic() < deadline,
+            skip_if_unchanged=True,
+            lock_timeout=max(0.1, deadline - clock.monotonic()),
+        )

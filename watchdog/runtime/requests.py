@@ -1,0 +1,65 @@
+"""What an operator asks the running watchdog for, over the loopback admin API: a backup now, a
+restore. The restore itself is ``data.restore.restore_requested``, the same function the CLI
+calls when no watchdog runs; here it runs with the bot held."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from watchdog.data.backups import Outcome
+from watchdog.data.restore import RestoreError, restore_requested
+from watchdog.offsite import OffsiteError, OffsiteStore
+from watchdog.runtime.context import RuntimeContext
+from watchdog.runtime.guard import DataGuard
+from watchdog.runtime.jobs import BackupJobs
+from watchdog.runtime.supervision import BotSupervisor
+
+log = logging.getLogger(__name__)
+
+
+class OperatorRequests:
+    def __init__(
+        self,
+        ctx: RuntimeContext,
+        bot: BotSupervisor,
+        guard: DataGuard,
+        jobs: BackupJobs,
+        offsite: OffsiteStore | None,
+    ) -> None:
+        self.ctx = ctx
+        self.bot = bot
+        self.guard = guard
+        self.jobs = jobs
+        self.offsite = offsite
+
+    async def manual_backup(self, reason: str) -> tuple[Outcome | None, str | None]:
+        outcome = await self.jobs.backup("manual", reason, proceed=lambda: True)
+        return outcome, None if outcome else self.ctx.state.backups.last_error
+
+    async def manual_restore(self, wanted: str, from_git: bool = False) -> tuple[bool, str]:
+        """Stop the bot, restore the chosen backup (the live database is quarantined, never
+        deleted), check it, let the bot relaunch."""
+        ctx = self.ctx
+        if from_git and self.offsite is None:
+            return False, "no offsite store configured (BACKUP_GIT_URL)"
+        async with ctx.data_lock, self.bot.held("restoring"):
+            try:
+                summary = await asyncio.to_thread(
+                    restore_requested,
+                    ctx.layout,
+                    wanted,
+                    ctx.clock.time(),
+                    self.offsite if from_git else None,
+                )
+            except (RestoreError, OffsiteError, OSError) as error:
+                ctx.events.record("restore", f"restore failed: {error}", logging.ERROR)
+                await self.guard.check_locked()  # the monitor heals what is left, if need be
+                return False, str(error)
+            ctx.remembered.update(known_tables=[])
+            ctx.events.record("restore", summary, logging.WARNING)
+        await self.jobs.refresh()
+        await self.guard.check()
+        self.bot.forget_failures()
+        ctx.events.alert(f"♻️ {summary} (by an operator)")
+        return True, summary

@@ -1,0 +1,198 @@
+"""Supervision of the bot: launch it when the data is fit, watch its exit and heartbeat, relaunch
+with backoff, and keep it down while someone holds it (a recovery, an operator's restore).
+
+When to relaunch and when a silent bot is stale are ``rules.restarts``' decisions; the process
+itself is ``child.BotProcess``, made by ``spawn`` (a fake in tests).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from conf.exitcodes import EXIT_DATABASE, EXIT_NOT_CONFIGURED
+from watchdog.rules import restarts
+from watchdog.rules.state import BotPhase, Integrity
+from watchdog.runtime.child import BotProcess
+from watchdog.runtime.context import RuntimeContext
+
+log = logging.getLogger(__name__)
+
+TICK = 0.5
+"""Seconds between looks at the bot (exit, heartbeat, held database)."""
+
+
+class BotRun(Protocol):
+    pid: int | None
+    returncode: int | None
+
+    async def start(self) -> int: ...
+    async def wait(self, timeout: float | None = None) -> int | None: ...
+    async def stop(self, grace: float) -> int: ...
+
+
+Spawn = Callable[[Sequence[str], Mapping[str, str], Path, Path], BotRun]
+
+
+async def _nothing(_: str = "") -> None:
+    return None
+
+
+class BotSupervisor:
+    def __init__(self, ctx: RuntimeContext, argv: Sequence[str]) -> None:
+        self.ctx = ctx
+        self.argv = list(argv)
+        self.spawn: Spawn = BotProcess
+        self.environment: Callable[[], dict[str, str]] = dict
+        self.read_heartbeat: Callable[[], float | None] = self._heartbeat_mtime
+        self.on_database_exit: Callable[[], Awaitable[None]] = _nothing
+        """Called when the bot exits saying it could not use the database (check it now)."""
+        self.before_relaunch: Callable[[str], Awaitable[None]] = _nothing
+        """Called with the exit's reason before the backoff (the restart snapshot)."""
+        self.process: BotRun | None = None
+        self._holds: list[str] = []
+
+    # -- holding ------------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def held(self, why: str) -> AsyncIterator[None]:
+        """Stop the bot and keep it down for the block; leaving it lets the bot launch again
+        (at once, if the data is fit)."""
+        self._holds.append(why)
+        try:
+            await self.stop()
+            yield
+        finally:
+            self._holds.remove(why)
+
+    @property
+    def holding(self) -> bool:
+        return bool(self._holds)
+
+    def launchable(self) -> bool:
+        if self._holds:
+            return False
+        return self.ctx.state.database.integrity in (Integrity.OK, Integrity.MISSING)
+
+    def forget_failures(self) -> None:
+        """After a recovery or restore the data is new: earlier crashes say nothing about it."""
+        self.ctx.state.bot.consecutive_failures = 0
+
+    async def stop(self) -> int | None:
+        """Stop a running bot (one SIGTERM, then SIGKILL after BOT_STOP_TIMEOUT)."""
+        process = self.process
+        if process is None or process.returncode is not None:
+            return None
+        return await process.stop(self.ctx.settings.bot_stop_timeout)
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        ctx, bot = self.ctx, self.ctx.state.bot
+        while not ctx.stop_requested:
+            ctx.state.loop_tick = ctx.clock.time()
+            if not self.launchable():
+                if bot.phase is not BotPhase.HELD:
+                    bot.phase = BotPhase.HELD
+                    what = "recovering" if self._holds else ctx.state.database.integrity.value
+                    bot.message = f"bot held: database {what}"
+                    log.error(
+                        "%s (%s); not launching the bot", bot.message, ctx.state.database.detail
+                    )
+                await ctx.sleep(TICK)
+                continue
+            if bot.phase is BotPhase.NOT_CONFIGURED:
+                await ctx.sleep(TICK)
+                continue
+            await self.run_once()
+
+    async def run_once(self) -> None:
+        ctx, bot = self.ctx, self.ctx.state.bot
+        layout = ctx.layout
+        process = self.spawn(self.argv, self.environment(), Path.cwd(), layout.bot_pid_file)
+        launched_mono = ctx.clock.monotonic()
+        bot.launched_at = ctx.clock.time()
+        bot.phase = BotPhase.STARTING
+        bot.message = None
+        bot.next_launch_at = None
+        bot.pid = await process.start()
+        self.process = process
+        bot.launches += 1
+        ctx.events.record("bot", f"bot launched (pid {bot.pid}, launch {bot.launches})")
+
+        code, reason = await self._watch(process)
+        if code is None:
+            return  # a stop was requested: the shutdown stops it, within its budget
+        run_seconds = ctx.clock.monotonic() - launched_mono
+        bot.pid = None
+        bot.last_exit_code = code
+        bot.last_exit_at = ctx.clock.time()
+        bot.last_exit_reason = reason
+        if code == EXIT_NOT_CONFIGURED:
+            bot.phase = BotPhase.NOT_CONFIGURED
+            bot.configured = False
+            bot.message = (
+                "bot not configured: TELEGRAM_BOT_TOKEN is missing or was refused by Telegram"
+            )
+            ctx.events.record("bot", f"{bot.message}; not relaunching")
+            return
+        if ctx.stop_requested:
+            return
+        if code == EXIT_DATABASE:
+            log.error("the bot could not use the database: checking it now")
+            await self.on_database_exit()
+        bot.consecutive_failures = restarts.failures_after_exit(
+            bot.consecutive_failures, run_seconds
+        )
+        delay = restarts.restart_delay(
+            bot.consecutive_failures, ctx.settings.bot_restart_backoff_max
+        )
+        bot.phase = BotPhase.BACKOFF
+        bot.next_launch_at = ctx.clock.time() + delay
+        ctx.events.record(
+            "bot",
+            f"bot {reason} with code {code} after {run_seconds:.1f} s; relaunch in {delay:.1f} s"
+            + (" (crash loop)" if restarts.is_crash_loop(bot.consecutive_failures) else ""),
+        )
+        snapshot_started = ctx.clock.monotonic()
+        await self.before_relaunch(f"bot {reason} with code {code}")
+        await ctx.sleep(delay - (ctx.clock.monotonic() - snapshot_started))
+
+    async def _watch(self, process: BotRun) -> tuple[int | None, str]:
+        """Until the bot exits (its code and why), or a stop is requested (None)."""
+        ctx, bot = self.ctx, self.ctx.state.bot
+        while True:
+            code = await process.wait(TICK)
+            ctx.state.loop_tick = ctx.clock.time()
+            if code is not None:
+                return code, "exited"
+            if ctx.stop_requested:
+                return None, "stopping"
+            heartbeat = self.read_heartbeat()
+            if heartbeat is not None:
+                bot.last_heartbeat = heartbeat
+            verdict = restarts.heartbeat_verdict(
+                ctx.clock.time(),
+                bot.launched_at or 0.0,
+                bot.last_heartbeat,
+                ctx.settings.bot_heartbeat_timeout,
+            )
+            if verdict.stale:
+                reason = f"silent for {verdict.silent_for:.0f} s (no heartbeat)"
+                log.error("bot (pid %s) %s: restarting it", bot.pid, reason)
+                return await process.stop(ctx.settings.bot_stop_timeout), reason
+            if not self.launchable():
+                reason = f"database {ctx.state.database.integrity.value}"
+                log.error("database failed its check while the bot ran: stopping the bot")
+                return await process.stop(ctx.settings.bot_stop_timeout), reason
+            if bot.last_heartbeat is not None and bot.last_heartbeat >= (bot.launched_at or 0.0):
+                bot.phase = BotPhase.RUNNING
+
+    def _heartbeat_mtime(self) -> float | None:
+        try:
+            return self.ctx.layout.heartbeat_file.stat().st_mtime
+        except FileNotFoundError:
+            return None

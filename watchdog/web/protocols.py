@@ -1,0 +1,30 @@
+"""What the web layer needs of the running watchdog, and nothing more: the web modules are typed
+against these, never against the concrete service (which imports them, not the reverse)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from conf.settings import Settings
+from watchdog.data.backups import Outcome
+from watchdog.rules.health import HealthReport
+from watchdog.rules.state import WatchdogState
+from watchdog.runtime.clock import Clock
+
+
+class Observable(Protocol):
+    """Read-only: enough for /health, /stats and /metrics."""
+
+    settings: Settings
+    state: WatchdogState
+    clock: Clock
+
+    def health(self) -> HealthReport: ...
+
+
+class Operable(Observable, Protocol):
+    """What the loopback admin API may ask for."""
+
+    async def manual_backup(self, reason: str) -> tuple[Outcome | None, str | None]: ...
+
+    async def manual_restore(self, wanted: str, from_git: bool = False) -> tuple[bool, str]: ...
