@@ -25,7 +25,7 @@ from watchdog.data.backups import BackupKeeper
 from watchdog.data.catalogue import Backup
 from watchdog.data.snapshot import decompress, sha256_of
 from watchdog.offsite import OffsiteError, OffsiteStore, cache_dir_for
-from watchdog.offsite import store as store_module
+from watchdog.offsite import cache as cache_module
 
 pytestmark = pytest.mark.integration
 
@@ -148,7 +148,7 @@ SECRETS = [TOKEN.encode(), HEADER_B64.encode()]
 def test_push_list_fetch_round_trip(remote, site, tmp_path, caplog, capfd, monkeypatch):
     caplog.set_level(logging.DEBUG)
     scanned: list[str] = []
-    original_remove = store_module.remove_tree
+    original_remove = cache_module.remove_tree
 
     def scan_then_remove(path: Path) -> None:
         if path.exists():
@@ -156,7 +156,7 @@ def test_push_list_fetch_round_trip(remote, site, tmp_path, caplog, capfd, monke
             assert files_holding(path, SECRETS) == [], "a secret reached a temporary repository"
         original_remove(path)
 
-    monkeypatch.setattr(store_module, "remove_tree", scan_then_remove)
+    monkeypatch.setattr(cache_module, "remove_tree", scan_then_remove)
     store = make_store(remote, site)
     assert store.list() == []
 

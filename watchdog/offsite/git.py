@@ -1,11 +1,18 @@
-"""Running git for the offsite store: a token that only travels in the environment, every call
-bounded by a timeout, and error messages scrubbed of anything secret.
+"""The one way offsite runs git: a subprocess per call, for the network and for plumbing alike.
 
 The token is handed to git as ``http.<url>.extraheader`` through ``GIT_CONFIG_COUNT`` /
 ``GIT_CONFIG_KEY_n`` / ``GIT_CONFIG_VALUE_n``: it is never part of a URL, a command line, a
 config file or a log line, and git only sends it to the URL it was configured for. Each git
 runs in its own process group so that a timeout kills it together with its helpers
 (``git-remote-http``), which would otherwise hold the pipes open and hang the caller.
+
+Why not GitPython (a dependency of the project) here: its ``kill_after_timeout`` kills the
+process and the children ``pgrep -P`` finds at that instant, not a process group; it starts
+git from a copy of ``os.environ``, so an inherited ``GIT_TRACE_CURL`` or ``GIT_CONFIG_*`` would
+reach git (and put the token in a trace); its object database keeps ``git cat-file --batch``
+processes that no timeout bounds; and its errors carry the command and stderr unscrubbed.
+Undoing all of that would be this module again, so every git call, local or network, goes
+through :class:`GitRunner`, and a bare repository is driven with plumbing (:class:`BareRepo`).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from watchdog.offsite.errors import OffsiteError
@@ -117,6 +125,19 @@ def check_url(url: str, has_token: bool) -> None:
                 "BACKUP_GIT_URL uses plain http: the token would travel in clear; use https",
                 "config",
             )
+
+
+def check_branch(branch: str) -> None:
+    """Refuse a name git would refuse as a branch, or one that reaches outside ``refs/heads/``."""
+    bad = (
+        not branch
+        or branch.startswith(("-", "/", "refs/"))
+        or any(char.isspace() or char in "~^:?*[\\" for char in branch)
+        or ".." in branch
+        or branch.endswith((".lock", "/", "."))
+    )
+    if bad:
+        raise OffsiteError(f"BACKUP_GIT_BRANCH {branch!r} is not a valid branch name", "config")
 
 
 def auth_header(token: str) -> str:
@@ -268,3 +289,77 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             pass
+
+
+@dataclass(frozen=True)
+class Remote:
+    """The backup branch on the server, and the runner that reaches it."""
+
+    git: GitRunner
+    branch: str
+
+    @property
+    def url(self) -> str:
+        return self.git.url
+
+    @property
+    def ref(self) -> str:
+        return f"refs/heads/{self.branch}"
+
+
+@dataclass(frozen=True)
+class BareRepo:
+    """A local bare repository (the cache, or a temporary one for a restore), plumbing only."""
+
+    git: GitRunner
+    path: Path
+
+    def run(self, args: Sequence[str], *, what: str, **options: Any) -> Result:
+        return self.git.run(args, what=what, git_dir=self.path, **options)
+
+    def is_valid(self) -> bool:
+        """git itself accepts the folder as a repository (HEAD, objects, refs)."""
+        return (
+            self.run(["rev-parse", "--git-dir"], what="offsite cache", check=False).returncode == 0
+        )
+
+    def rev_parse(self, ref: str) -> str:
+        return self.run(["rev-parse", "--verify", ref], what="offsite ref").text
+
+    def has_object(self, sha: str) -> bool:
+        if not sha:
+            return False
+        return self.run(["cat-file", "-e", sha], what="offsite object", check=False).returncode == 0
+
+    def blob(self, spec: str) -> bytes | None:
+        """The blob ``spec`` names (a sha or ``<commit>:<path>``), or None if there is none."""
+        result = self.run(["cat-file", "blob", spec], what="offsite object", check=False)
+        return result.stdout if result.returncode == 0 else None
+
+    def blobs_under(self, tree: str) -> dict[str, str] | None:
+        """Path → sha of every blob below ``tree`` (``<commit>:<folder>``), or None if no tree."""
+        result = self.run(["ls-tree", "-r", "-z", tree], what="offsite tree", check=False)
+        if result.returncode != 0:
+            return None
+        found = {}
+        for record in result.stdout.decode("utf-8", "surrogateescape").split("\0"):
+            meta, _, path = record.partition("\t")
+            fields = meta.split()
+            if len(fields) == 3 and fields[1] == "blob":
+                found[path] = fields[2]
+        return found
+
+    def hash_file(self, path: Path) -> str:
+        return self.run(
+            ["hash-object", "-w", "--no-filters", str(path)], what="storing a part"
+        ).text
+
+    def hash_bytes(self, data: bytes) -> str:
+        return self.run(
+            ["hash-object", "-w", "--no-filters", "--stdin"], what="storing metadata", input=data
+        ).text
+
+    def mktree(self, lines: Sequence[str]) -> str:
+        return self.run(
+            ["mktree"], what="offsite tree", input=("\n".join(lines) + "\n").encode()
+        ).text
