@@ -296,3 +296,47 @@ def test_from_settings(tmp_path, monkeypatch):
     assert built.cache_dir == (tmp_path / "data").resolve() / "offsite" / "cache.git"
     assert (built.keep, built.timeout, built.branch) == (4, 30.0, "db-backups")
     assert built.recipient == str(identity.to_public())
+
+
+# -- the branch's index is input ---------------------------------------------------------------
+
+
+def _index_entry(**changes: object) -> dict:
+    entry = {
+        "id": "20261201T000000Z-hourly-abc123",
+        "tier": "hourly",
+        "created_at": 1_800_000_000.0,
+        "size_bytes": 4096,
+        "sha256": "0" * 64,
+        "parts": 1,
+        "stored_size": 100,
+        "encrypted": True,
+        "commit": "a" * 40,
+        "tree": "b" * 40,
+    }
+    entry.update(changes)
+    return entry
+
+
+def test_an_index_entry_of_ours_is_read():
+    from watchdog.offsite.index import OffsiteEntry
+
+    assert OffsiteEntry.from_index(_index_entry(), "c" * 40).id.endswith("abc123")
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"commit": "--upload-pack=touch /tmp/pwned"},  # would reach git fetch as an option
+        {"commit": "HEAD"},
+        {"tree": "../../etc"},
+        {"id": "../escape"},
+        {"id": "-rf"},
+        {"id": "a/b"},
+    ],
+)
+def test_an_index_entry_naming_options_or_paths_is_refused(changes):
+    from watchdog.offsite.index import OffsiteEntry
+
+    with pytest.raises(ValueError):
+        OffsiteEntry.from_index(_index_entry(**changes), "c" * 40)

@@ -163,8 +163,10 @@ def swap_in(layout: DataLayout, candidate: Path) -> None:
     fsync_dir(layout.database.parent)
 
 
-def install_file(layout: DataLayout, candidate: Path, manifest: Manifest) -> None:
-    ready_candidate(candidate, manifest)
+def install_fetched(layout: DataLayout, candidate: Path) -> None:
+    """Install a file the offsite store's ``fetch`` returned: it has proven its sha256 and
+    passed integrity_check there, so it is only switched to WAL here, not checked again."""
+    set_wal(candidate)
     swap_in(layout, candidate)
 
 
@@ -273,7 +275,7 @@ def recover(
     catalogue = Catalogue(layout)
     for backup in candidates_newest_first(catalogue.scan()):
         # sha256 of the stored file here; integrity_check runs once, on the copy being installed
-        # (install_file), which is the file that will be used.
+        # (prepare_backup), which is the file that will be used.
         try:
             verdict = verify_stored_file(backup)
         except OSError as error:
@@ -299,7 +301,7 @@ def recover(
         temporary = layout.database.parent / f"{RESTORE_PREFIX}offsite.db"
         try:
             manifest = offsite(temporary)
-            install_file(layout, temporary, manifest)
+            install_fetched(layout, temporary)
         except Exception as error:  # any failure of the offsite store: reported, then go on
             result.rejected.append(f"offsite: {error}")
             log.error("offsite restore failed: %s", error)

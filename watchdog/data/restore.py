@@ -17,7 +17,7 @@ from watchdog.data.recovery import (
     discard,
     prepare_backup,
     quarantine_database,
-    ready_candidate,
+    set_wal,
     swap_in,
     update_note,
 )
@@ -82,7 +82,7 @@ def restore_from_offsite(layout: DataLayout, store: OffsiteSource, wanted: str, 
     temporary = layout.database.parent / f"{RESTORE_PREFIX}offsite.db"
     try:
         manifest = store.fetch(None if wanted == "latest" else wanted, temporary)
-        ready_candidate(temporary, manifest)  # ready before the live database is touched
+        set_wal(temporary)  # fetch proved it; ready before the live database is touched
         moved = quarantine_database(
             layout, f"restore of offsite backup {manifest.id}", "set aside by an operator", now
         )

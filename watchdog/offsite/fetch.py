@@ -42,6 +42,7 @@ def fetch(remote: Remote, repo: BareRepo, source: str, *, depth: int, what: str)
             "--no-tags",
             "--no-write-fetch-head",
             f"--depth={depth}",
+            "--end-of-options",  # a commit read from the branch is never an option
             remote.url,
             source,
         ],

@@ -15,6 +15,7 @@ take the commit they read it from.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +31,9 @@ INDEX_KIND = "erixcast-offsite"
 INDEX_FORMAT = 1
 MANIFEST = "manifest.json"
 PACKAGE = "package.json"
+OBJECT_ID = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
+BACKUP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+"""What an index may name: object ids, and backup ids that are plain folder names."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,8 @@ class OffsiteEntry:
 
     @classmethod
     def from_index(cls, data: dict[str, Any], commit: str) -> OffsiteEntry:
-        return cls(
+        """Raises ValueError for ids that are not what this module writes (the branch is input)."""
+        entry = cls(
             id=str(data["id"]),
             tier=str(data["tier"]),
             created_at=float(data["created_at"]),
@@ -96,6 +101,11 @@ class OffsiteEntry:
             commit=str(data.get("commit") or commit),
             tree=str(data["tree"]),
         )
+        if not BACKUP_ID.fullmatch(entry.id) or not all(
+            OBJECT_ID.fullmatch(sha) for sha in (entry.commit, entry.tree)
+        ):
+            raise ValueError("not an offsite entry")
+        return entry
 
 
 # -- writing -----------------------------------------------------------------------------------

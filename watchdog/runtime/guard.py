@@ -14,6 +14,7 @@ choose → install → salvage → relaunch → report — in this order:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from conf.units import MIB
@@ -49,12 +50,18 @@ class DataGuard:
         self.offsite = offsite
         self.last_check: float | None = None
         """Monotonic time of the last integrity check."""
+        # The effects, as attributes so a test can put fakes in their place.
+        self.read_disk = read_disk
+        self.check_file = check_database
+        self.count_tables = count_tables
+        self.recover_files = recover
+        self.create_empty = create_empty_database
 
     # -- readings -----------------------------------------------------------------------------
 
     async def measure(self) -> None:
         ctx = self.ctx
-        reading = await asyncio.to_thread(read_disk, ctx.settings.data_dir)
+        reading = await asyncio.to_thread(self.read_disk, ctx.settings.data_dir)
         storage = ctx.state.storage
         storage.path = reading.path
         storage.disk_usage_percent = reading.percent
@@ -116,7 +123,7 @@ class DataGuard:
     async def check_locked(self) -> None:
         ctx = self.ctx
         self.last_check = ctx.clock.monotonic()
-        result = await asyncio.to_thread(check_database, ctx.settings.database)
+        result = await asyncio.to_thread(self.check_file, ctx.settings.database)
         database = ctx.state.database
         if result.state == "unknown":
             log.warning("%s; checking again in %.0f s", result.detail, RECHECK_AFTER)
@@ -167,12 +174,13 @@ class DataGuard:
         """The installed database passed integrity_check at install: take that verdict instead of
         checking the same bytes again, so the bot is back sooner."""
         ctx = self.ctx
-        tables = await asyncio.to_thread(count_tables, ctx.settings.database)
+        tables = await asyncio.to_thread(self.count_tables, ctx.settings.database)
         database = ctx.state.database
         database.integrity, database.detail = Integrity.OK, f"{how}; integrity_check ok at install"
         database.checked_at, database.check_seconds = ctx.clock.time(), 0.0
         database.tables, database.exists = tables, True
-        database.size_bytes = ctx.settings.database.stat().st_size
+        with contextlib.suppress(FileNotFoundError):
+            database.size_bytes = ctx.settings.database.stat().st_size
         self.last_check = ctx.clock.monotonic()
         self._remember_tables(set(tables))
 
@@ -194,12 +202,17 @@ class DataGuard:
         ctx.events.record("recovery", f"recovering the database: {reason}", logging.ERROR)
         async with self.bot.held("recovering"):
             result = await asyncio.to_thread(
-                recover, ctx.layout, reason, detail, ctx.clock.time(), self._offsite_fetch()
+                self.recover_files,
+                ctx.layout,
+                reason,
+                detail,
+                ctx.clock.time(),
+                self._offsite_fetch(),
             )
             # What we restored (or start afresh with) defines the tables from now on.
             ctx.remembered.update(known_tables=[])
             if result.fresh:
-                await asyncio.to_thread(create_empty_database, ctx.layout.database)
+                await asyncio.to_thread(self.create_empty, ctx.layout.database)
                 ctx.remembered.update(
                     fresh_start_at=ctx.clock.time(), fresh_start_reason=result.summary()
                 )

@@ -185,8 +185,11 @@ class BotSupervisor:
                 log.error("bot (pid %s) %s: restarting it", bot.pid, reason)
                 return await process.stop(ctx.settings.bot_stop_timeout), reason
             if not self.launchable():
-                reason = f"database {ctx.state.database.integrity.value}"
-                log.error("database failed its check while the bot ran: stopping the bot")
+                if self._holds:
+                    reason = f"held ({', '.join(self._holds)})"
+                else:
+                    reason = f"database {ctx.state.database.integrity.value}"
+                    log.error("database failed its check while the bot ran: stopping the bot")
                 return await process.stop(ctx.settings.bot_stop_timeout), reason
             if bot.last_heartbeat is not None and bot.last_heartbeat >= (bot.launched_at or 0.0):
                 bot.phase = BotPhase.RUNNING
