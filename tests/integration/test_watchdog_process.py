@@ -167,7 +167,7 @@ def test_a_crash_loop_is_visible_in_health(tmp_path, monkeypatch):
     service = WatchdogService(settings, layout, bot_argv=crashing_bot)
 
     async def scenario() -> dict:
-        runner = asyncio.create_task(service.run(serve_http=False))
+        runner = asyncio.create_task(service.run())
         try:
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:

@@ -16,6 +16,7 @@ from conf.settings import load_settings_or_exit
 from watchdog.data.disk import is_persistent, mount_point
 from watchdog.data.fs import AlreadyRunning, InstanceLock
 from watchdog.runtime.service import WatchdogService
+from watchdog.web.front import WebFront
 from watchdog.web.public import CannotServe
 
 log = logging.getLogger("watchdog")
@@ -58,7 +59,8 @@ def command(args: argparse.Namespace) -> int:
         log.error("refusing to start: %s", error)
         return refuse(f"refusing to start: {error}")
     try:
-        return run_bounded(WatchdogService(settings, layout))
+        front = WebFront(settings.host, settings.port)
+        return run_bounded(WatchdogService(settings, layout, front=front))
     except CannotServe as error:
         log.error("%s", error)
         return EXIT_REFUSED

@@ -10,6 +10,8 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Protocol
 
 from conf.layout import DataLayout
 from conf.logging import add_secret
@@ -22,7 +24,7 @@ from watchdog.data.restore import cleanup_restore_leftovers
 from watchdog.offsite import OffsiteError, OffsiteStore
 from watchdog.rules.health import HealthReport, Thresholds, assess
 from watchdog.rules.state import BotPhase, Integrity, WatchdogState
-from watchdog.runtime.child import bot_environment, reap_leftover_bot
+from watchdog.runtime.child import AdminAddress, bot_environment, reap_leftover_bot
 from watchdog.runtime.clock import Clock, SystemClock
 from watchdog.runtime.context import RuntimeContext
 from watchdog.runtime.events import Alerter, Events
@@ -32,12 +34,19 @@ from watchdog.runtime.maintenance import Maintenance
 from watchdog.runtime.requests import OperatorRequests
 from watchdog.runtime.supervision import BotSupervisor
 from watchdog.version import app_version
-from watchdog.web.admin import AdminEndpoint, start_admin
 
 log = logging.getLogger(__name__)
 
 MONITOR_EVERY = 5.0
 """Seconds between rounds of the data guard and of maintenance."""
+
+
+class Front(Protocol):
+    """The web layer as the runtime sees it: open (returning the admin API's address), close."""
+
+    async def open(self, service: WatchdogService, admin_file: Path) -> AdminAddress: ...
+
+    async def close(self) -> None: ...
 
 
 class WatchdogService:
@@ -47,8 +56,11 @@ class WatchdogService:
         layout: DataLayout,
         clock: Clock | None = None,
         bot_argv: Sequence[str] | None = None,
+        front: Front | None = None,
     ) -> None:
         self.settings = settings
+        self.front = front
+        """What serves HTTP (``watchdog.web.front.WebFront``); None serves nothing."""
         self.layout = layout
         self.clock: Clock = clock or SystemClock()
         self.state = WatchdogState(started_at=self.clock.time())
@@ -86,7 +98,7 @@ class WatchdogService:
         self.requests = OperatorRequests(self.ctx, self.bot, self.guard, self.jobs, self.offsite)
         self.bot.on_database_exit = self.guard.check_and_heal
         self.bot.before_relaunch = self._before_relaunch
-        self._admin: AdminEndpoint | None = None
+        self._admin: AdminAddress | None = None
         self.bot.environment = lambda: bot_environment(settings, self._admin)
         self._preflight_done = asyncio.Event()
 
@@ -109,19 +121,14 @@ class WatchdogService:
             log.info("stop requested (%s): shutting down", name)
             self.ctx.stopping.set()
 
-    async def run(self, serve_http: bool = True) -> int:
+    async def run(self) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop, signum)
-        http_runner = None
-        if serve_http:
-            from watchdog.web.public import start_http
-
-            http_runner = await start_http(self, self.settings.host, self.settings.port)
-        admin_runner, self._admin = await start_admin(self)
-        add_secret(self._admin.secret)
-        self.settings.add_runtime_secret(self._admin.secret)
-        await asyncio.to_thread(self._admin.save, self.layout.admin_file)
+        if self.front is not None:
+            self._admin = await self.front.open(self, self.layout.admin_file)
+            add_secret(self._admin.secret)
+            self.settings.add_runtime_secret(self._admin.secret)
         tasks = [
             asyncio.create_task(self._loop(self.bot.run, "supervise", every=None)),
             asyncio.create_task(self._loop(self._guard_round, "monitor", every=MONITOR_EVERY)),
@@ -143,10 +150,8 @@ class WatchdogService:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            self.layout.admin_file.unlink(missing_ok=True)
-            await admin_runner.cleanup()
-            if http_runner is not None:
-                await http_runner.cleanup()
+            if self.front is not None:
+                await self.front.close()
         log.info("watchdog stopped")
         return 0
 

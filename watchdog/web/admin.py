@@ -124,9 +124,8 @@ async def start_admin(service: Operable) -> tuple[web.AppRunner, AdminEndpoint]:
     app.router.add_post("/restore", restore)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
     endpoint = AdminEndpoint(f"http://127.0.0.1:{port}", secret)
     log.info("admin API on %s (loopback only)", endpoint.url)
     return runner, endpoint
