@@ -31,15 +31,15 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from telegram import Update
-from telegram._utils.defaultvalue import DEFAULT_NONE, DefaultValue
-from telegram._utils.types import JSONDict, ODVInput
 from telegram.error import InvalidToken, NetworkError, RetryAfter
 from telegram.ext import Application, BaseRateLimiter, BaseUpdateProcessor, ExtBot
+from telegram.request import BaseRequest, HTTPXRequest
 
+from bot.clock import utc_now
 from bot.persistence import SQLitePersistence
 from bot.storage import DatabaseThread, Storage
 
@@ -50,9 +50,11 @@ MAX_BATCH_AGE = 0.25
 """Seconds a batch may stay open while more updates are queued; an idle bot commits at once."""
 RECENT_KEPT = 4096
 
-
-def _now() -> datetime:
-    return datetime.now(UTC)
+JSONDict = dict[str, Any]
+DEFAULT_TIMEOUT = BaseRequest.DEFAULT_NONE
+"""python-telegram-bot's marker for a timeout not given: the request's own timeout applies."""
+Timeout = float | None | object
+"""Seconds, None (wait forever) or :data:`DEFAULT_TIMEOUT`."""
 
 
 class UpdateLedger:
@@ -117,37 +119,36 @@ class UpdateLedger:
             await asyncio.wait_for(marker.wait(), timeout)
 
 
-class _BotState:
-    def __init__(self, on_unauthorized: Callable[[], None] | None) -> None:
-        self.unauthorized = False
-        self.on_unauthorized = on_unauthorized
-
-
 class DurableBot(ExtBot):
     """An ExtBot whose ``getUpdates`` respects the ledger, skips updates it cannot read instead
     of stopping the polling loop, and notes a refused token (401) so the bot can exit 78."""
 
-    __slots__ = ("_ledger", "_state")
+    __slots__ = ("_ledger", "_on_unauthorized", "_polling_request", "_unauthorized")
 
     def __init__(
         self,
         *args: Any,
         ledger: UpdateLedger | None = None,
         on_unauthorized: Callable[[], None] | None = None,
+        get_updates_request: BaseRequest | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(*args, **kwargs)
-        with self._unfrozen():  # a Bot is frozen after __init__; this state stays mutable
-            self._ledger = ledger
-            self._state = _BotState(on_unauthorized)
+        # Bot's own default for the getUpdates request, made here so that its timeout is known.
+        polling_request = get_updates_request or HTTPXRequest(connection_pool_size=1)
+        super().__init__(*args, get_updates_request=polling_request, **kwargs)
+        # A Bot is frozen after __init__ except for attributes whose names start with "_".
+        self._polling_request = polling_request
+        self._ledger = ledger
+        self._unauthorized = False
+        self._on_unauthorized = on_unauthorized
 
     @property
     def unauthorized(self) -> bool:
         """Telegram refused the token while polling (401)."""
-        return self._state.unauthorized
+        return self._unauthorized
 
     def set_unauthorized_callback(self, callback: Callable[[], None]) -> None:
-        self._state.on_unauthorized = callback
+        self._on_unauthorized = callback
 
     async def initialize(self) -> None:
         try:
@@ -165,10 +166,10 @@ class DurableBot(ExtBot):
         timeout: int | dt.timedelta | None = None,
         allowed_updates: Sequence[str] | None = None,
         *,
-        read_timeout: ODVInput[float] = DEFAULT_NONE,
-        write_timeout: ODVInput[float] = DEFAULT_NONE,
-        connect_timeout: ODVInput[float] = DEFAULT_NONE,
-        pool_timeout: ODVInput[float] = DEFAULT_NONE,
+        read_timeout: Timeout = DEFAULT_TIMEOUT,
+        write_timeout: Timeout = DEFAULT_TIMEOUT,
+        connect_timeout: Timeout = DEFAULT_TIMEOUT,
+        pool_timeout: Timeout = DEFAULT_TIMEOUT,
         api_kwargs: JSONDict | None = None,
     ) -> tuple[Update, ...]:
         marker = None
@@ -182,14 +183,13 @@ class DurableBot(ExtBot):
             "allowed_updates": allowed_updates,
         }
         # As Bot.get_updates: the long-poll timeout is added to the read timeout.
-        if isinstance(read_timeout, DefaultValue):
-            base_read = self._request[0].read_timeout or 0
+        if read_timeout is DEFAULT_TIMEOUT:
+            base_read = self._polling_request.read_timeout or 0
         else:
             base_read = read_timeout or 0
         poll = timeout.total_seconds() if isinstance(timeout, dt.timedelta) else (timeout or 0)
         try:
-            result = await self._post(
-                "getUpdates",
+            result = await self._post_get_updates(
                 data,
                 read_timeout=base_read + poll,
                 write_timeout=write_timeout,
@@ -201,13 +201,12 @@ class DurableBot(ExtBot):
             # Not raised: that would end python-telegram-bot's polling task with an exception
             # that later aborts the orderly shutdown (no final commit). Stop the application
             # instead; run() then exits 78.
-            state = self._state
-            if state.unauthorized:
+            if self._unauthorized:
                 return ()
-            state.unauthorized = True
+            self._unauthorized = True
             log.error("Telegram answered getUpdates with 401 Unauthorized: stopping")
-            if state.on_unauthorized is not None:
-                state.on_unauthorized()
+            if self._on_unauthorized is not None:
+                self._on_unauthorized()
             await asyncio.sleep(1.0)  # the loop stops meanwhile; no busy polling
             return ()
         items = list(result or ())
@@ -241,6 +240,14 @@ class DurableBot(ExtBot):
             await self._ledger.wait_for_progress(marker, max(0.5, poll))
         return tuple(fresh)
 
+    async def _post_get_updates(self, data: JSONDict, **request_options: Any) -> Any:
+        """The raw answer to getUpdates, not parsed yet.
+
+        No public method gives it: Bot.get_updates parses every update and raises on the first
+        it cannot read, and do_api_request warns on every call for an endpoint the Bot has a
+        method for. Bot._post, which get_updates itself uses, is the one way; only here."""
+        return await self._post("getUpdates", data, **request_options)
+
 
 class DurableUpdateProcessor(BaseUpdateProcessor):
     """One update at a time, each inside the database batch; see the module docstring."""
@@ -254,7 +261,7 @@ class DurableUpdateProcessor(BaseUpdateProcessor):
         *,
         max_batch: int = MAX_BATCH,
         max_batch_age: float = MAX_BATCH_AGE,
-        clock: Callable[[], datetime] = _now,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         super().__init__(max_concurrent_updates=1)
         self.storage = storage
@@ -383,6 +390,9 @@ class RetryAfterLimiter(BaseRateLimiter[None]):
 
 
 def retry_after_seconds(error: RetryAfter) -> float:
+    """The wait Telegram asked for. ``RetryAfter.retry_after`` warns on every read (an int
+    until python-telegram-bot switches to timedelta, PTB_TIMEDELTA): the timedelta it is made
+    from is read directly, with the public attribute as the fallback."""
     value = getattr(error, "_retry_after", None)
     if isinstance(value, dt.timedelta):
         return value.total_seconds()

@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, MutableMapping
+from datetime import datetime
 from typing import Any
 
 from telegram.ext import BasePersistence, PersistenceInput
-from telegram.ext._utils.types import CDCData, ConversationDict, ConversationKey
 
 from bot import codec
+from bot.clock import utc_now
 from bot.storage import (
     BOT_DATA,
     CALLBACK_DATA,
@@ -51,9 +51,10 @@ _META = "meta"
 RowId = tuple[str, str, str]
 """(kind, name, key) of one persistence row."""
 
-
-def _now() -> datetime:
-    return datetime.now(UTC)
+# python-telegram-bot's shapes of conversation and callback data (its own aliases are private).
+ConversationKey = tuple[int | str, ...]
+ConversationDict = MutableMapping[ConversationKey, object]
+CDCData = tuple[list[tuple[str, float, dict[str, Any]]], dict[str, str]]
 
 
 class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
@@ -64,7 +65,7 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
         *,
         store_data: PersistenceInput | None = None,
         update_interval: float = DEFAULT_UPDATE_INTERVAL,
-        clock: Callable[[], datetime] = _now,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         super().__init__(store_data=store_data, update_interval=update_interval)
         self.storage = storage
@@ -97,6 +98,15 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
             else:
                 self._written[(kind, name, key)] = value
 
+    async def _load_mapping(self, kind: str) -> dict[Any, Any]:
+        """The rows of one kind as the mapping python-telegram-bot keeps: decoded key → value."""
+        return {codec.loads(key): codec.loads(value) for _, key, value in await self._load(kind)}
+
+    async def _write_data(self, kind: str, owner_id: int, data: dict[Any, Any]) -> None:
+        """The user_data or chat_data of one user or chat, as one row."""
+        value = self._encode(data, f"{kind}[{owner_id!r}]")
+        await self._write([(kind, "", codec.dumps(owner_id), value)])
+
     def _encode(self, value: Any, where: str) -> str:
         try:
             return codec.dumps(value, where)
@@ -124,14 +134,10 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
 
     # ----------------------------------------------------------------------------- user data
     async def get_user_data(self) -> dict[int, dict[Any, Any]]:
-        return {
-            codec.loads(key): codec.loads(value) for _, key, value in await self._load(USER_DATA)
-        }
+        return await self._load_mapping(USER_DATA)
 
     async def update_user_data(self, user_id: int, data: dict[Any, Any]) -> None:
-        key = codec.dumps(user_id)
-        value = self._encode(data, f"user_data[{user_id!r}]")
-        await self._write([(USER_DATA, "", key, value)])
+        await self._write_data(USER_DATA, user_id, data)
 
     async def drop_user_data(self, user_id: int) -> None:
         await self._write([(USER_DATA, "", codec.dumps(user_id), None)])
@@ -141,14 +147,10 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
 
     # ----------------------------------------------------------------------------- chat data
     async def get_chat_data(self) -> dict[int, dict[Any, Any]]:
-        return {
-            codec.loads(key): codec.loads(value) for _, key, value in await self._load(CHAT_DATA)
-        }
+        return await self._load_mapping(CHAT_DATA)
 
     async def update_chat_data(self, chat_id: int, data: dict[Any, Any]) -> None:
-        key = codec.dumps(chat_id)
-        value = self._encode(data, f"chat_data[{chat_id!r}]")
-        await self._write([(CHAT_DATA, "", key, value)])
+        await self._write_data(CHAT_DATA, chat_id, data)
 
     async def drop_chat_data(self, chat_id: int) -> None:
         await self._write([(CHAT_DATA, "", codec.dumps(chat_id), None)])
@@ -158,9 +160,7 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
 
     # ------------------------------------------------------------------------------ bot data
     async def get_bot_data(self) -> dict[Any, Any]:
-        return {
-            codec.loads(key): codec.loads(value) for _, key, value in await self._load(BOT_DATA)
-        }
+        return await self._load_mapping(BOT_DATA)
 
     async def update_bot_data(self, data: dict[Any, Any]) -> None:
         """One row per top-level key: storable keys are written even when another is not; the

@@ -1,0 +1,38 @@
+"""What the handlers of every feature work with."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from telegram import Update
+from telegram.ext import ContextTypes
+
+from bot.persistence import SQLitePersistence
+from bot.storage import DatabaseThread, Storage
+from bot.watchdog_client import WatchdogClient
+
+Context = ContextTypes.DEFAULT_TYPE
+
+
+def _no_watchdog() -> WatchdogClient:
+    return WatchdogClient(None, None)
+
+
+@dataclass(frozen=True, eq=False)
+class Handlers:
+    """The database (reached through its one thread), the watchdog and the persistence. Each
+    feature's handlers are a subclass; their methods are python-telegram-bot callbacks."""
+
+    storage: Storage
+    db: DatabaseThread
+    admin_ids: frozenset[int] = frozenset()
+    watchdog: WatchdogClient = field(default_factory=_no_watchdog)
+    persistence: SQLitePersistence | None = None
+
+
+H = TypeVar("H", bound=Handlers)
+R = TypeVar("R")
+Callback = Callable[[H, Update, Context], Awaitable[R]]
+"""A handler method: ``(self, update, context)``."""

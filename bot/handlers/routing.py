@@ -1,0 +1,96 @@
+"""Which handler gets which update.
+
+Every message (and every edit) is recorded first, in handler group -1; commands run in group 0.
+"""
+
+from __future__ import annotations
+
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    filters,
+)
+
+from bot.handlers.account import AccountHandlers
+from bot.handlers.admin import AdminHandlers
+from bot.handlers.errors import on_error
+from bot.handlers.history import HistoryHandlers
+from bot.handlers.notes import CONVERSATION_NAME, DRAFTING, NoteHandlers
+from bot.persistence import SQLitePersistence
+from bot.storage import DatabaseThread, Storage
+from bot.watchdog_client import WatchdogClient
+
+TRACKING_GROUP = -1
+"""Runs before the command handlers (group 0), for every message."""
+
+
+def register(
+    application: Application,
+    storage: Storage,
+    db_thread: DatabaseThread,
+    *,
+    admin_ids: tuple[int, ...] = (),
+    watchdog: WatchdogClient | None = None,
+    persistence: SQLitePersistence | None = None,
+) -> None:
+    services = {
+        "storage": storage,
+        "db": db_thread,
+        "admin_ids": frozenset(admin_ids),
+        "watchdog": watchdog or WatchdogClient(None, None),
+        "persistence": persistence,
+    }
+    history = HistoryHandlers(**services)
+    notes = NoteHandlers(**services)
+    account = AccountHandlers(**services)
+    admin = AdminHandlers(**services)
+
+    new_messages = filters.UpdateType.MESSAGE  # an edited "/start" is not run twice
+    application.add_handler(
+        MessageHandler(
+            filters.UpdateType.MESSAGE | filters.UpdateType.EDITED_MESSAGE, history.record
+        ),
+        group=TRACKING_GROUP,
+    )
+    conversation = ConversationHandler(
+        entry_points=[CommandHandler("remember", notes.remember, filters=new_messages)],
+        states={
+            DRAFTING: [
+                MessageHandler(filters.TEXT & ~filters.COMMAND & new_messages, notes.draft_part),
+                CommandHandler("done", notes.draft_done, filters=new_messages),
+            ]
+        },
+        fallbacks=[CommandHandler("cancel", notes.draft_cancel, filters=new_messages)],
+        allow_reentry=True,
+        name=CONVERSATION_NAME,
+        persistent=application.persistence is not None,
+    )
+    application.add_handler(conversation)
+    for command, callback in (
+        ("start", account.start),
+        ("help", account.help),
+        ("notes", notes.notes),
+        ("forget", notes.forget),
+        ("search", notes.search),
+        ("stats", account.stats),
+        ("export", account.export),
+        ("deleteme", account.deleteme),
+        ("done", notes.no_draft),
+        ("cancel", notes.no_draft),
+    ):
+        application.add_handler(CommandHandler(command, callback, filters=new_messages))
+    for command, callback in (
+        ("status", admin.status),
+        ("backup", admin.backup),
+        ("backups", admin.backups),
+    ):
+        # Not blocking: a backup takes seconds, and other users' updates go on meanwhile.
+        application.add_handler(
+            CommandHandler(command, callback, filters=new_messages, block=False)
+        )
+    application.add_handler(CallbackQueryHandler(account.deleteme_answer, pattern=r"^deleteme:"))
+    application.add_handler(MessageHandler(filters.COMMAND & new_messages, account.unknown))
+    application.add_error_handler(on_error)

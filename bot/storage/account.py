@@ -1,0 +1,101 @@
+"""A user's own view of what is kept about them: numbers, an export, and erasure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+
+from bot import codec
+from bot.storage.history import HistoryStore
+from bot.storage.notes import NoteStore
+from bot.storage.persistence_rows import (
+    CHAT_DATA,
+    CONVERSATION,
+    USER_DATA,
+    PersistenceStore,
+    key_ids,
+)
+
+
+class AccountStore(HistoryStore, NoteStore, PersistenceStore):
+    def user_stats(self, user_id: int) -> dict[str, Any]:
+        with self.db:
+            kinds = {
+                row["kind"]: int(row["n"])
+                for row in self._rows(
+                    text(
+                        "SELECT kind, COUNT(*) AS n FROM messages WHERE user_id = :user_id "
+                        "GROUP BY kind ORDER BY n DESC, kind"
+                    ),
+                    {"user_id": int(user_id)},
+                )
+            }
+            edited = self._run(
+                text(
+                    "SELECT COUNT(*) FROM messages WHERE user_id = :user_id "
+                    "AND edited_at IS NOT NULL"
+                ),
+                {"user_id": int(user_id)},
+            ).scalar_one()
+            notes = self._run(
+                text("SELECT COUNT(*) FROM notes WHERE user_id = :user_id"),
+                {"user_id": int(user_id)},
+            ).scalar_one()
+            user = self.get_user(user_id)
+        return {
+            "user": user,
+            "messages": sum(kinds.values()),
+            "by_kind": kinds,
+            "edited": int(edited),
+            "notes": int(notes),
+        }
+
+    def export_user(self, user_id: int) -> dict[str, Any]:
+        """Everything stored about the user, as plain JSON-ready data."""
+        with self.db as tx:
+            user = tx["users"].find_one(id=int(user_id))
+            notes = self.list_notes(user_id)
+            messages = self.messages_of(user_id)
+            persisted = {
+                kind: self._persisted_value(kind, "", codec.dumps(int(user_id)))
+                for kind in (USER_DATA, CHAT_DATA)
+            }
+        return {
+            "user": dict(user) if user is not None else None,
+            "notes": [
+                {"number": n.number, "text": n.text, "created_at": n.created_at.isoformat()}
+                for n in notes
+            ],
+            "messages": messages,
+            "user_data": persisted[USER_DATA],
+            "private_chat_data": persisted[CHAT_DATA],
+        }
+
+    def erase_user(self, user_id: int) -> dict[str, int]:
+        """Delete everything of the user: their row, messages (and their private chat's),
+        notes, the private chat, and their persistence rows (user data, private chat data,
+        conversation states keyed by them). Counts per table."""
+        uid = int(user_id)
+        key = codec.dumps(uid)
+        counts: dict[str, int] = {}
+        with self.db:
+            for table, statement in (
+                ("messages", "DELETE FROM messages WHERE user_id = :uid OR chat_id = :uid"),
+                ("notes", "DELETE FROM notes WHERE user_id = :uid"),
+                ("users", "DELETE FROM users WHERE id = :uid"),
+                ("chats", "DELETE FROM chats WHERE id = :uid"),
+            ):
+                counts[table] = int(self._run(text(statement), {"uid": uid}).rowcount or 0)
+            removed = 0
+            for kind in (USER_DATA, CHAT_DATA):
+                removed += self._delete_persisted(kind, "", key)
+            for row in self._rows(
+                text("SELECT name, key FROM persistence WHERE kind = :kind"),
+                {"kind": CONVERSATION},
+            ):
+                if uid in key_ids(row["key"]):
+                    self._delete_persisted(CONVERSATION, row["name"], row["key"])
+                    removed += 1
+            counts["persistence"] = removed
+        return counts

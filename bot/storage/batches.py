@@ -1,0 +1,69 @@
+"""Batches: the transaction an update's effects join, committed with the update_ids it handled
+(see :mod:`bot.durable`), and the record of processed updates that keeps redeliveries out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from sqlalchemy import text
+
+from bot.storage.base import StorageBase
+from bot.storage.values import timestamp
+
+PROCESSED_UPDATES_KEPT = timedelta(days=7)
+"""Telegram keeps an unconfirmed update for 24 hours; a week of update_ids is plenty."""
+
+_RECORD_UPDATE = text(
+    """
+    INSERT INTO processed_updates (update_id, processed_at) VALUES (:update_id, :now)
+    ON CONFLICT (update_id) DO NOTHING
+    """
+)
+
+
+class UpdateBatches(StorageBase):
+    @property
+    def batch_open(self) -> bool:
+        return self._batch_open
+
+    def begin_batch(self) -> None:
+        """Open the transaction that the next calls join (idempotent)."""
+        if not self._batch_open:
+            self.db.begin()
+            self._batch_open = True
+
+    def commit_batch(self, update_ids: Iterable[int], now: datetime) -> None:
+        """Record the handled update_ids and commit everything the batch did, in one go."""
+        self.begin_batch()
+        try:
+            stamp = timestamp(now)
+            for update_id in update_ids:
+                self._run(_RECORD_UPDATE, {"update_id": int(update_id), "now": stamp})
+            self.db.commit()
+        except BaseException:
+            self.db.rollback()
+            raise
+        finally:
+            self._batch_open = False
+
+    def rollback_batch(self) -> None:
+        if self._batch_open:
+            self._batch_open = False
+            self.db.rollback()
+
+    def is_processed(self, update_id: int) -> bool:
+        with self.db:
+            row = self._run(
+                text("SELECT 1 FROM processed_updates WHERE update_id = :id"),
+                {"id": int(update_id)},
+            ).first()
+        return row is not None
+
+    def prune_processed(self, now: datetime, keep: timedelta = PROCESSED_UPDATES_KEPT) -> int:
+        with self.db:
+            result = self._run(
+                text("DELETE FROM processed_updates WHERE processed_at < :cutoff"),
+                {"cutoff": timestamp(now - keep)},
+            )
+        return int(result.rowcount or 0)
