@@ -35,3 +35,16 @@ def test_heartbeat_verdict(now, heartbeat, stale):
         now=now, launched_at=1000, last_heartbeat=heartbeat, limit=60
     )
     assert verdict.stale is stale
+
+
+def test_a_bot_still_starting_gets_the_start_up_grace_even_with_a_short_limit():
+    def stale(now: float, heartbeat: float | None) -> bool:
+        return restarts.heartbeat_verdict(
+            now=now, launched_at=1000, last_heartbeat=heartbeat, limit=3, startup_grace=30
+        ).stale
+
+    assert not stale(1010, None)  # importing on a loaded machine: not silent yet
+    assert not stale(1010, 990)  # the previous bot's heartbeat does not end the grace
+    assert stale(1031, None)  # never polled at all
+    assert not stale(1012, 1010)
+    assert stale(1014, 1010)  # once it has polled, the short limit applies

@@ -24,10 +24,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from conf.schema import MERGEABLE_TABLES
+
 log = logging.getLogger(__name__)
 
-MERGE_TABLES = ("users", "chats", "messages", "notes", "processed_updates")
-"""The bot's own append-only data, merged by primary key. Order matters (users before messages)."""
+MERGE_TABLES = MERGEABLE_TABLES
+"""The bot's own append-only data, merged by primary key, as the bot's schema file marks it
+(``-- @role mergeable``); in that file's order (users before messages)."""
 BATCH = 500
 MAX_PROBE = 1 << 62
 

@@ -12,6 +12,8 @@ STABLE_RUN = 60.0
 """A run at least this long is not part of a crash loop; the backoff starts over after it."""
 CRASH_LOOP_AFTER = 3
 """Consecutive short runs that make a crash loop (shown in /health)."""
+STARTUP_GRACE = 30.0
+"""Seconds a freshly launched bot may take to make its first poll, whatever the heartbeat limit."""
 
 
 def restart_delay(consecutive_failures: int, cap: float) -> float:
@@ -35,13 +37,21 @@ class HeartbeatVerdict:
 
 
 def heartbeat_verdict(
-    now: float, launched_at: float, last_heartbeat: float | None, limit: float
+    now: float,
+    launched_at: float,
+    last_heartbeat: float | None,
+    limit: float,
+    startup_grace: float = STARTUP_GRACE,
 ) -> HeartbeatVerdict:
     """Whether a live bot has been silent too long.
 
     A heartbeat older than the launch belongs to a previous bot, so silence counts from the later
-    of the two: a freshly launched bot gets the whole ``limit`` to make its first poll.
+    of the two. Before its first poll a freshly launched bot gets at least ``startup_grace``:
+    on a loaded machine its start-up alone can outlast a short ``limit``, and killing it then
+    only starts the next one slower.
     """
+    first_poll_pending = last_heartbeat is None or last_heartbeat < launched_at
     last_sign = launched_at if last_heartbeat is None else max(launched_at, last_heartbeat)
     silent_for = max(0.0, now - last_sign)
-    return HeartbeatVerdict(stale=silent_for > limit, silent_for=silent_for)
+    allowed = max(limit, startup_grace) if first_poll_pending else limit
+    return HeartbeatVerdict(stale=silent_for > allowed, silent_for=silent_for)
