@@ -10,6 +10,7 @@ what salvage reads is ``salvage``'s.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -50,9 +51,8 @@ class Quarantined:
 
     @property
     def database(self) -> Path | None:
-        name = self.note.get("database_name")
-        path = self.folder / name if name else None
-        return path if path is not None and path.exists() else None
+        path = self.folder / str(self.note["database_name"])
+        return path if _regular_file(path) else None
 
 
 def write_note(folder: Path, note: dict[str, Any]) -> None:
@@ -71,6 +71,10 @@ def quarantine_database(
 ) -> Quarantined | None:
     """Move the database and its companions into a new quarantine folder; None if there is nothing."""
     present = [path for path in (layout.database, *layout.database_companions) if path.exists()]
+    strangers = [path for path in present if not _regular_file(path)]
+    for path in strangers:
+        log.error("%s is not a regular file: left where it is, never moved to quarantine", path)
+    present = [path for path in present if path not in strangers]
     if not present:
         return None
     stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -103,15 +107,44 @@ def quarantine_database(
     return Quarantined(folder, note)
 
 
+def _regular_file(path: Path) -> bool:
+    """Only the database and its -wal/-shm are ever moved: never a folder, a link or a device."""
+    return path.is_file() and not path.is_symlink()
+
+
+def parse_note(document: Any) -> dict[str, Any]:
+    """A quarantine note as this module writes it; ValueError for anything else (the folder is
+    in DATA_DIR, so its note is input like any other file there)."""
+    if not isinstance(document, dict):
+        raise ValueError(f"not an object but {type(document).__name__}")
+    name = document.get("database_name")
+    if not isinstance(name, str) or not name or name != Path(name).name or name in (".", ".."):
+        raise ValueError("database_name is not a plain file name")
+    if not isinstance(document.get("salvage", {}), dict):
+        raise ValueError("salvage is not an object")
+    for key in ("restored_from", "source", "reason", "detail"):
+        if document.get(key) is not None and not isinstance(document[key], str):
+            raise ValueError(f"{key} is not text")
+    return document
+
+
 def list_quarantine(layout: DataLayout) -> list[Quarantined]:
-    found = []
+    """Every quarantine folder with a valid note. A bad note is renamed ``note.json.damaged``
+    (the folder and its files stay) and reported; it is never trusted."""
+    found: list[Quarantined] = []
     if not layout.quarantine.is_dir():
         return found
     for folder in sorted(layout.quarantine.iterdir()):
         note_path = folder / NOTE
+        if not folder.is_dir() or folder.is_symlink() or not note_path.is_file():
+            continue
         try:
-            note = json.loads(note_path.read_text())
-        except (OSError, ValueError):
+            note = parse_note(json.loads(note_path.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as error:
+            aside = note_path.with_name(NOTE + ".damaged")
+            log.error("quarantine note %s is not usable (%s); kept as %s", note_path, error, aside)
+            with contextlib.suppress(OSError):
+                note_path.replace(aside)
             continue
         found.append(Quarantined(folder, note))
     return found
