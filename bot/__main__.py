@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 from bot import lifeline
 
 
 def main() -> int:
     lifeline.arm()  # before anything slow: a bot must not outlive its watchdog
+    os.umask(0o077)  # the database and logs it creates are owner-only
 
     from bot.app import run
     from conf.layout import DataLayout

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from conf.exitcodes import EXIT_BAD_SETTINGS, EXIT_REFUSED
 
 TIERS = ("hourly", "daily", "weekly", "deploy", "restart", "shutdown", "manual")
 
@@ -66,5 +70,44 @@ class DataLayout:
         return self.root / "watchdog-state.json"
 
     def ensure(self) -> None:
+        """Create the folders owner-only (0700) and keep DATA_DIR itself so."""
         for folder in (self.root, self.database.parent, self.logs, self.run):
-            folder.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        for folder in {self.root, self.logs, self.run}:
+            if folder.stat().st_mode & 0o077:
+                folder.chmod(DIR_MODE)
+
+    def place_problem(self) -> tuple[int, str] | None:
+        """Why DATA_DIR or DATABASE_PATH cannot be used, as (exit code, one line), or None.
+
+        Tried for real (a probe file is created and removed): permissions alone do not tell a
+        read-only mount, and root passes every permission check."""
+        try:
+            self.root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        except OSError as error:
+            return EXIT_REFUSED, f"DATA_DIR: cannot create {self.root}: {error.strerror}"
+        if not _writable(self.root):
+            return EXIT_REFUSED, f"DATA_DIR: {self.root} is not writable by this user"
+        folder = self.database.parent
+        if not folder.is_dir():
+            if folder.is_relative_to(self.root):
+                return None  # made by ensure()
+            return EXIT_BAD_SETTINGS, f"DATABASE_PATH: the folder {folder} does not exist"
+        if not _writable(folder):
+            return EXIT_BAD_SETTINGS, f"DATABASE_PATH: the folder {folder} is not writable"
+        if self.database.exists() and not self.database.is_file():
+            return EXIT_BAD_SETTINGS, f"DATABASE_PATH: {self.database} is not a regular file"
+        return None
+
+
+DIR_MODE = 0o700
+"""Everything under DATA_DIR is the users' data: owner-only."""
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
+            pass
+    except OSError:
+        return False
+    return os.access(folder, os.W_OK | os.X_OK)

@@ -1,14 +1,18 @@
 """The one place that reads settings: the environment, then a ``.env`` file.
 
-``ENV_FILE`` names another file to read instead of ``./.env`` (tests point it at an empty one).
+``ENV_FILE`` names another file to read instead of ``./.env``; a file named so must exist
+(``/dev/null`` for none). An empty value (``DATABASE_PATH=``) means unset. Every bad value is one
+line naming its variable, never a traceback.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import (
     Field,
@@ -31,6 +35,7 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         case_sensitive=False,
+        env_ignore_empty=True,
         extra="ignore",
         validate_default=True,
     )
@@ -139,6 +144,11 @@ class Settings(BaseSettings):
     def _api_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
+        if value.startswith("http://") and not is_loopback_url(value):
+            raise ValueError(
+                "plain http:// is only for a Bot API on this machine (127.0.0.1, ::1, "
+                "localhost): the token is part of every request URL; use https://"
+            )
         return value
 
     @field_validator("log_level")
@@ -156,6 +166,13 @@ class Settings(BaseSettings):
             self.database_path = self.data_dir / "erixcast.db"
         else:
             self.database_path = self.database_path.expanduser().resolve()
+        if _is_file(self.data_dir):
+            raise ValueError(f"DATA_DIR: {self.data_dir} is a file, not a folder")
+        if _is_dir(self.database_path):
+            raise ValueError(
+                f"DATABASE_PATH: {self.database_path} is a folder; name the database file "
+                "(or leave DATABASE_PATH unset for DATA_DIR/erixcast.db)"
+            )
         if self.disk_warn_percent > self.disk_critical_percent:
             raise ValueError("DISK_WARN_PERCENT must not exceed DISK_CRITICAL_PERCENT")
         return self
@@ -240,10 +257,58 @@ def describe_error(error: ValidationError) -> str:
     return "; ".join(lines)
 
 
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is there and not a folder; a place we may not look into is left to the
+    start-up's own check of DATA_DIR (which says so in one line)."""
+    try:
+        return path.exists() and not path.is_dir()
+    except OSError:
+        return False
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
+def is_loopback_url(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def env_file_path() -> Path | None:
+    """The env file to read: ``ENV_FILE`` (which must exist), else ``./.env`` if there is one.
+    Raises SettingsError for a file that is missing or not UTF-8 text."""
+    named = os.environ.get("ENV_FILE")
+    path = Path(named) if named else Path(".env")
+    try:
+        path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        if named:
+            raise SettingsError(f"ENV_FILE: {path} does not exist") from None
+        return None
+    except IsADirectoryError:
+        raise SettingsError(f"ENV_FILE: {path} is a folder, not a file") from None
+    except UnicodeDecodeError as error:
+        raise SettingsError(
+            f"ENV_FILE: {path} is not UTF-8 text (byte {error.start}); save it as UTF-8"
+        ) from None
+    except OSError as error:
+        raise SettingsError(f"ENV_FILE: cannot read {path}: {error.strerror}") from None
+    return path
+
+
 def load_settings() -> Settings:
     """Settings from the process environment and the env file, or SettingsError."""
     try:
-        return Settings(_env_file=os.environ.get("ENV_FILE", ".env"))  # type: ignore[call-arg]
+        return Settings(_env_file=env_file_path())  # type: ignore[call-arg]
     except ValidationError as error:
         raise SettingsError(describe_error(error)) from None
 

@@ -89,7 +89,7 @@ def base_env(data_dir: Path, port: int, **extra: str) -> dict[str, str]:
         PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
         PYTHONPATH=str(REPO),
         PYTHONUNBUFFERED="1",
-        ENV_FILE=str(data_dir.parent / "no-such.env"),
+        ENV_FILE=os.devnull,
         DATA_DIR=str(data_dir),
         PORT=str(port),
         HOST="127.0.0.1",

@@ -5,6 +5,10 @@ nothing running; the platform would see a live process and never restart it. sup
 on every signal it handles, so the only way to make it exit non-zero is a signal it does not
 handle: SIGKILL, sent when nothing else of ours is running any more (FATAL means the watchdog is
 down, and the bot dies with its watchdog).
+
+A bad setting or a refused place does not wait for FATAL: the watchdog ends supervisord itself
+(``cli/run.py`` ``give_up``), since a retry cannot mend it and a slow failing start on a loaded
+machine can outlast ``startsecs`` and look like a successful one.
 """
 
 from __future__ import annotations
@@ -21,8 +25,16 @@ def parse_tokens(line: str) -> dict[str, str]:
     return dict(token.split(":", 1) for token in line.split() if ":" in token)
 
 
-def should_end_supervisord(event_name: str, payload: dict[str, str]) -> bool:
-    return event_name == "PROCESS_STATE_FATAL" and payload.get("processname") == WATCHED
+GIVE_UP = "watchdog: restarting cannot mend this"
+"""What the watchdog writes on stderr when no retry can help (see ``cli/run.py``)."""
+
+
+def should_end_supervisord(event_name: str, payload: dict[str, str], data: str = "") -> bool:
+    if payload.get("processname") != WATCHED:
+        return False
+    if event_name == "PROCESS_STATE_FATAL":
+        return True
+    return event_name == "PROCESS_LOG_STDERR" and GIVE_UP in data
 
 
 def listen(stdin: TextIO, stdout: TextIO, on_fatal) -> None:  # type: ignore[no-untyped-def]
@@ -34,8 +46,9 @@ def listen(stdin: TextIO, stdout: TextIO, on_fatal) -> None:  # type: ignore[no-
             return  # supervisord is gone
         header = parse_tokens(header_line)
         body = stdin.read(int(header.get("len", "0")))
-        payload = parse_tokens(body.split("\n", 1)[0])
-        if should_end_supervisord(header.get("eventname", ""), payload):
+        first, _, data = body.partition("\n")
+        payload = parse_tokens(first)
+        if should_end_supervisord(header.get("eventname", ""), payload, data):
             on_fatal(payload)
         stdout.write("RESULT 2\nOK")
         stdout.flush()
@@ -43,8 +56,8 @@ def listen(stdin: TextIO, stdout: TextIO, on_fatal) -> None:  # type: ignore[no-
 
 def end_supervisord(payload: dict[str, str]) -> None:
     print(
-        f"fatal_guard: {payload.get('processname')} went FATAL after repeated failed starts "
-        "(see its last lines above); ending supervisord with a failure so the platform notices",
+        f"fatal_guard: {payload.get('processname')} went FATAL or gave up (see its last lines "
+        "above); ending supervisord with a failure so the platform notices",
         file=sys.stderr,
         flush=True,
     )

@@ -404,7 +404,7 @@ class _Bench:
         env.update(
             PYTHONPATH=str(REPO),
             PYTHONUNBUFFERED="1",
-            ENV_FILE=str(self.work / "no-such.env"),
+            ENV_FILE=os.devnull,
             DATA_DIR=str(layout.root),
             BACKUP_MIN_FREE_MB="0",
         )

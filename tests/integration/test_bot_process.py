@@ -135,7 +135,7 @@ def launch(tmp_path: Path, fake: FakeTelegramAPI) -> Iterator[Callable[..., BotR
         }
         env.update(
             PYTHONPATH=str(REPO),
-            ENV_FILE=str(workdir / "no-such.env"),
+            ENV_FILE=os.devnull,
             DATA_DIR=str(data_dir),
             TELEGRAM_BOT_TOKEN=fake.token,
             TELEGRAM_API_URL=fake.base_url,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 
@@ -157,7 +158,7 @@ def test_a_corrupt_database_without_backups_is_kept_and_the_bot_starts_fresh_lou
 
 
 def test_a_crash_loop_is_visible_in_health(tmp_path, monkeypatch):
-    monkeypatch.setenv("ENV_FILE", str(tmp_path / "none.env"))
+    monkeypatch.setenv("ENV_FILE", os.devnull)
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "1:x")
     settings = load_settings()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,7 @@ class FakeAlerter:
 
 @pytest.fixture
 def ctx(tmp_path, monkeypatch) -> RuntimeContext:
-    monkeypatch.setenv("ENV_FILE", str(tmp_path / "none.env"))
+    monkeypatch.setenv("ENV_FILE", os.devnull)
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "1:x")
     monkeypatch.setenv("BOT_HEARTBEAT_TIMEOUT", "30")

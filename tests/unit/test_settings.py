@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ INTERNAL_VARS = {name for name in SETTING_VARS if name.startswith("ERIXCAST_")}
 def clean_environment(monkeypatch, tmp_path):
     for name in SETTING_VARS:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("ENV_FILE", str(tmp_path / "absent.env"))
+    monkeypatch.setenv("ENV_FILE", os.devnull)
     monkeypatch.chdir(tmp_path)
 
 

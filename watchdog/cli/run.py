@@ -9,12 +9,15 @@ import os
 import sys
 import threading
 
-from conf.exitcodes import EXIT_REFUSED
+from conf.exitcodes import EXIT_BAD_SETTINGS, EXIT_REFUSED
 from conf.layout import DataLayout
 from conf.logging import setup_logging
-from conf.settings import load_settings_or_exit
+from conf.settings import Settings, SettingsError, load_settings
 from watchdog.data.disk import is_persistent, mount_point
-from watchdog.data.fs import AlreadyRunning, InstanceLock
+from watchdog.data.fs import AlreadyRunning, InstanceLock, restrict_tree
+from watchdog.fatal_listener import GIVE_UP
+from watchdog.offsite import OffsiteError, OffsiteStore
+from watchdog.runtime.orphans import follow_parent, reap_orphaned_watchdog
 from watchdog.runtime.service import WatchdogService
 from watchdog.web.front import WebFront
 from watchdog.web.public import CannotServe
@@ -35,37 +38,79 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=command)
 
 
-def refuse(message: str) -> int:
-    print(f"watchdog: {message}", file=sys.stderr)
-    return EXIT_REFUSED
-
-
 def command(args: argparse.Namespace) -> int:
-    settings = load_settings_or_exit("watchdog")
-    if settings.render and not is_persistent(settings.data_dir):
-        return refuse(
-            f"refusing to start: RENDER is set but DATA_DIR ({settings.data_dir}) is on the "
-            f"container's own filesystem (mount point {mount_point(settings.data_dir)}), which is "
-            "wiped at every deploy: the database would be lost. Attach a Render disk and point "
-            "DATA_DIR at a folder on it (see render.yaml)."
-        )
+    parent = follow_parent()  # first: a kill -9 of supervisord must end us too
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        return give_up(EXIT_BAD_SETTINGS, f"bad setting: {error}")
     layout = DataLayout.from_settings(settings)
+    problem = place_problem(settings, layout)
+    if problem is not None:
+        return give_up(*problem)
+    try:
+        OffsiteStore.from_settings(settings)  # like every other setting: bad means no start
+    except OffsiteError as error:
+        return give_up(EXIT_BAD_SETTINGS, f"bad setting: {error}")
     layout.ensure()
     setup_logging("watchdog", settings.log_level, settings.secrets(), layout.logs)
     lock = InstanceLock(layout.lock_file)
     try:
-        lock.acquire()
+        take_lock(lock, settings.shutdown_budget + settings.bot_stop_timeout)
     except AlreadyRunning as error:
         log.error("refusing to start: %s", error)
-        return refuse(f"refusing to start: {error}")
+        return give_up(EXIT_REFUSED, f"refusing to start: {error}")
     try:
+        changed = restrict_tree(layout.root)
+        if changed:
+            log.warning("made %d files and folders under DATA_DIR owner-only", changed)
         front = WebFront(settings.host, settings.port)
-        return run_bounded(WatchdogService(settings, layout, front=front))
+        service = WatchdogService(settings, layout, front=front, parent_pid=parent)
+        return run_bounded(service)
     except CannotServe as error:
         log.error("%s", error)
         return EXIT_REFUSED
     finally:
         lock.release()
+
+
+def give_up(code: int, message: str) -> int:
+    """One line, the give-up line, then the exit code. Under supervisord, whose retries cannot
+    mend a setting or a refused place, the fatal_guard listener reads the give-up line and ends
+    supervisord with a failure at once; waiting for FATAL would depend on each failed start
+    being quicker than ``startsecs``, which a loaded machine does not promise."""
+    print(f"watchdog: {message}", file=sys.stderr, flush=True)
+    if os.environ.get("SUPERVISOR_PROCESS_NAME") == "watchdog":
+        print(GIVE_UP, file=sys.stderr, flush=True)
+    return code
+
+
+def place_problem(settings: Settings, layout: DataLayout) -> tuple[int, str] | None:
+    """DATA_DIR and DATABASE_PATH fit to run on, or (exit code, one line)."""
+    if settings.render and not is_persistent(settings.data_dir):
+        return EXIT_REFUSED, (
+            f"refusing to start: RENDER is set but DATA_DIR ({settings.data_dir}) is on the "
+            f"container's own filesystem (mount point {mount_point(settings.data_dir)}), which is "
+            "wiped at every deploy: the database would be lost. Attach a Render disk and point "
+            "DATA_DIR at a folder on it (see render.yaml)."
+        )
+    if settings.render and mount_point(settings.database) != mount_point(settings.data_dir):
+        return EXIT_BAD_SETTINGS, (
+            f"DATABASE_PATH: {settings.database} is not on the Render disk that holds DATA_DIR "
+            f"({settings.data_dir}): it would be lost at the next deploy"
+        )
+    return layout.place_problem()
+
+
+def take_lock(lock: InstanceLock, grace: float) -> None:
+    """The lock, even from a watchdog orphaned by its supervisor's death (it is stopped first);
+    raises AlreadyRunning when a live, supervised watchdog holds it."""
+    try:
+        lock.acquire()
+    except AlreadyRunning as error:
+        if reap_orphaned_watchdog(error.holder, grace) is None:
+            raise
+        lock.acquire()
 
 
 def run_bounded(service: WatchdogService) -> int:

@@ -10,14 +10,17 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from conf.layout import TIERS, DataLayout
-from watchdog.data.fs import FileLock, atomic_write
+from watchdog.data.fs import FileLock, atomic_write, note_set_aside
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +60,89 @@ class Manifest:
 
     @classmethod
     def from_json(cls, text: str) -> Manifest:
-        data = json.loads(text)
-        data.pop("created_iso", None)
-        known = {name for name in cls.__dataclass_fields__}
-        return cls(**{key: value for key, value in data.items() if key in known})
+        """The one loader of a manifest: ValueError for anything of the wrong shape."""
+        return parse_manifest(json.loads(text))
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("not text")
+    return value
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise TypeError("not a whole number ≥ 0")
+    return value
+
+
+def _seconds(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise TypeError("not a number")
+    return float(value)
+
+
+def _digest(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9a-f]{64}", value):
+        raise TypeError("not a sha256")
+    return value
+
+
+def _compression(value: Any) -> str | None:
+    if value not in (None, "zstd"):
+        raise TypeError("not none or zstd")
+    return value  # type: ignore[no-any-return]
+
+
+def _rows(value: Any) -> dict[str, int]:
+    if not isinstance(value, dict):
+        raise TypeError("not an object")
+    return {_text(key): _count(count) for key, count in value.items()}
+
+
+def _extra(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise TypeError("not an object")
+    return {_text(key): _text(item) for key, item in value.items()}
+
+
+_MANIFEST_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "id": _text,
+    "tier": _text,
+    "reason": _text,
+    "created_at": _seconds,
+    "size_bytes": _count,
+    "sha256": _digest,
+    "file": _text,
+    "file_size": _count,
+    "file_sha256": _digest,
+    "compression": _compression,
+    "rows": _rows,
+    "sqlite_version": _text,
+    "app_version": _text,
+    "duration_s": _seconds,
+    "format": _count,
+    "extra": _extra,
+}
+_OPTIONAL = {"format", "extra"}
+
+
+def parse_manifest(document: Any) -> Manifest:
+    if not isinstance(document, dict):
+        raise ValueError(f"not an object but {type(document).__name__}")
+    values: dict[str, Any] = {}
+    for name, check in _MANIFEST_FIELDS.items():
+        if name not in document:
+            if name in _OPTIONAL:
+                continue
+            raise ValueError(f"{name} is missing")
+        try:
+            values[name] = check(document[name])
+        except TypeError as error:
+            raise ValueError(f"{name}: {error}") from None
+    if values["tier"] not in TIERS:
+        raise ValueError(f"tier: {values['tier']!r} is not a tier")
+    return Manifest(**values)
 
 
 @dataclass(frozen=True)
@@ -114,9 +196,9 @@ class Catalogue:
                 if manifest_path.name.startswith(TMP_PREFIX):
                     continue
                 try:
-                    manifest = Manifest.from_json(manifest_path.read_text())
-                except (OSError, ValueError, TypeError) as error:
-                    log.error("unreadable backup manifest %s: %s", manifest_path, error)
+                    manifest = Manifest.from_json(manifest_path.read_text(encoding="utf-8"))
+                except (OSError, ValueError) as error:
+                    note_set_aside(manifest_path, "backup manifest", str(error))
                     continue
                 expected = (f"{manifest.id}.db", f"{manifest.id}.db.zst")
                 if (
@@ -124,8 +206,8 @@ class Catalogue:
                     or manifest.file not in expected
                     or manifest_path.stem != manifest.id
                 ):
-                    log.error(
-                        "backup manifest %s does not describe its own files: ignored", manifest_path
+                    note_set_aside(
+                        manifest_path, "backup manifest", "does not describe its own files"
                     )
                     continue
                 found.append(Backup(manifest, folder / manifest.file, manifest_path))

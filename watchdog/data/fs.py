@@ -10,15 +10,43 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import shutil
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+log = logging.getLogger(__name__)
+
 FILE_MODE = 0o600
 """Data files are owner-only: they hold users' messages."""
+DIR_MODE = 0o700
+OWNER_ONLY_UMASK = 0o077
+"""Set first thing by every entry point, so whatever it creates (SQLite files, logs) is
+owner-only."""
+
+
+def restrict_tree(root: Path) -> int:
+    """Make ``root`` and everything below it owner-only (folders 0700, files 0600), as it must
+    stay; links are not followed. Returns how many modes were changed."""
+    changed = 0
+    for folder, folders, files in os.walk(root):
+        for name, wanted in [(folder, DIR_MODE)] + [
+            (os.path.join(folder, item), FILE_MODE) for item in files
+        ]:
+            try:
+                status = os.lstat(name)
+                if stat.S_ISLNK(status.st_mode) or not status.st_mode & 0o077:
+                    continue
+                os.chmod(name, stat.S_IMODE(status.st_mode) & ~0o077 | (wanted & 0o700))
+                changed += 1
+            except FileNotFoundError:
+                continue
+        folders[:] = [item for item in folders if not os.path.islink(os.path.join(folder, item))]
+    return changed
 
 
 def fsync_file(path: Path) -> None:
@@ -70,6 +98,24 @@ def move_file(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
         fsync_file(target)
         source.unlink()
+
+
+_set_aside: dict[str, str] = {}
+
+
+def note_set_aside(path: Path, kind: str, why: str) -> None:
+    """Record (and log, once per file) a file in DATA_DIR that was not trusted: a manifest, a
+    state file or a note of the wrong shape. It stays where it is or beside, never deleted;
+    ``set_aside_files`` is what /health reports."""
+    key = str(path)
+    text = f"{kind}: {why}"
+    if _set_aside.get(key) != text:
+        log.error("%s %s set aside, not trusted: %s", kind, path, why)
+        _set_aside[key] = text
+
+
+def set_aside_files() -> dict[str, str]:
+    return dict(_set_aside)
 
 
 class LockBusy(Exception):
@@ -141,6 +187,7 @@ class FileLock:
 
 class AlreadyRunning(Exception):
     def __init__(self, path: Path, holder: str) -> None:
+        self.holder = holder
         super().__init__(
             f"another watchdog (pid {holder or 'unknown'}) already holds {path}; "
             "two watchdogs on one DATA_DIR would run two bots on one database"

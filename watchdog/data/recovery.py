@@ -25,7 +25,13 @@ from typing import Any
 
 from conf.layout import DataLayout
 from watchdog.data.catalogue import Backup, Catalogue, Manifest
-from watchdog.data.fs import atomic_write_json, fsync_dir, fsync_file, move_file
+from watchdog.data.fs import (
+    atomic_write_json,
+    fsync_dir,
+    fsync_file,
+    move_file,
+    note_set_aside,
+)
 from watchdog.data.salvage import SalvageReport, salvage_and_merge
 from watchdog.data.snapshot import (
     Verdict,
@@ -142,9 +148,9 @@ def list_quarantine(layout: DataLayout) -> list[Quarantined]:
             note = parse_note(json.loads(note_path.read_text(encoding="utf-8")))
         except (OSError, ValueError) as error:
             aside = note_path.with_name(NOTE + ".damaged")
-            log.error("quarantine note %s is not usable (%s); kept as %s", note_path, error, aside)
             with contextlib.suppress(OSError):
                 note_path.replace(aside)
+            note_set_aside(aside, "quarantine note", str(error))
             continue
         found.append(Quarantined(folder, note))
     return found

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from watchdog.data.fs import atomic_write_json
+from watchdog.data.fs import atomic_write_json, note_set_aside
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +157,5 @@ class RememberedStore:
             else:
                 shutil.copyfile(self.path, aside)
         except OSError as error:
-            log.error("state file %s: %s; could not keep a copy: %s", self.path, why, error)
-            return
-        log.error("state file %s: %s; kept as %s, using what is valid", self.path, why, aside)
+            why = f"{why}; could not keep a copy: {error}"
+        note_set_aside(aside, "state file", why)

@@ -166,6 +166,18 @@ def check_drill(state: WatchdogState) -> Check:
     return Check(HEALTHY, f"restore drill passed for {len(state.drill.results)} tiers")
 
 
+def check_files(state: WatchdogState) -> Check:
+    """Files set aside: counted by kind here (no paths on a public endpoint); /stats lists them."""
+    if not state.files_set_aside:
+        return Check(HEALTHY, "every file in DATA_DIR read back as expected")
+    kinds: dict[str, int] = {}
+    for text in state.files_set_aside.values():
+        kind = text.split(":", 1)[0]
+        kinds[kind] = kinds.get(kind, 0) + 1
+    listed = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items()))
+    return Check(DEGRADED, f"files set aside, not trusted (see the log or /stats): {listed}")
+
+
 def check_supervision(state: WatchdogState, limits: Thresholds, now: float) -> Check:
     if state.loop_error:
         return Check(UNHEALTHY, f"supervision loop failed: {state.loop_error}", True)
@@ -186,6 +198,7 @@ def assess(state: WatchdogState, limits: Thresholds, now: float) -> HealthReport
         "recovery": check_recovery(state, now),
         "offsite": check_offsite(state, limits.offsite_every, now),
         "drill": check_drill(state),
+        "files": check_files(state),
         "supervision": check_supervision(state, limits, now),
     }
     status = max((check.status for check in checks.values()), key=_RANK.__getitem__)

@@ -167,6 +167,8 @@ class WatchdogState:
     drill: DrillState = field(default_factory=DrillState)
     loop_tick: float | None = None
     loop_error: str | None = None
+    files_set_aside: dict[str, str] = field(default_factory=dict)
+    """Files in DATA_DIR not trusted (path → what and why); see ``data.fs.note_set_aside``."""
     events: deque[Event] = field(default_factory=lambda: deque(maxlen=50))
 
     def record(self, at: float, kind: str, message: str) -> None:

@@ -13,15 +13,24 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
-import psutil
+from pydantic import SecretStr
 
-from conf.settings import Settings
+from conf.settings import Settings, env_name
 
 log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-BOT_NEEDS_NOT = ("BACKUP_GIT_TOKEN", "BACKUP_AGE_KEY", "STATS_TOKEN", "BACKUP_GIT_URL")
-"""Secrets the bot never uses: it reads untrusted input, so it gets no more than it needs."""
+BOT_SETTINGS = (
+    "telegram_bot_token",
+    "telegram_api_url",
+    "admin_ids",
+    "data_dir",
+    "database_path",
+    "bot_poll_timeout",
+    "log_level",
+)
+"""The settings the bot uses; it is given these and no other (it reads untrusted input, so it
+gets no secret it does not need: not the git token, the age key or the stats token)."""
 
 
 class AdminAddress(Protocol):
@@ -29,15 +38,26 @@ class AdminAddress(Protocol):
     secret: str
 
 
+def _as_env(value: object) -> str:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, tuple):
+        return ",".join(str(item) for item in value)
+    return str(value)
+
+
 def bot_environment(settings: Settings, admin: AdminAddress | None) -> dict[str, str]:
-    """The bot's environment: ours without the secrets it does not use, plus where its data and
-    the watchdog's admin API are."""
-    env = dict(os.environ)
-    for secret in BOT_NEEDS_NOT:
-        env.pop(secret, None)
+    """The bot's environment: ours without any setting, then exactly the bot's settings as the
+    watchdog read them (from the environment or the env file), ``ENV_FILE=/dev/null`` so the bot
+    reads no env file of its own, and where the watchdog's admin API is."""
+    setting_names = {env_name(name) for name in Settings.model_fields}
+    env = {key: value for key, value in os.environ.items() if key.upper() not in setting_names}
+    for name in BOT_SETTINGS:
+        value = getattr(settings, name)
+        if value is not None:
+            env[env_name(name)] = _as_env(value)
+    env["ENV_FILE"] = os.devnull
     env["ERIXCAST_WATCHDOG_PID"] = str(os.getpid())
-    env["DATA_DIR"] = str(settings.data_dir)
-    env["DATABASE_PATH"] = str(settings.database)
     env["PYTHONUNBUFFERED"] = "1"
     if admin is not None:
         env["ERIXCAST_WATCHDOG_URL"] = admin.url
@@ -106,33 +126,3 @@ class BotProcess:
             self._process.kill()
         code = await self.wait(10)
         return code if code is not None else -signal.SIGKILL
-
-
-def reap_leftover_bot(pid_file: Path, grace: float) -> int | None:
-    """Stop a bot left behind by a previous watchdog, so two bots never poll at once.
-
-    Blocking; returns the pid that was stopped. Only a process whose command line is ours
-    (``-m bot``) is touched: a recycled pid belonging to something else is left alone.
-    """
-    try:
-        pid = int(pid_file.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None
-    try:
-        process = psutil.Process(pid)
-        cmdline = process.cmdline()
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-        pid_file.unlink(missing_ok=True)
-        return None
-    if "bot" not in cmdline or "-m" not in cmdline or pid == os.getpid():
-        pid_file.unlink(missing_ok=True)
-        return None
-    log.warning("a bot from a previous watchdog is still running (pid %s): stopping it", pid)
-    process.terminate()
-    try:
-        process.wait(grace)
-    except psutil.TimeoutExpired:
-        process.kill()
-        process.wait(10)
-    pid_file.unlink(missing_ok=True)
-    return pid

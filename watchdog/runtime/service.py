@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -19,18 +20,20 @@ from conf.settings import Settings
 from conf.units import MIB
 from watchdog.data.backups import BackupKeeper, Outcome
 from watchdog.data.database import sqlite_version
+from watchdog.data.fs import set_aside_files
 from watchdog.data.remembered import RememberedStore
 from watchdog.data.restore import cleanup_restore_leftovers
 from watchdog.offsite import OffsiteError, OffsiteStore
 from watchdog.rules.health import HealthReport, Thresholds, assess
 from watchdog.rules.state import BotPhase, Integrity, WatchdogState
-from watchdog.runtime.child import AdminAddress, bot_environment, reap_leftover_bot
+from watchdog.runtime.child import AdminAddress, bot_environment
 from watchdog.runtime.clock import Clock, SystemClock
 from watchdog.runtime.context import RuntimeContext
 from watchdog.runtime.events import Alerter, Events
 from watchdog.runtime.guard import DataGuard
 from watchdog.runtime.jobs import BackupJobs
 from watchdog.runtime.maintenance import Maintenance
+from watchdog.runtime.orphans import reap_leftover_bot
 from watchdog.runtime.requests import OperatorRequests
 from watchdog.runtime.supervision import BotSupervisor
 from watchdog.version import app_version
@@ -39,6 +42,7 @@ log = logging.getLogger(__name__)
 
 MONITOR_EVERY = 5.0
 """Seconds between rounds of the data guard and of maintenance."""
+PARENT_EVERY = 1.0
 
 
 class Front(Protocol):
@@ -57,10 +61,13 @@ class WatchdogService:
         clock: Clock | None = None,
         bot_argv: Sequence[str] | None = None,
         front: Front | None = None,
+        parent_pid: int | None = None,
     ) -> None:
         self.settings = settings
         self.front = front
         """What serves HTTP (``watchdog.web.front.WebFront``); None serves nothing."""
+        self.parent_pid = parent_pid
+        """Our supervisor: if it dies we stop (``runtime.orphans.follow_parent``)."""
         self.layout = layout
         self.clock: Clock = clock or SystemClock()
         self.state = WatchdogState(started_at=self.clock.time())
@@ -135,6 +142,7 @@ class WatchdogService:
             asyncio.create_task(
                 self._loop(self.maintenance.tick, "maintenance", every=MONITOR_EVERY)
             ),
+            asyncio.create_task(self._loop(self._follow_parent, "parent", every=PARENT_EVERY)),
         ]
         try:
             preflight = asyncio.create_task(self._preflight())
@@ -174,7 +182,14 @@ class WatchdogService:
             log.exception("%s loop failed", name)
             self.state.loop_error = f"{name}: {type(error).__name__}: {error}"
 
+    async def _follow_parent(self) -> None:
+        """Where the kernel's parent-death signal is missing: re-parented means orphaned."""
+        if self.parent_pid is not None and os.getppid() != self.parent_pid:
+            log.error("our supervisor (pid %s) is gone: stopping", self.parent_pid)
+            self.request_stop()
+
     async def _guard_round(self) -> None:
+        self.state.files_set_aside = set_aside_files()
         await self.guard.tick()
         await self.jobs.scheduled()
 
