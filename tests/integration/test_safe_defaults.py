@@ -322,3 +322,35 @@ def test_files_of_the_wrong_shape_are_set_aside_and_reported(processes, tmp_path
     assert (note / "note.json.damaged").exists()
     assert json.loads(good.read_text())["id"] == good.stem, "the good manifest is untouched"
     assert second.popen.poll() is None
+
+
+# -- the bot sees only its own settings -----------------------------------------------------------
+
+
+def test_the_bot_gets_its_settings_from_the_watchdog_and_no_secret_it_does_not_use(
+    processes, tmp_path, fake_api
+):
+    """Settings in an env file (as on a laptop): the bot still gets the token and its settings,
+    and neither the file nor its environment gives it the git token, age key or stats token."""
+    workdir = tmp_path / "checkout"
+    workdir.mkdir()
+    secrets = {
+        "BACKUP_GIT_TOKEN": "ghp_gitTokenTheBotMustNotSee0123",
+        "STATS_TOKEN": "stats-token-the-bot-must-not-see",
+    }
+    lines = [f"{key}={value}" for key, value in secrets.items()]
+    lines += [f"TELEGRAM_BOT_TOKEN={fake_api.token}", f"TELEGRAM_API_URL={fake_api.base_url}"]
+    (workdir / ".env").write_text("\n".join(lines) + "\n")
+    port = free_port()
+    env = base_env(tmp_path / "data", port, ENV_FILE=str(workdir / ".env"))
+    processes.start("watchdog", WATCHDOG, env, cwd=workdir)
+    doc = wait_until(lambda: (d := health(port))["bot"]["status"] == "running" and d, timeout=60)
+    bot = psutil.Process(doc["bot"]["pid"])
+    environment = bot.environ()
+    assert environment["ENV_FILE"] == os.devnull
+    assert environment["TELEGRAM_BOT_TOKEN"] == fake_api.token
+    for key, value in secrets.items():
+        assert key not in environment
+        assert value not in " ".join(environment.values())
+    fake_api.send_text(77, "/start", first_name="Nadia")
+    assert "Nadia" in fake_api.wait_for_sent(77, timeout=20)["text"]
