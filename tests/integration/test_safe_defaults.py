@@ -43,27 +43,53 @@ def one_line_refusal(proc, code: int, naming: str) -> str:
 # -- a newcomer's .env --------------------------------------------------------------------------
 
 
-def test_env_example_copied_as_is_runs_healthy(processes, tmp_path, fake_api):
-    """`cp .env.example .env` then the stack: empty settings are unset, nothing is quarantined."""
-    checkout = tmp_path / "checkout"
-    checkout.mkdir()
-    env_file = checkout / ".env"
-    shutil.copy(REPO / ".env.example", env_file)
-    (checkout / "keep.txt").write_text("the newcomer's files")
+def fresh_checkout(target: Path) -> Path:
+    """The tracked files as they are in this working tree (what a clone gives), and the
+    already-installed virtualenv beside them so nothing is downloaded."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True
+    ).stdout.split(b"\0")
+    for name in filter(None, listed):
+        source = REPO / name.decode()
+        if source.is_file():
+            (target / name.decode()).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name.decode())
+    (target / ".venv").symlink_to(REPO / ".venv")
+    return target
+
+
+def test_a_fresh_checkout_with_env_example_copied_runs_healthy_with_make_run(
+    processes, tmp_path, fake_api
+):
+    """The README's first steps to the letter: `cp .env.example .env`, `make run`. Only the token
+    and the Bot API (the fake) come from the environment, which wins over `.env`."""
+    checkout = fresh_checkout(tmp_path / "checkout")
+    shutil.copy(checkout / ".env.example", checkout / ".env")
     port = free_port()
-    env = base_env(checkout / "data", port, TELEGRAM_BOT_TOKEN=fake_api.token)
-    env.update(TELEGRAM_API_URL=fake_api.base_url, ENV_FILE=str(env_file))
-    del env["DATA_DIR"]  # as the newcomer has it: DATA_DIR=data, relative to the checkout
-    processes.start("watchdog", WATCHDOG, env, cwd=checkout)
+    env = {
+        key: value
+        for key, value in base_env(checkout / "data", port).items()
+        if key not in ("DATA_DIR", "ENV_FILE", "PORT", "HOST")
+    }
+    env.update(
+        TELEGRAM_BOT_TOKEN=fake_api.token, TELEGRAM_API_URL=fake_api.base_url, PORT=str(port)
+    )
+    env.pop("PYTHONPATH", None)
+    processes.start("make-run", ["make", "run"], env, cwd=checkout)
     doc = wait_until(
-        lambda: (d := health(port))["bot"]["status"] == "running" and d, timeout=60, what="running"
+        lambda: (
+            (d := health(port))["status"] == "healthy" and d["bot"]["status"] == "running" and d
+        ),
+        timeout=120,
+        what="a healthy stack",
     )
-    assert doc["database"]["integrity"] in ("ok", "missing")
+    assert doc["database"]["integrity"] == "ok"
     assert (checkout / "data" / "erixcast.db").is_file()
-    assert (checkout / "keep.txt").read_text() == "the newcomer's files"
-    assert not (checkout / "data" / "quarantine").exists() or not any(
-        (checkout / "data" / "quarantine").iterdir()
-    )
+    assert (checkout / ".env").is_file() and (checkout / "Makefile").is_file()
+    quarantine = checkout / "data" / "quarantine"
+    assert not quarantine.exists() or not any(quarantine.iterdir())
+    fake_api.send_text(12, "/start", first_name="Newcomer")
+    assert "Newcomer" in fake_api.wait_for_sent(12, timeout=20)["text"]
 
 
 # -- bad environment in every form ----------------------------------------------------------------
