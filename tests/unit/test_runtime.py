@@ -110,6 +110,27 @@ def test_a_run_that_lasted_a_minute_starts_the_backoff_over(ctx):
     assert after_long_run == pytest.approx(0.5)  # the first delay again, not the fourth
 
 
+def test_a_relaunched_bot_that_keeps_running_leaves_the_crash_loop_without_exiting(ctx):
+    scripts = [Script(lasts=0.1)] * 4 + [Script(lasts=FOREVER)]
+    spawner = supervisor_with(ctx, scripts, launches=5)
+    bot = make_supervisor(ctx, spawner)
+    seen: list[int] = []
+
+    async def scenario() -> None:
+        task = asyncio.create_task(bot.run())
+        while len(spawner.runs) < 5:
+            await asyncio.sleep(0)
+        seen.append(ctx.state.bot.consecutive_failures)  # in a crash loop when the fifth starts
+        while ctx.clock.monotonic() - spawner.launched_at[4] < 61:
+            await asyncio.sleep(0)
+        seen.append(ctx.state.bot.consecutive_failures)
+        ctx.stopping.set()
+        await task
+
+    run(scenario())
+    assert seen == [4, 0]
+
+
 def test_a_silent_bot_is_stopped_after_the_heartbeat_timeout(ctx):
     spawner = supervisor_with(ctx, [Script(lasts=FOREVER)], launches=1)
     bot = make_supervisor(ctx, spawner)

@@ -26,6 +26,13 @@ def failures_after_exit(previous_failures: int, run_seconds: float) -> int:
     return 1 if run_seconds >= STABLE_RUN else previous_failures + 1
 
 
+def proven_healthy(run_seconds: float, polled: bool) -> bool:
+    """A bot that has polled and kept running for ``STABLE_RUN`` has left any crash loop behind,
+    although it has not exited: its failures count from zero again (while it runs, not only at its
+    next exit)."""
+    return polled and run_seconds >= STABLE_RUN
+
+
 def is_crash_loop(consecutive_failures: int) -> bool:
     return consecutive_failures >= CRASH_LOOP_AFTER
 

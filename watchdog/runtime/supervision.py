@@ -123,7 +123,7 @@ class BotSupervisor:
         bot.launches += 1
         ctx.events.record("bot", f"bot launched (pid {bot.pid}, launch {bot.launches})")
 
-        code, reason = await self._watch(process)
+        code, reason = await self._watch(process, launched_mono)
         if code is None:
             return  # a stop was requested: the shutdown stops it, within its budget
         run_seconds = ctx.clock.monotonic() - launched_mono
@@ -161,7 +161,7 @@ class BotSupervisor:
         await self.before_relaunch(f"bot {reason} with code {code}")
         await ctx.sleep(delay - (ctx.clock.monotonic() - snapshot_started))
 
-    async def _watch(self, process: BotRun) -> tuple[int | None, str]:
+    async def _watch(self, process: BotRun, launched_mono: float) -> tuple[int | None, str]:
         """Until the bot exits (its code and why), or a stop is requested (None)."""
         ctx, bot = self.ctx, self.ctx.state.bot
         while True:
@@ -191,8 +191,15 @@ class BotSupervisor:
                     reason = f"database {ctx.state.database.integrity.value}"
                     log.error("database failed its check while the bot ran: stopping the bot")
                 return await process.stop(ctx.settings.bot_stop_timeout), reason
-            if bot.last_heartbeat is not None and bot.last_heartbeat >= (bot.launched_at or 0.0):
+            polled = bot.last_heartbeat is not None and bot.last_heartbeat >= (
+                bot.launched_at or 0.0
+            )
+            if polled:
                 bot.phase = BotPhase.RUNNING
+            if bot.consecutive_failures and restarts.proven_healthy(
+                ctx.clock.monotonic() - launched_mono, polled
+            ):
+                bot.consecutive_failures = 0
 
     def _heartbeat_mtime(self) -> float | None:
         try:
