@@ -178,3 +178,40 @@ def create(path: Path, target_bytes: int, seed: int = 7, users: int = 1000) -> i
 def _wal_size(path: Path) -> int:
     wal = Path(f"{path}-wal")
     return wal.stat().st_size if wal.exists() else 0
+
+
+def create_bot(path: Path, target_bytes: int, seed: int = 7, users: int = 1000) -> int:
+    """A database of the bot itself (``conf/schema.sql``, FTS indexes and triggers included),
+    filled to about ``target_bytes``: what a restore or a recovery accepts. Returns messages."""
+    from conf.schema import schema_sql
+
+    rng = random.Random(seed)
+    connection = sqlite3.connect(path)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=OFF")
+    connection.executescript(schema_sql())
+    connection.executemany(
+        "INSERT OR IGNORE INTO users (id, first_name, username, first_seen, last_seen, message_count)"
+        " VALUES (?, ?, ?, '2026-01-01T00:00:00+00:00', '2026-11-01T00:00:00+00:00', 0)",
+        [(uid, f"User{uid}", f"user_{uid}") for uid in range(1, users + 1)],
+    )
+    connection.commit()
+    number = 0
+    while path.stat().st_size + _wal_size(path) < target_bytes:
+        batch = []
+        for _ in range(2000):
+            number += 1
+            uid = rng.randint(1, users)
+            day = f"2026-11-{rng.randint(1, 28):02d}T12:00:00+00:00"
+            batch.append((uid, number, uid, sentence(rng), day))
+        connection.executemany(
+            "INSERT INTO messages (chat_id, message_id, user_id, kind, text, sent_at) "
+            "VALUES (?, ?, ?, 'text', ?, ?)",
+            batch,
+        )
+        connection.commit()
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    rows = connection.execute("SELECT count(*) FROM messages").fetchone()[0]
+    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    connection.close()
+    return int(rows)

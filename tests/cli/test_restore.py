@@ -13,8 +13,9 @@ def messages(database) -> int:
 def add_rows(database, n: int = 10) -> None:
     with sqlite3.connect(database) as connection:
         connection.executemany(
-            "INSERT INTO messages (user_id, chat_id, date, text) VALUES (1, 1, 'x', ?)",
-            [(f"after {i}",) for i in range(n)],
+            "INSERT INTO messages (chat_id, message_id, user_id, kind, text, sent_at) "
+            "VALUES (1, ?, 1, 'text', ?, 'x')",
+            [(10_000_000 + i, f"after {i}") for i in range(n)],
         )
 
 

@@ -278,7 +278,8 @@ def test_newest_backup_corrupt_falls_back_to_the_next(stack):
 
 def test_every_backup_corrupt_and_no_offsite_starts_fresh_and_says_so(stack):
     rows, _ = prepared(stack)
-    for backup in Catalogue(stack.layout).scan():
+    backups = Catalogue(stack.layout).scan()
+    for backup in backups:
         backup.data_path.write_bytes(os.urandom(4096))
     checkpoint(stack.database)
     remove_companions(stack.database)
@@ -291,6 +292,11 @@ def test_every_backup_corrupt_and_no_offsite_starts_fresh_and_says_so(stack):
     assert list_quarantine(stack.layout)
     alert = stack.fake.wait_for_sent(ADMIN, contains="NO USABLE BACKUP", timeout=15)
     assert "quarantine" in alert["text"]
+    rejected = doc["recovery"]["last"]["rejected"]
+    assert len(rejected) == len(backups), "each refusal named, with its id and reason"
+    for backup in backups:
+        assert any(r.startswith(f"local backup {backup.id}: sha256") for r in rejected)
+    assert backups[-1].id in alert["text"]
     stack.answers()
     print(f"rows lost: {len(rows - stack.users())} of {len(rows)} (no usable backup)")
 
@@ -339,10 +345,12 @@ def test_kill_9_of_the_watchdog_in_the_middle_of_recovery(stack):
     stack.start()
     stack.register(range(1, 4))
     stack.crash()
-    with sqlite3.connect(stack.database) as connection:  # big enough that recovery takes a while
-        connection.execute("CREATE TABLE ballast (blob BLOB)")
+    # Big enough that recovery takes a while; in the bot's own tables (a backup holding a table
+    # of its own is refused: not the bot's schema).
+    with sqlite3.connect(stack.database) as connection:
         connection.executemany(
-            "INSERT INTO ballast VALUES (?)", ((os.urandom(4000),) for _ in range(10_000))
+            "INSERT INTO users (id, first_name) VALUES (?, ?)",
+            ((-uid, os.urandom(2000).hex()) for uid in range(1, 10_001)),
         )
     stack.start()
     stack.wait_for_backups()

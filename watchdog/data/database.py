@@ -1,7 +1,15 @@
-"""The watchdog's one way into the database file: read-only checks.
+"""The watchdog's one way into the database file: read-only checks, and the one way any SQLite
+file is opened (:func:`connect`).
 
 The bot is the only writer. Everything here opens the file read-only, with a short busy timeout,
 and keeps its read transaction short (a long reader stops WAL checkpoints).
+
+A database file is code as much as data (FIELD-NOTES, "Trust"): its views and triggers run when
+it is read or written. Every connection the watchdog opens on the live database, a backup, a
+candidate or a quarantined file goes through :func:`connect`, which turns ``trusted_schema``
+off: functions with side effects and virtual tables cannot then be used from the file's own
+views and triggers. (The one exception is salvage's merge into an installed database, whose
+schema has just been proven to be the bot's own: its FTS5 triggers need a trusted schema.)
 """
 
 from __future__ import annotations
@@ -10,6 +18,9 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
+
+from conf.schema import SchemaRow
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 BEING_CREATED = 10.0
@@ -36,9 +47,39 @@ class DatabaseCheck:
         return self.state == "ok"
 
 
+Mode = Literal["ro", "rw", "rwc"]
+
+
+def connect(
+    path: Path, mode: Mode = "ro", *, immutable: bool = False, timeout: float = 5.0
+) -> sqlite3.Connection:
+    """A connection with ``PRAGMA trusted_schema=OFF``: ``ro`` read-only, ``rw`` read-write
+    (never creates the file), ``rwc`` creates it. ``immutable`` for a file nobody writes (a
+    backup, a candidate): no locks, no ``-wal`` looked for."""
+    uri = f"file:{path}?mode={mode}" + ("&immutable=1" if immutable else "")
+    connection = sqlite3.connect(uri, uri=True, timeout=timeout)
+    try:
+        connection.execute("PRAGMA trusted_schema=OFF")
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
 def connect_read_only(path: Path, timeout: float = 5.0) -> sqlite3.Connection:
     """A read-only connection; never creates the file."""
-    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout)
+    return connect(path, "ro", timeout=timeout)
+
+
+def read_schema(path: Path) -> list[SchemaRow]:
+    """The ``(type, name, tbl_name, sql)`` rows of ``sqlite_schema`` of a file nobody writes,
+    read without running anything the file holds. Raises sqlite3.DatabaseError."""
+    connection = connect(path, "ro", immutable=True)
+    try:
+        rows = connection.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall()
+    finally:
+        connection.close()
+    return [(str(row[0]), str(row[1]), str(row[2]), row[3]) for row in rows]
 
 
 def sqlite_version() -> str:
@@ -116,7 +157,7 @@ def count_rows(connection: sqlite3.Connection) -> dict[str, int]:
 def create_empty_database(path: Path) -> None:
     """A valid, empty WAL database (what the bot starts from after a loss with no backup), so a
     missing file is never mistaken for a first run, nor for a loss to recover, again."""
-    connection = sqlite3.connect(path)
+    connection = connect(path, "rwc")
     try:
         connection.execute("PRAGMA journal_mode=WAL")
     finally:

@@ -1,6 +1,7 @@
 """Restore drills: prove each tier's newest backup can really be restored, without touching the
-live database: materialize it into a scratch file, re-check its sha256 and integrity, and read
-every table back to the row counts its manifest recorded."""
+live database: materialize it into a scratch file, re-check its sha256, schema (the bot's, as a
+recovery demands) and integrity, and read every table back to the row counts its manifest
+recorded."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from watchdog.data.candidates import schema_problem
 from watchdog.data.catalogue import Backup, Catalogue
-from watchdog.data.database import count_rows
+from watchdog.data.database import connect, count_rows
 from watchdog.data.snapshot import integrity_problem, materialize, sha256_of
 
 
@@ -42,10 +44,13 @@ def drill_one(backup: Backup, scratch: Path) -> DrillResult:
         materialize(backup, target)
         if sha256_of(target) != backup.manifest.sha256:
             return result(False, "restored database does not match its sha256")
+        problem = schema_problem(target)
+        if problem:
+            return result(False, problem)
         problem = integrity_problem(target)
         if problem:
             return result(False, f"integrity_check: {problem}")
-        connection = sqlite3.connect(f"file:{target}?mode=ro&immutable=1", uri=True)
+        connection = connect(target, "ro", immutable=True)
         try:
             rows = count_rows(connection)
         finally:

@@ -1,11 +1,12 @@
-"""Recovery, one path for every cause: quarantine → newest backup that verifies (local, then
-offsite) → install → salvage → report. Every step can be interrupted and run again: the next
-start finds either a good database, or a missing one with backups (and recovers again), and any
-salvage still pending is finished before the bot starts.
+"""Recovery, one path for every cause: quarantine → the first candidate that proves itself
+(every local backup newest first, then every offsite one) → install → salvage → report. Every
+step can be interrupted and run again: the next start finds either a good database, or a missing
+one with backups (and recovers again), and any salvage still pending is finished before the bot
+starts.
 
-The steps' primitives live here too (moving the damaged files aside, installing a candidate), so
-the whole path reads in this file; which candidate comes first is ``rules.recovery``'s decision,
-what salvage reads is ``salvage``'s.
+Moving the damaged files aside lives here; walking and proving the candidates is
+``candidates``' (which comes first is ``rules.recovery``'s decision), what salvage reads is
+``salvage``'s.
 """
 
 from __future__ import annotations
@@ -13,34 +14,23 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import sqlite3
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from conf.layout import DataLayout
-from watchdog.data.catalogue import Backup, Catalogue, Manifest
-from watchdog.data.fs import (
-    atomic_write_json,
-    fsync_dir,
-    fsync_file,
-    move_file,
-    note_set_aside,
+from watchdog.data.candidates import (
+    OffsiteSource,
+    RestoreError,
+    discard,
+    first_good_local,
+    first_good_offsite,
+    swap_in,
 )
+from watchdog.data.fs import atomic_write_json, fsync_dir, move_file, note_set_aside
 from watchdog.data.salvage import SalvageReport, salvage_and_merge
-from watchdog.data.snapshot import (
-    Verdict,
-    integrity_problem,
-    materialize,
-    sha256_of,
-    verify_stored_file,
-)
-from watchdog.rules.recovery import candidates_newest_first
 
 log = logging.getLogger(__name__)
 
@@ -162,111 +152,10 @@ def update_note(entry: Quarantined, **changes: Any) -> Quarantined:
     return Quarantined(entry.folder, note)
 
 
-# -- install: a candidate made ready beside the live database, then renamed into place ------
-
-RESTORE_PREFIX = ".tmp-restore-"
-
-
-class RestoreError(Exception):
-    """The backup could not be installed; the live database path was not touched."""
-
-
-def ready_candidate(candidate: Path, manifest: Manifest) -> None:
-    """Make ``candidate`` fit to become the live database: the bytes the manifest describes,
-    passing integrity_check, switched to WAL, fsynced. Raises RestoreError."""
-    if sha256_of(candidate) != manifest.sha256:
-        raise RestoreError(f"backup {manifest.id}: the copy does not match its sha256")
-    problem = integrity_problem(candidate)
-    if problem:
-        raise RestoreError(f"backup {manifest.id}: integrity_check failed: {problem}")
-    set_wal(candidate)
-
-
-def set_wal(candidate: Path) -> None:
-    """A backup is stored in rollback-journal mode; the live database runs in WAL."""
-    connection = sqlite3.connect(candidate)
-    try:
-        connection.execute("PRAGMA journal_mode=WAL")
-    finally:
-        connection.close()
-    fsync_file(candidate)
-
-
-def swap_in(layout: DataLayout, candidate: Path) -> None:
-    """Rename a ready candidate into place. The caller has moved the old database and its
-    -wal/-shm aside first: a stale -wal beside the restored file would be replayed into it."""
-    for path in (layout.database, *layout.database_companions):
-        if path.exists():
-            raise RestoreError(f"{path} is still there; move it aside before restoring")
-    os.replace(candidate, layout.database)
-    fsync_dir(layout.database.parent)
-
-
-def install_fetched(layout: DataLayout, candidate: Path) -> None:
-    """Install a file the offsite store's ``fetch`` returned: it has proven its sha256 and
-    passed integrity_check there, so it is only switched to WAL here, not checked again."""
-    set_wal(candidate)
-    swap_in(layout, candidate)
-
-
-def candidate_path(layout: DataLayout, backup_id: str) -> Path:
-    layout.database.parent.mkdir(parents=True, exist_ok=True)
-    return layout.database.parent / f"{RESTORE_PREFIX}{backup_id}.db"
-
-
-def prepare_backup(layout: DataLayout, backup: Backup) -> Path:
-    """The backup's database materialized beside the live one and made ready; the caller swaps
-    it in (or deletes it). Nothing live is touched.
-
-    For a plain backup, ``integrity_check`` runs on the stored file while it is being copied
-    (SQLite releases the GIL; the machine has a second core), and the copy must then hash to the
-    manifest's sha256: the same bytes that passed. That takes the copy off the time the bot is
-    down. A compressed backup is checked after decompression, as it must be.
-    """
-    temporary = candidate_path(layout, backup.id)
-    try:
-        if backup.manifest.compression is not None:
-            materialize(backup, temporary)
-            ready_candidate(temporary, backup.manifest)
-            return temporary
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="restore-check") as pool:
-            checking = pool.submit(integrity_problem, backup.data_path)
-            materialize(backup, temporary)
-            same = sha256_of(temporary) == backup.manifest.sha256
-            problem = checking.result()
-        if not same:
-            raise RestoreError(f"backup {backup.id}: the copy does not match its sha256")
-        if problem:
-            raise RestoreError(f"backup {backup.id}: integrity_check failed: {problem}")
-        set_wal(temporary)
-    except (OSError, sqlite3.DatabaseError) as error:
-        discard(temporary)
-        raise RestoreError(f"backup {backup.id}: {error}") from None
-    except RestoreError:
-        discard(temporary)
-        raise
-    return temporary
-
-
-def discard(candidate: Path) -> None:
-    for path in (candidate, Path(f"{candidate}-wal"), Path(f"{candidate}-shm")):
-        path.unlink(missing_ok=True)
-
-
-def install_backup(layout: DataLayout, backup: Backup) -> None:
-    candidate = prepare_backup(layout, backup)
-    try:
-        swap_in(layout, candidate)
-    finally:
-        discard(candidate)
-
-
 # -- the path ------------------------------------------------------------------------------
 
-log = logging.getLogger(__name__)
-
-OffsiteFetch = Callable[[Path], Manifest]
-"""Writes the newest offsite backup's plain database to the path given; raises on failure."""
+SHOWN_REFUSALS = 5
+"""Refused candidates named in the summary (the admins' alert); /health lists them all."""
 
 
 @dataclass
@@ -293,7 +182,17 @@ class RecoveryResult:
         merged = sum((self.salvage or {}).get("merged", {}).values()) if self.salvage else 0  # type: ignore[union-attr]
         tail = f"; {merged} rows salvaged from the damaged file" if self.salvage else ""
         where = f"; damaged files kept in {self.quarantine}" if self.quarantine else ""
-        return head + tail + where
+        return head + tail + self.refusals() + where
+
+    def refusals(self) -> str:
+        """The candidates refused on the way, with their ids and reasons ("" if none)."""
+        if not self.rejected:
+            return ""
+        shown = "; ".join(self.rejected[:SHOWN_REFUSALS])
+        more = len(self.rejected) - SHOWN_REFUSALS
+        return f"; refused {len(self.rejected)}: {shown}" + (
+            f"; and {more} more" if more > 0 else ""
+        )
 
 
 def recover(
@@ -301,9 +200,10 @@ def recover(
     reason: str,
     detail: str,
     now: float,
-    offsite: OffsiteFetch | None = None,
+    offsite: OffsiteSource | None = None,
 ) -> RecoveryResult:
-    """Blocking. The bot must already be stopped."""
+    """Blocking. The bot must already be stopped. Every refused candidate is named in
+    ``rejected``; with none left, the result is a fresh start (``fresh``)."""
     started = time.monotonic()
     result = RecoveryResult(reason=reason)
     moved = quarantine_database(layout, reason, detail, now)
@@ -311,43 +211,19 @@ def recover(
         result.quarantine = str(moved.folder)
         log.warning("quarantined the database in %s (%s)", moved.folder, reason)
 
-    catalogue = Catalogue(layout)
-    for backup in candidates_newest_first(catalogue.scan()):
-        # sha256 of the stored file here; integrity_check runs once, on the copy being installed
-        # (prepare_backup), which is the file that will be used.
-        try:
-            verdict = verify_stored_file(backup)
-        except OSError as error:
-            verdict = Verdict(False, f"unreadable: {error.strerror or error}")
-        if not verdict.ok:
-            result.rejected.append(f"{backup.id}: {verdict.detail}")
-            log.error("backup %s is not usable: %s", backup.id, verdict.detail)
-            continue
+    chosen = first_good_local(layout, now, result.rejected)
+    if chosen is not None:
+        candidate, backup = chosen
         if moved is not None:  # said before the swap, so a salvage left pending can resume
             moved = update_note(moved, restored_from=backup.id, source="local")
-        try:
-            install_backup(layout, backup)
-        except RestoreError as error:
-            result.rejected.append(str(error))
-            log.error("%s", error)
-            if moved is not None:
-                moved = update_note(moved, restored_from=None, source=None)
-            continue
-        result.restored_from, result.source = backup.id, "local"
-        break
-
+        if _install(layout, candidate, result):
+            result.restored_from, result.source = backup.id, "local"
+        elif moved is not None:
+            moved = update_note(moved, restored_from=None, source=None)
     if result.restored_from is None and offsite is not None:
-        temporary = layout.database.parent / f"{RESTORE_PREFIX}offsite.db"
-        try:
-            manifest = offsite(temporary)
-            install_fetched(layout, temporary)
-        except Exception as error:  # any failure of the offsite store: reported, then go on
-            result.rejected.append(f"offsite: {error}")
-            log.error("offsite restore failed: %s", error)
-        else:
-            result.restored_from, result.source = manifest.id, "offsite"
-        finally:
-            temporary.unlink(missing_ok=True)
+        fetched = first_good_offsite(layout, offsite, now, result.rejected)
+        if fetched is not None and _install(layout, fetched[0], result):
+            result.restored_from, result.source = fetched[1].id, "offsite"
 
     for entry in list_quarantine(layout):
         pending = entry.note.get("salvage", {}).get("status") == "pending"
@@ -359,6 +235,19 @@ def recover(
             result.salvage = report.as_dict()
     result.seconds = time.monotonic() - started
     return result
+
+
+def _install(layout: DataLayout, candidate: Path, result: RecoveryResult) -> bool:
+    """Rename a proven candidate into place; False (said in ``result``) if it cannot be."""
+    try:
+        swap_in(layout, candidate)
+    except (RestoreError, OSError) as error:
+        result.rejected.append(f"installing {candidate.name}: {error}")
+        log.error("installing %s failed: %s", candidate.name, error)
+        return False
+    finally:
+        discard(candidate)
+    return True
 
 
 def finish_salvage(

@@ -5,27 +5,28 @@ and relaunches the bot)."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from conf.layout import DataLayout
-from watchdog.data.catalogue import Backup, Catalogue, Manifest
-from watchdog.data.recovery import (
+from watchdog.data.candidates import (
     RESTORE_PREFIX,
+    OffsiteSource,
     RestoreError,
     discard,
+    fetch_offsite,
+    first_good_offsite,
     prepare_backup,
-    quarantine_database,
-    set_wal,
     swap_in,
-    update_note,
 )
+from watchdog.data.catalogue import Backup, Catalogue
+from watchdog.data.recovery import quarantine_database, update_note
 from watchdog.data.snapshot import verify_backup
+from watchdog.rules.recovery import latest_trusted
+from watchdog.rules.schedule import FUTURE_SLACK
 
-
-class OffsiteSource(Protocol):
-    def fetch(self, entry_id: str | None, dest: Path) -> Manifest: ...
+__all__ = ["OffsiteSource", "RestoreError", "choose", "restore_requested"]
 
 
 @dataclass(frozen=True)
@@ -38,13 +39,20 @@ class ManualRestore:
         return f"restored backup {self.backup_id}{kept}"
 
 
-def choose(catalogue: Catalogue, wanted: str) -> Backup:
-    """``latest`` (the newest backup of any tier) or an id from the catalogue; else RestoreError."""
+def choose(catalogue: Catalogue, wanted: str, now: float | None = None) -> Backup:
+    """``latest`` (the newest backup of any tier not dated in the future) or an id from the
+    catalogue; else RestoreError. A backup dated in the future is restored only by its id."""
     backups = catalogue.scan()
     if wanted == "latest":
         if not backups:
             raise RestoreError("there are no backups to restore")
-        return backups[-1]
+        newest = latest_trusted(backups, time.time() if now is None else now)
+        if newest is None:
+            raise RestoreError(
+                f"every backup is dated more than {FUTURE_SLACK:.0f} s in the future (is the "
+                "clock right?); `latest` picks none of them: name one by its id to restore it"
+            )
+        return newest
     for backup in backups:
         if backup.id == wanted:
             return backup
@@ -60,7 +68,10 @@ def restore_chosen(layout: DataLayout, backup: Backup, now: float) -> ManualRest
     verdict = verify_backup(backup, layout.run)
     if not verdict.ok:
         raise RestoreError(f"backup {backup.id} does not verify: {verdict.detail}; nothing changed")
-    candidate = prepare_backup(layout, backup)  # ready beside the live database before touching it
+    try:  # proven (sha256, schema, integrity) and ready beside the live database first
+        candidate = prepare_backup(layout, backup)
+    except RestoreError as error:
+        raise RestoreError(f"{error}; nothing changed") from None
     try:
         moved = quarantine_database(
             layout, f"manual restore of {backup.id}", "set aside by an operator's restore", now
@@ -77,24 +88,39 @@ def restore_chosen(layout: DataLayout, backup: Backup, now: float) -> ManualRest
 
 
 def restore_from_offsite(layout: DataLayout, store: OffsiteSource, wanted: str, now: float) -> str:
-    """An operator's restore from the offsite branch (``latest`` or an id): fetch and verify
-    first, then quarantine the live database and install. Blocking; the bot must be stopped."""
-    temporary = layout.database.parent / f"{RESTORE_PREFIX}offsite.db"
+    """An operator's restore from the offsite branch: an id, or ``latest`` — the first of every
+    offsite backup, newest first (dated in the future last), that proves itself. Fetched and
+    proven first, then the live database quarantined and the backup installed. Blocking; the
+    bot must be stopped. Raises RestoreError or the store's error with nothing live changed."""
+    refused: list[str] = []
+    if wanted == "latest":
+        fetched = first_good_offsite(layout, store, now, refused)
+        if fetched is None:
+            raise RestoreError(
+                "no offsite backup passed its checks: "
+                + ("; ".join(refused) or "there are none")
+                + "; nothing changed"
+            )
+    else:
+        try:
+            fetched = fetch_offsite(layout, store, wanted)
+        except RestoreError as error:
+            raise RestoreError(f"offsite {error}; nothing changed") from None
+    temporary, manifest = fetched
     try:
-        manifest = store.fetch(None if wanted == "latest" else wanted, temporary)
-        set_wal(temporary)  # fetch proved it; ready before the live database is touched
         moved = quarantine_database(
             layout, f"restore of offsite backup {manifest.id}", "set aside by an operator", now
         )
         swap_in(layout, temporary)
     finally:
-        temporary.unlink(missing_ok=True)
+        discard(temporary)
     if moved is not None:
         update_note(
             moved, restored_from=manifest.id, salvage={"status": "not merged (manual restore)"}
         )
     kept = f"; the previous database is kept in {moved.folder}" if moved else ""
-    return f"restored offsite backup {manifest.id}{kept}"
+    skipped = f"; refused first: {'; '.join(refused)}" if refused else ""
+    return f"restored offsite backup {manifest.id}{skipped}{kept}"
 
 
 def restore_requested(

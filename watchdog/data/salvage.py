@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conf.schema import MERGEABLE_TABLES
+from watchdog.data.database import connect
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def _open_damaged(workdir: Path, damaged: Path, wal: Path | None) -> sqlite3.Con
     shutil.copyfile(damaged, copy)
     if wal is not None and wal.exists():
         shutil.copyfile(wal, workdir / "damaged.db-wal")
-    connection = sqlite3.connect(copy, timeout=1)
+    connection = connect(copy, "rw", timeout=1)  # trusted_schema off: its views never run
     connection.set_authorizer(_deny_side_doors)
     try:
         connection.execute("PRAGMA query_only = ON")
@@ -216,7 +217,7 @@ def _salvage_view(damaged: Path, wal: Path | None, target: Path, report: Salvage
             report.problems.append(f"cannot open the damaged file: {error}")
             return
         try:
-            out = sqlite3.connect(target)
+            out = connect(target, "rwc")
             try:
                 for table in MERGE_TABLES:
                     try:
@@ -263,6 +264,9 @@ def _primary_key(connection: sqlite3.Connection, table: str) -> list[str]:
 
 def merge_into(restored: Path, salvage: Path, report: SalvageReport) -> None:
     """Insert salvaged rows the restored database lacks (by primary key), one transaction."""
+    # The one connection left with a trusted schema: ``restored`` was proven to hold exactly the
+    # bot's schema before it was installed, and its FTS5 triggers (which the inserts below fire)
+    # cannot run with trusted_schema off.
     connection = sqlite3.connect(restored, timeout=30)
     try:
         connection.execute("PRAGMA foreign_keys = ON")

@@ -22,7 +22,7 @@ from pathlib import Path
 import zstandard
 
 from watchdog.data.catalogue import Backup, Catalogue, Manifest, new_backup_id
-from watchdog.data.database import connect_read_only, count_rows, sqlite_version
+from watchdog.data.database import connect, connect_read_only, count_rows, sqlite_version
 from watchdog.data.fs import fsync_file
 
 CHUNK = 1 << 20
@@ -58,7 +58,7 @@ def sha256_of(path: Path, proceed: Proceed = _always) -> str:
 
 def _open_frozen(path: Path, proceed: Proceed) -> sqlite3.Connection:
     """A read-only connection to a file nobody writes; long statements stop when told to."""
-    connection = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+    connection = connect(path, "ro", immutable=True)
     connection.set_progress_handler(lambda: 0 if proceed() else 1, 100_000)
     return connection
 
@@ -90,7 +90,7 @@ def _copy_online(source: Path, target: Path, proceed: Proceed) -> None:
 
     source_connection = connect_read_only(source, timeout=0)
     try:
-        target_connection = sqlite3.connect(target)
+        target_connection = connect(target, "rwc")
         try:
             # A fresh temporary file needs no journal and no syncs while it fills: it is fsynced
             # once, whole, before it counts for anything.
@@ -115,9 +115,22 @@ def _compress(plain: Path, packed: Path, proceed: Proceed) -> None:
         os.fsync(target.fileno())
 
 
-def decompress(packed: Path, plain: Path) -> None:
+def decompress(packed: Path, plain: Path, limit: int | None = None) -> None:
+    """``limit``: at most this many bytes out, else ValueError (zstd reaches 32,700:1 on crafted
+    input: a manifest's size is the bound on what one of its files may become)."""
     with packed.open("rb") as source, plain.open("wb") as target:
-        zstandard.ZstdDecompressor().copy_stream(source, target, read_size=CHUNK, write_size=CHUNK)
+        if limit is None:
+            zstandard.ZstdDecompressor().copy_stream(
+                source, target, read_size=CHUNK, write_size=CHUNK
+            )
+        else:
+            written = 0
+            with zstandard.ZstdDecompressor().stream_reader(source, read_size=CHUNK) as reader:
+                while chunk := reader.read(CHUNK):
+                    written += len(chunk)
+                    if written > limit:
+                        raise ValueError(f"decompresses to more than its {limit} bytes")
+                    target.write(chunk)
         target.flush()
         os.fsync(target.fileno())
 
@@ -238,7 +251,7 @@ def verify_backup(backup: Backup, scratch_dir: Path) -> Verdict:
 def materialize(backup: Backup, target: Path) -> None:
     """The plain database of ``backup`` at ``target`` (copied or decompressed), fsynced."""
     if backup.manifest.compression == "zstd":
-        decompress(backup.data_path, target)
+        decompress(backup.data_path, target, limit=backup.manifest.size_bytes)
     else:
         shutil.copyfile(backup.data_path, target)
         fsync_file(target)

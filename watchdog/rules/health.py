@@ -137,7 +137,11 @@ def check_recovery(state: WatchdogState, now: float) -> Check:
     if recovery.fresh_start_at is not None and now - recovery.fresh_start_at < FRESH_START_LOUD_FOR:
         return Check(DEGRADED, recovery.fresh_start_reason or "started on a fresh database")
     if recovery.last is not None:
-        return Check(HEALTHY, f"last recovery: restored from {recovery.last['restored_from']}")
+        refused = len(recovery.last.get("rejected") or [])
+        named = f" ({refused} refused: see recovery.last.rejected)" if refused else ""
+        return Check(
+            HEALTHY, f"last recovery: restored from {recovery.last['restored_from']}{named}"
+        )
     return Check(HEALTHY, "no recovery needed")
 
 

@@ -6,7 +6,10 @@ choose → install → salvage → relaunch → report — in this order:
 1. detect: ``check_locked`` (``data.database.check_database``, read by
    ``rules.recovery.integrity_verdict``) and ``_recovery_reason`` (``rules.recovery``);
 2. stop: ``bot.held(...)`` stops the bot and keeps it down;
-3. quarantine, choose, install, salvage: ``data.recovery.recover`` (blocking, in a thread);
+3. quarantine, choose, install, salvage: ``data.recovery.recover`` (blocking, in a thread):
+   every candidate — each local backup newest first, then each offsite one — must prove itself
+   (sha256, the bot's schema and nothing more, integrity_check; ``data.candidates``) before it
+   is installed; each one refused is named in the result, the health report and the alert;
 4. report: the state, the event log, the admins' alert;
 5. relaunch: leaving the hold lets the supervisor launch the bot on the restored file.
 """
@@ -20,7 +23,7 @@ import logging
 from conf.units import MIB
 from watchdog.data.database import check_database, count_tables, create_empty_database
 from watchdog.data.disk import read_disk
-from watchdog.data.recovery import OffsiteFetch, RecoveryResult, recover, resume_pending_salvage
+from watchdog.data.recovery import RecoveryResult, recover, resume_pending_salvage
 from watchdog.offsite import OffsiteError, OffsiteStore
 from watchdog.rules.recovery import integrity_verdict, recovery_reason, vanished_tables
 from watchdog.rules.state import Integrity
@@ -207,7 +210,7 @@ class DataGuard:
                 reason,
                 detail,
                 ctx.clock.time(),
-                self._offsite_fetch(),
+                self.offsite,  # the last resort: every offsite backup, newest first
             )
             # What we restored (or start afresh with) defines the tables from now on.
             ctx.remembered.update(known_tables=[])
@@ -237,13 +240,6 @@ class DataGuard:
             self.ctx.remembered.load().database_seen,
             self.ctx.state.backups.count > 0 or await self._offsite_has_backups(),
         )
-
-    def _offsite_fetch(self) -> OffsiteFetch | None:
-        """The offsite store's fetch, when one is configured (the recovery's last resort)."""
-        store = self.offsite
-        if store is None:
-            return None
-        return lambda path: store.fetch(None, path)
 
     async def _offsite_has_backups(self) -> bool:
         """A fresh-looking machine (no database, no local backups) with backups on the offsite
