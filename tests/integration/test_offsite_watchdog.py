@@ -49,6 +49,7 @@ def test_pushes_offsite_and_a_lost_disk_comes_back_from_the_branch(
         BACKUP_GIT_TOKEN=TOKEN,
         BACKUP_AGE_KEY=str(identity),
         BACKUP_GIT_TIMEOUT="30",
+        BACKUP_OFFSITE_EVERY="2s",
     )
 
     def health() -> dict:
@@ -60,8 +61,21 @@ def test_pushes_offsite_and_a_lost_disk_comes_back_from_the_branch(
         fake_api.send_text(uid, "/start", first_name=f"U{uid}")
         fake_api.wait_for_sent(uid, timeout=20)
     wait_until(lambda: {11, 12, 13} <= users(data / "erixcast.db"), timeout=20)
+    # The first scheduled backups may predate the users: take one now and wait for it offsite.
+    taken = subprocess.run(
+        [sys.executable, "-m", "watchdog", "backup"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert taken.returncode == 0, taken.stderr
+    with_users = taken.stdout.split()[1]
     doc = wait_until(
-        lambda: (d := health())["backups"]["offsite"]["newest_id"] and d, timeout=60, what="push"
+        lambda: (d := health())["backups"]["offsite"]["newest_id"] == with_users and d,
+        timeout=90,
+        what="the backup with the users pushed",
     )
     assert doc["checks"]["offsite"]["status"] == "healthy"
     listed = subprocess.run(
