@@ -23,8 +23,9 @@ install: $(VENV)/.runtime
 
 install-dev: $(VENV)/.dev
 
+# bin/start execs supervisord in the foreground (see it for why it may relay stdout/stderr).
 run: install
-	PATH="$(CURDIR)/$(BIN):$$PATH" exec $(BIN)/supervisord -c supervisord.conf
+	PATH="$(CURDIR)/$(BIN):$$PATH" exec sh bin/start
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -24,6 +24,7 @@ from watchdog.data.restore import RestoreError, choose, restore_requested
 from watchdog.data.snapshot import verify_backup
 from watchdog.offsite import OffsiteError, OffsiteStore
 from watchdog.web.admin import AdminEndpoint
+from watchdog.web.client import open_direct
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -67,7 +68,7 @@ def ask_running_watchdog(endpoint: AdminEndpoint, wanted: str, from_git: bool) -
         method="POST",
     )
     try:
-        with urllib.request.urlopen(request, timeout=600) as answer:
+        with open_direct(request, timeout=600) as answer:
             body = json.load(answer)
     except urllib.error.HTTPError as error:
         body = json.load(error)

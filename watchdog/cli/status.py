@@ -6,10 +6,10 @@ import argparse
 import json
 import sys
 import urllib.error
-import urllib.request
 
 from conf.exitcodes import EXIT_REFUSED
 from conf.settings import load_settings_or_exit
+from watchdog.web.client import open_direct
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -28,12 +28,17 @@ def local_address(host: str, port: int) -> str:
     return f"http://{reachable}:{port}/health"
 
 
+def _rows(records: int | None) -> str:
+    # null before the first check, and always once STATS_TOKEN is set (/health is anonymous)
+    return "row count not shown" if records is None else f"{records} rows"
+
+
 def summarise(document: dict) -> str:
     bot, db, storage = document["bot"], document["database"], document["storage"]
     lines = [
         f"status:   {document['status']}",
         f"bot:      {bot['status']} (pid {bot['pid']}, restarts {bot['restarts']})",
-        f"database: {db['integrity']}, {db['size_mb']} MB, {db['records']} rows",
+        f"database: {db['integrity']}, {db['size_mb']} MB, {_rows(db['records'])}",
         f"disk:     {storage['disk_usage_percent']}% used, persistent: {storage['persistent_disk']}",
     ]
     for name, check in document["checks"].items():
@@ -46,7 +51,7 @@ def command(args: argparse.Namespace) -> int:
     settings = load_settings_or_exit("watchdog")
     url = local_address(settings.host, settings.port)
     try:
-        with urllib.request.urlopen(url, timeout=args.timeout) as answer:
+        with open_direct(url, timeout=args.timeout) as answer:
             document = json.load(answer)
     except urllib.error.HTTPError as error:
         document = json.load(error)

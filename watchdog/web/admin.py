@@ -6,7 +6,6 @@ to the bot in its environment and written for local commands to ``DATA_DIR/run/a
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import os
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from watchdog.data.fs import atomic_write_json
+from watchdog.web.auth import authorised
 from watchdog.web.public import json_response
 
 if TYPE_CHECKING:
@@ -51,9 +51,7 @@ def _json(body: dict[str, Any], status: int = 200) -> web.Response:
 
 @web.middleware
 async def require_secret(request: web.Request, handler: Any) -> web.StreamResponse:
-    given = request.headers.get("Authorization", "")
-    expected = f"Bearer {request.app[SECRET]}"
-    if not hmac.compare_digest(given.encode(), expected.encode()):
+    if not authorised(request, request.app[SECRET]):
         return _json({"error": "unauthorised"}, 401)
     return await handler(request)
 

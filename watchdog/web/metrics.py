@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 
 
 class StateCollector(Collector):
-    def __init__(self, service: Observable) -> None:
+    def __init__(self, service: Observable, table_rows: bool = True) -> None:
         self.service = service
+        self.table_rows = table_rows
 
     def collect(self) -> Iterator[Metric]:
         service = self.service
@@ -65,12 +66,13 @@ class StateCollector(Collector):
             "1 when the last integrity_check passed (or no database exists yet)",
             value=1.0 if state.database.integrity in (Integrity.OK, Integrity.MISSING) else 0.0,
         )
-        rows = GaugeMetricFamily(
-            "erixcast_database_rows", "rows per table at the last check", labels=["table"]
-        )
-        for table, count in sorted(state.database.tables.items()):
-            rows.add_metric([table], count)
-        yield rows
+        if self.table_rows:
+            rows = GaugeMetricFamily(
+                "erixcast_database_rows", "rows per table at the last check", labels=["table"]
+            )
+            for table, count in sorted(state.database.tables.items()):
+                rows.add_metric([table], count)
+            yield rows
         if state.database.check_seconds is not None:
             yield GaugeMetricFamily(
                 "erixcast_integrity_check_seconds",
@@ -89,7 +91,8 @@ class StateCollector(Collector):
         )
 
 
-def build_registry(service: Observable) -> CollectorRegistry:
+def build_registry(service: Observable, table_rows: bool = True) -> CollectorRegistry:
+    """``table_rows=False``: the registry anonymous scrapes get once STATS_TOKEN is set."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StateCollector(service))
+    registry.register(StateCollector(service, table_rows))
     return registry

@@ -1,11 +1,13 @@
 """HTTP on $HOST:$PORT: /health for the platform, /stats for people, /metrics for Prometheus.
 
 Every answer is built from the watchdog's cached state: no request touches the database.
+What each may show anonymously: /health no URL or path ever, and no row count once STATS_TOKEN
+is set (``exposure``); /stats everything, behind the token; /metrics everything but the rows per
+table, which need the token once it is set.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import os
@@ -19,6 +21,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from conf.logging import redact
 from conf.units import MIB
 from watchdog.version import app_version
+from watchdog.web.auth import authorised, sends_credentials
+from watchdog.web.exposure import public_health
 from watchdog.web.metrics import build_registry
 
 if TYPE_CHECKING:
@@ -48,25 +52,41 @@ def _json(request: web.Request, body: dict[str, Any], status: int = 200) -> web.
     return json_response(body, status, _service(request).settings.secrets())
 
 
+def known_paths(service: Observable) -> list[str]:
+    """Where this watchdog keeps things, as configured and as measured: never shown anonymously."""
+    settings, state = service.settings, service.state
+    found = [str(settings.data_dir), state.database.path, state.storage.path]
+    found.append(state.storage.mount_point)
+    if settings.database_path is not None:
+        found.append(str(settings.database_path))
+    return [path for path in found if path]
+
+
+def health_document(service: Observable) -> tuple[dict[str, Any], int]:
+    """The /health document as anyone may see it, and its HTTP status."""
+    report = service.health()
+    hide_counts = bool(_stats_token(service))
+    return public_health(report.document, known_paths(service), hide_counts), report.http_status
+
+
 async def health(request: web.Request) -> web.Response:
-    report = _service(request).health()
-    return _json(request, report.document, report.http_status)
+    document, status = health_document(_service(request))
+    return _json(request, document, status)
 
 
-def _authorised(request: web.Request, token: str | None) -> bool:
-    if not token:
-        return True
-    given = request.headers.get("Authorization", "")
-    return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+def _stats_token(service: Observable) -> str | None:
+    token = service.settings.stats_token
+    return (token.get_secret_value() or None) if token is not None else None
+
+
+UNAUTHORISED = {"error": "unauthorised: send Authorization: Bearer <STATS_TOKEN>"}
 
 
 async def stats(request: web.Request) -> web.Response:
     service = _service(request)
-    token = service.settings.stats_token
-    if not _authorised(request, token.get_secret_value() if token else None):
-        return _json(
-            request, {"error": "unauthorised: send Authorization: Bearer <STATS_TOKEN>"}, 401
-        )
+    token = _stats_token(service)
+    if token and not authorised(request, token):
+        return _json(request, UNAUTHORISED, 401)
     return _json(request, stats_document(service))
 
 
@@ -118,19 +138,30 @@ def stats_document(service: Observable) -> dict[str, Any]:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    """Every series for a caller with the token (or when there is none); without credentials,
+    every series but the rows per table; with wrong credentials, 401 (a scraper misconfigured
+    is told so, rather than silently losing series)."""
+    token = _stats_token(_service(request))
     registry = request.app[REGISTRY_KEY]
+    if token and not authorised(request, token):
+        if sends_credentials(request):
+            return _json(request, UNAUTHORISED, 401)
+        registry = request.app[PUBLIC_REGISTRY_KEY]
     return web.Response(
-        body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        body=generate_latest(registry),
+        headers={"Content-Type": CONTENT_TYPE_LATEST},
     )
 
 
 REGISTRY_KEY = web.AppKey("registry", object)
+PUBLIC_REGISTRY_KEY = web.AppKey("public_registry", object)
 
 
 def build_app(service: Observable) -> web.Application:
     app = web.Application()
     app[SERVICE_KEY] = service
     app[REGISTRY_KEY] = build_registry(service)
+    app[PUBLIC_REGISTRY_KEY] = build_registry(service, table_rows=False)
     app.router.add_get("/health", health)
     app.router.add_get("/stats", stats)
     app.router.add_get("/metrics", metrics)

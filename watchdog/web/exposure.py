@@ -1,0 +1,78 @@
+"""What an anonymous caller may see of the health document.
+
+``/health`` is always anonymous (it is Render's health check, on the public URL), so it never
+shows where things live: URLs (the offsite repository's, in an error text) and filesystem paths
+are replaced by placeholders, path fields are dropped. When ``STATS_TOKEN`` is set the operator
+has said the detail is private: row counts (how many users and messages the bot holds) go too,
+and stay on ``/stats`` behind the token. The keys operators rely on stay; a hidden value is null.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+URL_PLACEHOLDER = "<url>"
+PATH_PLACEHOLDER = "<path>"
+COUNT_PLACEHOLDER = "<n>"
+
+PATH_KEYS = frozenset({"path", "data_dir", "database_path", "mount_point"})
+"""Fields whose value is a filesystem location: dropped from the public document."""
+
+_URL = re.compile(
+    r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]*[^\s'\"<>.,:;)\]]"  # scheme://…
+    r"|\b[\w.-]+@[\w.-]+:[^\s'\"<>]*[^\s'\"<>.,:;)\]]"  # scp-like git@host:owner/repo.git
+)
+_PATH = re.compile(
+    # An absolute path (two segments at least, or one after a home): not the '/' of '3/5'.
+    r"(?<![\w/.:~-])(?:~|\.{1,2})?/[\w.@%+=~-]+(?:/[\w.@%+=~-]*)+"
+    r"|(?<![\w/.:~-])~/[\w.@%+=~-]+"
+)
+_ROWS = re.compile(r"\b\d[\d,_]*(\s+rows?)\b")
+
+
+def scrub_text(text: str, known_paths: Iterable[str] = ()) -> str:
+    """``text`` with every URL and filesystem path replaced by a placeholder."""
+    text = _URL.sub(URL_PLACEHOLDER, text)
+    # Known locations first, longest first: they may be relative (DATA_DIR=var/data) or hold
+    # characters the pattern does not expect. A bare word (DATA_DIR=data) is left to the pattern.
+    for known in sorted({p for p in known_paths if "/" in p and p != "/"}, key=len, reverse=True):
+        text = re.sub(rf"(?<![\w.-]){re.escape(known)}(?:/[\w.@%+=~-]*)*", PATH_PLACEHOLDER, text)
+    return _PATH.sub(PATH_PLACEHOLDER, text)
+
+
+def _scrub(value: Any, known_paths: tuple[str, ...], hide_counts: bool) -> Any:
+    if isinstance(value, str):
+        text = scrub_text(value, known_paths)
+        return _ROWS.sub(COUNT_PLACEHOLDER + r"\1", text) if hide_counts else text
+    if isinstance(value, dict):
+        return {
+            key: _scrub(item, known_paths, hide_counts)
+            for key, item in value.items()
+            if key not in PATH_KEYS
+        }
+    if isinstance(value, list | tuple):
+        return [_scrub(item, known_paths, hide_counts) for item in value]
+    return value
+
+
+def public_health(
+    document: dict[str, Any], known_paths: Iterable[str] = (), hide_counts: bool = False
+) -> dict[str, Any]:
+    """A copy of the /health document fit for anyone (the original is left as it was)."""
+    public: dict[str, Any] = _scrub(document, tuple(known_paths), hide_counts)
+    if hide_counts:
+        database = public.get("database")
+        if isinstance(database, dict):
+            if "records" in database:
+                database["records"] = None
+            database.pop("tables", None)
+        last = (public.get("recovery") or {}).get("last")
+        if isinstance(last, dict) and isinstance(last.get("salvage"), dict):
+            # Rows read and merged per table: the tables' sizes by another name.
+            last["salvage"] = {
+                key: (None if key in ("read", "merged", "rejected") else item)
+                for key, item in last["salvage"].items()
+            }
+    return public
