@@ -132,7 +132,7 @@ def _rows_kept(work: Path, quick: bool) -> tuple[Table, Table]:
     layout.ensure()
     size = ROWS_SIZE_QUICK if quick else ROWS_SIZE
     _say(f"rows kept: generating {_label(size)} …")
-    dbgen.create(layout.database, size)
+    dbgen.create_bot(layout.database, size)
     keeper = BackupKeeper(
         layout, keep=dict.fromkeys(TIERS, 10), min_free_bytes=0, app_version="bench"
     )

@@ -10,18 +10,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
+from conf.layout import DataLayout
 from conf.units import MIB
 from watchdog.cli.common import iso, prepare
-from watchdog.data.catalogue import Catalogue
 from watchdog.data.fs import AlreadyRunning, InstanceLock
-from watchdog.data.restore import RestoreError, choose, restore_requested
-from watchdog.data.snapshot import verify_backup
+from watchdog.data.restore import RestoreError, prove_requested, restore_requested
 from watchdog.offsite import OffsiteError, OffsiteStore
 from watchdog.web.admin import AdminEndpoint
 from watchdog.web.client import open_direct
@@ -122,31 +119,19 @@ def command(args: argparse.Namespace) -> int:
     return 0
 
 
-def dry_run(args: argparse.Namespace, layout, store) -> int:  # type: ignore[no-untyped-def]
-    if store is not None:
-        with tempfile.TemporaryDirectory(dir=layout.run) as scratch:
-            try:
-                manifest = store.fetch(
-                    None if args.id == "latest" else args.id, Path(scratch) / "x.db"
-                )
-            except OffsiteError as error:
-                return fail(str(error))
-        print(
-            f"would restore offsite backup {manifest.id} ({manifest.tier}, {iso(manifest.created_at)}, "
-            f"{manifest.size_bytes / MIB:.2f} MB, {sum(manifest.rows.values())} rows): fetched and verified"
-        )
-    else:
-        try:
-            backup = choose(Catalogue(layout), args.id)
-        except RestoreError as error:
-            return fail(str(error))
-        verdict = verify_backup(backup, layout.run)
-        if not verdict.ok:
-            return fail(f"backup {backup.id} does not verify: {verdict.detail}")
-        manifest = backup.manifest
-        print(
-            f"would restore {manifest.id} ({manifest.tier}, {iso(manifest.created_at)}, "
-            f"{manifest.size_bytes / MIB:.2f} MB, {sum(manifest.rows.values())} rows): verified"
-        )
+def dry_run(args: argparse.Namespace, layout: DataLayout, store: OffsiteStore | None) -> int:
+    """Prove what a restore would install, exactly as the restore does, and change nothing."""
+    try:
+        manifest, refused = prove_requested(layout, args.id, time.time(), store)
+    except (RestoreError, OffsiteError) as error:
+        return fail(str(error))
+    for reason in refused:
+        print(f"refused: {reason}")
+    where = "offsite backup " if store is not None else ""
+    print(
+        f"would restore {where}{manifest.id} ({manifest.tier}, {iso(manifest.created_at)}, "
+        f"{manifest.size_bytes / MIB:.2f} MB, {sum(manifest.rows.values())} rows): "
+        "sha256, schema and integrity_check verified"
+    )
     print(f"the current {layout.database.name} (with -wal/-shm) would move to {layout.quarantine}/")
     return 0

@@ -20,7 +20,7 @@ from watchdog.data.candidates import (
     prepare_backup,
     swap_in,
 )
-from watchdog.data.catalogue import Backup, Catalogue
+from watchdog.data.catalogue import Backup, Catalogue, Manifest
 from watchdog.data.recovery import quarantine_database, update_note
 from watchdog.data.snapshot import verify_backup
 from watchdog.rules.recovery import latest_trusted
@@ -132,6 +132,29 @@ def restore_requested(
     if offsite is not None:
         return restore_from_offsite(layout, offsite, wanted, now)
     return restore_chosen(layout, choose(Catalogue(layout), wanted), now).summary()
+
+
+def prove_requested(
+    layout: DataLayout, wanted: str, now: float, offsite: OffsiteSource | None = None
+) -> tuple[Manifest, list[str]]:
+    """What ``restore_requested`` would install, proven the same way (sha256, schema,
+    integrity_check) and then discarded: the live database is not touched. Returns its manifest
+    and the candidates refused on the way. Raises like ``restore_requested``."""
+    refused: list[str] = []
+    if offsite is None:
+        backup = choose(Catalogue(layout), wanted, now)
+        discard(prepare_backup(layout, backup))
+        return backup.manifest, refused
+    if wanted == "latest":
+        fetched = first_good_offsite(layout, offsite, now, refused)
+        if fetched is None:
+            raise RestoreError(
+                "no offsite backup passed its checks: " + ("; ".join(refused) or "there are none")
+            )
+    else:
+        fetched = fetch_offsite(layout, offsite, wanted)
+    discard(fetched[0])
+    return fetched[1], refused
 
 
 LEFTOVER_PREFIXES = (RESTORE_PREFIX, ".tmp-offsite-")
