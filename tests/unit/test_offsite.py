@@ -365,3 +365,139 @@ def test_an_index_entry_naming_options_or_paths_is_refused(changes):
     for form in (1, 2):
         with pytest.raises(ValueError):
             IndexEntry.from_index(_index_entry(**changes), "c" * 40, form)
+
+
+# -- authenticity: the MAC key and what it covers ---------------------------------------------
+
+
+def test_hkdf_sha256_matches_rfc_5869():
+    from watchdog.offsite.auth import hkdf_sha256
+
+    okm = hkdf_sha256(
+        bytes([0x0B] * 22), salt=bytes(range(13)), info=bytes(range(0xF0, 0xFA)), length=42
+    )
+    assert okm.hex() == (
+        "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"
+    )
+    okm = hkdf_sha256(bytes([0x0B] * 22), salt=b"", info=b"", length=42)  # test case 3
+    assert okm.hex() == (
+        "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8"
+    )
+
+
+def test_the_mac_key_is_the_identity_s_and_covers_every_field(identity):
+    from watchdog.offsite.auth import MacKey, is_authentic, seal
+
+    key = MacKey.from_identity(identity)
+    assert "redacted" in repr(key) and str(identity) not in repr(key)
+    assert MacKey.from_identity(parse_identity(str(identity))).sign({"a": 1}) == key.sign({"a": 1})
+    document = {"id": "b1", "parts": [{"name": "part-0000.zst.age", "size": 5, "sha256": "0"}]}
+    sealed = seal(document, key)
+    assert is_authentic(sealed, key)
+    assert not is_authentic(sealed, MacKey.from_identity(x25519.Identity.generate()))
+    for changed in ({"id": "b2"}, {"parts": []}, {"extra": True}):
+        assert not is_authentic({**sealed, **changed}, key)
+    assert not is_authentic({**sealed, "mac": {**sealed["mac"], "algorithm": "none"}}, key)
+    assert not is_authentic({k: v for k, v in sealed.items() if k != "mac"}, key)
+
+
+# -- bounds before work -------------------------------------------------------------------------
+
+
+def _package_document(**changes: object) -> dict:
+    part = {"name": "part-0000.zst.age", "size": 10, "sha256": "a" * 64}
+    document = {
+        "format": 2,
+        "kind": "erixcast-offsite-package",
+        "id": "b1",
+        "encrypted": True,
+        "recipient": "age1x",
+        "compression": "zstd",
+        "stored_size": 10,
+        "parts": [part],
+        "manifest": {"name": MANIFEST_BLOB, "size": 10, "sha256": "b" * 64},
+    }
+    document.update(changes)
+    return document
+
+
+def test_a_well_formed_package_is_read():
+    assert Package.from_dict(_package_document(), "b1").parts[0].name == "part-0000.zst.age"
+
+
+@pytest.mark.parametrize(
+    "name", ["../part-0000.zst.age", "a/part-0000.zst.age", "/etc/passwd", "..", "part-0000.zst/.."]
+)
+def test_part_names_that_are_paths_are_refused(name):
+    part = {"name": name, "size": 10, "sha256": "a" * 64}
+    with pytest.raises(ValueError, match="unsafe part name"):
+        Package.from_dict(_package_document(parts=[part]), "b1")
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"stored_size": 11},  # parts and total disagree
+        {"parts": []},
+        {"parts": [{"name": "part-0000.zst.age", "size": MAX_PART_SIZE, "sha256": "a" * 64}]},
+        {"parts": [{"name": "part-0000.zst.age", "size": -1, "sha256": "a" * 64}]},
+        {"parts": [{"name": "part-0000.zst.age", "size": 10, "sha256": "x"}]},
+        {"parts": [{"name": "part-0000.zst.age", "size": 5, "sha256": "a" * 64}] * 2},
+        {"id": "b2"},  # names another backup than its folder
+        {"manifest": {"name": "../m", "size": 10, "sha256": "b" * 64}},
+        {"manifest": {"name": MANIFEST_BLOB, "size": 10**9, "sha256": "b" * 64}},
+        {"encrypted": False},
+        {"compression": "gzip"},
+        {"format": 3},
+    ],
+)
+def test_packages_out_of_bounds_are_refused(changes):
+    with pytest.raises((ValueError, KeyError, TypeError)):
+        Package.from_dict(_package_document(**changes), "b1")
+
+
+def _bomb(tmp_path: Path, identity: x25519.Identity) -> tuple[Package, list[Path]]:
+    """200 MiB of zeros in a few KB of zstd, age-encrypted: as if authenticated."""
+    import pyrage
+    import zstandard
+
+    compressor = zstandard.ZstdCompressor(level=19)
+    data = compressor.compress(bytes(200 * 1024 * 1024))
+    assert len(data) < 10_000
+    path = tmp_path / "part-0000.zst.age"
+    path.write_bytes(pyrage.encrypt(data, [identity.to_public()]))
+    part = Part(path.name, path.stat().st_size, sha256(path))
+    package = Package(True, str(identity.to_public()), "zstd", part.size, (part,), 2, "b1")
+    return package, [path]
+
+
+def test_a_zstd_bomb_stops_at_the_manifest_s_size(tmp_path, identity):
+    import shutil
+
+    package, paths = _bomb(tmp_path, identity)
+    target = tmp_path / "out" / "bomb.db"
+    target.parent.mkdir()
+    free_before = shutil.disk_usage(tmp_path).free
+    with pytest.raises(OffsiteError, match="decompresses past its manifest's size") as caught:
+        unpack("b1", package, paths, identity, target, size_limit=6 * 1024)
+    assert caught.value.kind == "corrupt"
+    assert not target.exists()
+    # at most the limit (and a chunk) was ever written, and it is gone
+    assert shutil.disk_usage(tmp_path).free >= free_before - 8 * 1024 * 1024
+
+
+def test_no_unpack_without_room_for_the_database(tmp_path, identity, monkeypatch):
+    from collections import namedtuple
+
+    from watchdog.offsite import package as package_module
+
+    package, paths = _bomb(tmp_path, identity)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(
+        package_module.shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 10**6, 10**6)
+    )
+    target = tmp_path / "out" / "x.db"
+    with pytest.raises(OffsiteError, match=r"needs 200\.0 MB free") as caught:
+        unpack("b1", package, paths, identity, target, size_limit=200 * 1024 * 1024)
+    assert caught.value.kind == "space"
+    assert not target.exists()
