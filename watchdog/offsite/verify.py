@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -21,6 +22,8 @@ from watchdog.offsite.package import MANIFEST_BLOB, MAX_META_SIZE, Package, decr
 
 CLOCK_SKEW = 300.0
 """Seconds a backup may be dated ahead of this machine's clock and still be "the newest"."""
+RECIPIENT = re.compile(r"age1[02-9ac-hj-np-z]{58}")
+"""An age X25519 public key: the only text of an unauthenticated package an error may quote."""
 MAX_DATABASE_SIZE = 1 << 40
 """1 TiB: a manifest claiming more is refused before any room is looked for."""
 
@@ -84,10 +87,15 @@ def _not_ours(document: dict, identity: x25519.Identity | None) -> Refusal:
     wrong key), or a forgery. Either way refused; the recipient only picks the words."""
     mine = str(identity.to_public()) if identity is not None else None
     theirs = document.get("recipient")
-    if mine is not None and isinstance(theirs, str) and theirs != mine:
+    if (
+        mine is not None
+        and isinstance(theirs, str)
+        and RECIPIENT.fullmatch(theirs)
+        and theirs != mine
+    ):
         return Refusal(
             "key",
-            f"the age key does not open it (encrypted to {theirs[:80]}; BACKUP_AGE_KEY is the "
+            f"the age key does not open it (encrypted to {theirs}; BACKUP_AGE_KEY is the "
             f"key of {mine}), and its MAC is not this key's",
         )
     return Refusal("forged", "its MAC does not verify: it was not made with this BACKUP_AGE_KEY")
