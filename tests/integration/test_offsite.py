@@ -4,6 +4,7 @@ server on 127.0.0.1 (``git http-backend`` behind Basic auth, as GitHub does)."""
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import os
 import secrets
@@ -70,6 +71,16 @@ def git(repo: Path, *args: str) -> str:
     ).stdout.strip()
 
 
+def blob(repo: Path, spec: str) -> bytes:
+    return subprocess.run(
+        ["git", "--git-dir", str(repo), "cat-file", "blob", spec],
+        check=True,
+        capture_output=True,
+        timeout=30,
+        env=git_env(repo.parent),
+    ).stdout
+
+
 def commits_on(repo: Path, branch: str = "db-backups") -> int:
     return int(git(repo, "rev-list", "--count", f"refs/heads/{branch}"))
 
@@ -101,7 +112,8 @@ def site(tmp_path) -> Site:
     layout.ensure()
     dbgen.create(layout.database, 1_500_000)
     keeper = BackupKeeper(layout, keep=KEEP, min_free_bytes=0, app_version="t")
-    return Site(root, layout, keeper, x25519.Identity.generate(), time.time())
+    # backups a minute apart, starting a day ago: none is dated in the future
+    return Site(root, layout, keeper, x25519.Identity.generate(), time.time() - 86400)
 
 
 def make_store(remote: Remote, site: Site, **overrides) -> OffsiteStore:
@@ -184,14 +196,24 @@ def test_push_list_fetch_round_trip(remote, site, tmp_path, caplog, capfd, monke
     assert scanned and {name.split("-")[0] for name in scanned} == {"fetch", "push", "parts"}
     assert sorted(p.name for p in (tmp_path / "restored").iterdir()) == ["newest.db", "older.db"]
 
-    # What is on the branch: an index, manifests, packages and age-encrypted parts only.
+    # What is on the branch: an index, packages, encrypted manifests and encrypted parts only.
     names = git(remote.repo, "ls-tree", "-r", "--name-only", "refs/heads/db-backups").split()
     assert "index.json" in names
     parts = [name for name in names if "/part-" in name]
     assert parts and all(name.endswith(".zst.age") for name in parts)
     assert {name.split("/", 1)[1] for name in names if "/" in name} - {
         p.split("/", 1)[1] for p in parts
-    } == {"manifest.json", "package.json"}
+    } == {"manifest.age", "package.json"}
+    # In clear only what finds a package: no dates, sizes or row counts of the database.
+    index = json.loads(git(remote.repo, "cat-file", "blob", "db-backups:index.json"))
+    assert [set(entry) for entry in index["entries"]] == [{"id", "commit", "tree"}] * 2
+    for backup in (daily, weekly):  # the tip carries every package (not the older parts)
+        package = json.loads(blob(remote.repo, f"db-backups:{backup.id}/package.json"))
+        assert package["mac"]["value"] and package["id"] == backup.id
+        assert not {"created_at", "size_bytes", "rows", "sha256"} & set(package)
+        sealed = blob(remote.repo, f"db-backups:{backup.id}/manifest.age")
+        assert sealed.startswith(b"age-encryption.org/v1")
+        assert backup.manifest.sha256.encode() not in sealed
     head = subprocess.run(
         ["git", "--git-dir", str(remote.repo), "cat-file", "blob", f"db-backups:{parts[0]}"],
         capture_output=True,
@@ -267,35 +289,33 @@ def test_wrong_age_key_is_a_clear_error_and_leaves_nothing(remote, site, tmp_pat
     assert caught.value.kind == "key"
     assert "age key does not open" in str(caught.value)
     assert str(other) not in str(caught.value) and str(site.identity) not in str(caught.value)
-    assert list(dest.parent.iterdir()) == []
+    assert not dest.parent.exists()  # refused before anything was written
     assert list(reader.work_dir.iterdir()) == []
 
 
-def test_plaintext_only_when_allowed(remote, site, tmp_path):
-    with pytest.raises(OffsiteError, match="BACKUP_AGE_KEY"):
-        make_store(remote, site, age_identity=None)
-    plain_store = make_store(remote, site, age_identity=None, allow_plaintext=True)
-    backup = site.backup()
-    entry = plain_store.push(backup)
-    assert not entry.encrypted
-    names = git(remote.repo, "ls-tree", "-r", "--name-only", "refs/heads/db-backups").split()
-    assert all(not name.endswith(".age") for name in names)
-    dest = tmp_path / "plain.db"
-    assert plain_store.fetch(None, dest).sha256 == sha256_of(dest) == backup.manifest.sha256
+def test_no_plaintext_push_even_when_allowed(remote, site, tmp_path):
+    # no age key, no MAC key: nothing unauthenticated is ever pushed
+    for allowed in (False, True):
+        with pytest.raises(OffsiteError, match="BACKUP_AGE_KEY") as caught:
+            make_store(remote, site, age_identity=None, allow_plaintext=allowed)
+        assert caught.value.kind == "config"
+    assert git(remote.repo, "for-each-ref") == ""
 
 
-def test_a_read_only_store_lists_without_a_key_but_cannot_decrypt(remote, site, tmp_path):
+def test_a_read_only_store_without_a_key_can_neither_list_nor_fetch(remote, site, tmp_path):
     backup = site.backup()
     make_store(remote, site).push(backup)
     reader = make_store(
         remote, site, age_identity=None, read_only=True, cache_dir=tmp_path / "ro.git"
     )
-    assert [entry.id for entry in reader.list()] == [backup.id]
-    with pytest.raises(OffsiteError, match="BACKUP_AGE_KEY is needed") as caught:
-        reader.fetch(None, tmp_path / "x.db")
-    assert caught.value.kind == "key"
+    for operation in (reader.list, lambda: reader.fetch(None, tmp_path / "x.db")):
+        with pytest.raises(OffsiteError, match="BACKUP_AGE_KEY is needed") as caught:
+            operation()
+        assert caught.value.kind == "key"
     with pytest.raises(OffsiteError, match="read-only"):
         reader.push(backup)
+    keyed = make_store(remote, site, read_only=True, cache_dir=tmp_path / "ro2.git")
+    assert [entry.id for entry in keyed.list()] == [backup.id]
 
 
 def test_missing_branch_lists_empty_and_fetch_says_so(remote, site, tmp_path):

@@ -49,7 +49,7 @@ def test_pushes_offsite_and_a_lost_disk_comes_back_from_the_branch(
         BACKUP_GIT_TOKEN=TOKEN,
         BACKUP_AGE_KEY=str(identity),
         BACKUP_GIT_TIMEOUT="30",
-        BACKUP_OFFSITE_EVERY="2s",
+        BACKUP_OFFSITE_EVERY="1s",
     )
 
     def health() -> dict:
@@ -61,7 +61,8 @@ def test_pushes_offsite_and_a_lost_disk_comes_back_from_the_branch(
         fake_api.send_text(uid, "/start", first_name=f"U{uid}")
         fake_api.wait_for_sent(uid, timeout=20)
     wait_until(lambda: {11, 12, 13} <= users(data / "erixcast.db"), timeout=20)
-    # The first scheduled backups may predate the users: take one now and wait for it offsite.
+    # A backup taken now holds the users (the scheduled ones may predate them on a busy
+    # machine); it is the newest, so it goes offsite next.
     taken = subprocess.run(
         [sys.executable, "-m", "watchdog", "backup"],
         env=env,
@@ -71,9 +72,9 @@ def test_pushes_offsite_and_a_lost_disk_comes_back_from_the_branch(
         timeout=120,
     )
     assert taken.returncode == 0, taken.stderr
-    with_users = taken.stdout.split()[1]
+    manual = taken.stdout.split()[1]
     doc = wait_until(
-        lambda: (d := health())["backups"]["offsite"]["newest_id"] == with_users and d,
+        lambda: (d := health())["backups"]["offsite"]["newest_id"] == manual and d,
         timeout=90,
         what="the backup with the users pushed",
     )
@@ -90,6 +91,7 @@ def test_pushes_offsite_and_a_lost_disk_comes_back_from_the_branch(
     entries = json.loads(listed.stdout)
     assert entries and all(entry["encrypted"] for entry in entries)
     pushed = {entry["id"] for entry in entries}
+    assert manual in pushed and all(entry["authenticated"] for entry in entries)
 
     # Make sure the offsite copy holds our users, then lose the disk whole.
     wait_until(lambda: health()["backups"]["offsite"]["newest_id"] in pushed, timeout=5)

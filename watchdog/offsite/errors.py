@@ -12,6 +12,9 @@ KINDS = (
     "foreign",  # the branch holds something that is not offsite backups
     "key",  # the age key does not open the backup
     "corrupt",  # a part, the package or the database does not verify
+    "forged",  # the package's MAC does not verify: not made with this BACKUP_AGE_KEY
+    "unauthenticated",  # an old package with no MAC (read only on an explicit opt-in)
+    "space",  # not enough free disk for what an unpack would write
     "busy",  # another offsite operation holds the cache
     "git",  # any other git failure
     "io",  # local disk trouble

@@ -336,17 +336,26 @@ class BareRepo:
         result = self.run(["cat-file", "blob", spec], what="offsite object", check=False)
         return result.stdout if result.returncode == 0 else None
 
-    def blobs_under(self, tree: str) -> dict[str, str] | None:
-        """Path → sha of every blob below ``tree`` (``<commit>:<folder>``), or None if no tree."""
-        result = self.run(["ls-tree", "-r", "-z", tree], what="offsite tree", check=False)
+    def blob_size(self, spec: str) -> int | None:
+        """The size of the blob ``spec`` names, or None if it is not a blob (read nothing)."""
+        kind = self.run(["cat-file", "-t", spec], what="offsite object", check=False)
+        if kind.returncode != 0 or kind.text != "blob":
+            return None
+        result = self.run(["cat-file", "-s", spec], what="offsite object", check=False)
+        return int(result.text) if result.returncode == 0 and result.text.isdigit() else None
+
+    def entries_under(self, tree: str) -> dict[str, tuple[str, int]] | None:
+        """Name → (sha, size) of the blobs directly in ``tree`` (a sha or ``<commit>:<folder>``),
+        or None if there is no such tree. Sizes come from git, before any blob is read."""
+        result = self.run(["ls-tree", "-l", "-z", tree], what="offsite tree", check=False)
         if result.returncode != 0:
             return None
         found = {}
         for record in result.stdout.decode("utf-8", "surrogateescape").split("\0"):
-            meta, _, path = record.partition("\t")
+            meta, _, name = record.partition("\t")
             fields = meta.split()
-            if len(fields) == 3 and fields[1] == "blob":
-                found[path] = fields[2]
+            if len(fields) == 4 and fields[1] == "blob" and fields[3].isdigit():
+                found[name] = (fields[2], int(fields[3]))
         return found
 
     def hash_file(self, path: Path) -> str:

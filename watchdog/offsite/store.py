@@ -2,7 +2,8 @@
 
 A facade over the modules that do the work: ``index`` (the branch's format), ``cache`` (the bare
 cache repository in DATA_DIR/offsite and its lock), ``push`` (writing the branch), ``fetch``
-(reading it back), ``package`` (zstd → age → parts) and ``git`` (the one way git is run).
+(reading it back), ``verify`` (a package's MAC, bounds and manifest), ``auth`` (the MAC key),
+``package`` (zstd → age → parts) and ``git`` (the one way git is run).
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from typing import Any
 from watchdog.data.catalogue import Backup, Manifest
 from watchdog.offsite.cache import cache_dir_for
 from watchdog.offsite.errors import OffsiteError
-from watchdog.offsite.fetch import fetch_entry, list_entries
+from watchdog.offsite.fetch import Candidates, fetch_entry, scan_branch
 from watchdog.offsite.git import BareRepo, GitRunner, Remote, check_branch, check_url
-from watchdog.offsite.index import OffsiteEntry
+from watchdog.offsite.index import OffsiteEntry, RefusedPackage
 from watchdog.offsite.package import PART_SIZE, check_part_size, parse_identity
 from watchdog.offsite.push import push_backup
+from watchdog.offsite.verify import Keys
 
 LOCAL_TIMEOUT_MIN = 600.0
 """Local git calls (hashing big parts, pruning) are bounded too, but not by the network timeout."""
@@ -38,9 +40,13 @@ class OffsiteStore:
         part_size: int = PART_SIZE,
         work_dir: Path | None = None,
         read_only: bool = False,
+        allow_unauthenticated: bool = False,
     ) -> None:
-        """``read_only`` stores only list and fetch (no age key needed to list). A store for
-        pushing refuses to exist without an age key unless plaintext is explicitly allowed."""
+        """``read_only`` stores only list and fetch. A store for pushing refuses to exist
+        without an age key: no key, no MAC key, and a package nobody can authenticate is one
+        anybody with push access can replace (``allow_plaintext`` no longer changes that).
+        ``allow_unauthenticated`` (an operator's explicit opt-in, never a default) also lists
+        and fetches packages of the format before MACs."""
         check_url(url, has_token=bool(token))
         if keep < 1:
             raise OffsiteError("BACKUP_GIT_KEEP must be at least 1", "config")
@@ -57,11 +63,19 @@ class OffsiteStore:
         self.allow_plaintext = allow_plaintext
         self._identity = parse_identity(age_identity) if age_identity else None
         self._recipient = self._identity.to_public() if self._identity is not None else None
-        if self._identity is None and not allow_plaintext and not read_only:
+        self._keys = Keys.of(self._identity, allow_unauthenticated)
+        self.last_refused: tuple[RefusedPackage, ...] = ()
+        """Packages the last push found on the branch and left untouched (not this key's)."""
+        if self._identity is None and not read_only:
+            plaintext = (
+                " (BACKUP_GIT_ALLOW_PLAINTEXT no longer allows pushing without one: backups "
+                "must be authenticated, and the MAC key comes from the age key)"
+                if allow_plaintext
+                else ""
+            )
             raise OffsiteError(
                 "offsite backups need BACKUP_AGE_KEY (an age identity, AGE-SECRET-KEY-1…) to "
-                "encrypt what leaves the machine; set BACKUP_GIT_ALLOW_PLAINTEXT=true to push "
-                "unencrypted backups instead",
+                f"encrypt and authenticate what leaves the machine{plaintext}",
                 "config",
             )
         self._git = GitRunner(
@@ -76,7 +90,9 @@ class OffsiteStore:
         self._cache = BareRepo(self._git, cache_dir)
 
     @classmethod
-    def from_settings(cls, settings: Any, *, read_only: bool = False) -> OffsiteStore | None:
+    def from_settings(
+        cls, settings: Any, *, read_only: bool = False, allow_unauthenticated: bool = False
+    ) -> OffsiteStore | None:
         """The store the settings describe, or None when offsite is off (no BACKUP_GIT_URL)."""
         if not settings.backup_git_url:
             return None
@@ -92,6 +108,7 @@ class OffsiteStore:
             keep=settings.backup_git_keep,
             timeout=settings.backup_git_timeout,
             read_only=read_only,
+            allow_unauthenticated=allow_unauthenticated,
         )
 
     @property
@@ -99,40 +116,65 @@ class OffsiteStore:
         """The age public key backups are encrypted to (safe to show)."""
         return str(self._recipient) if self._recipient is not None else None
 
-    def push(self, backup: Backup) -> OffsiteEntry:
-        """Put one verified backup on the branch (idempotent). Raises OffsiteError."""
+    def push(self, backup: Backup, *, rotate: bool = True) -> OffsiteEntry:
+        """Put one verified backup on the branch (idempotent). Raises OffsiteError.
+
+        Keeps the newest ``keep`` packages this key made; with ``rotate=False`` (after a fresh
+        start, until an operator releases it) it keeps all of them. Packages it cannot
+        authenticate are never removed; they are in ``last_refused`` afterwards."""
         if self.read_only:
             raise OffsiteError("this offsite store was opened read-only", "config")
         if not backup.data_path.is_file():
             raise OffsiteError(f"backup {backup.id}: data file is missing", "io")
-        return push_backup(
+        assert self._recipient is not None
+        pushed = push_backup(
             self._remote,
             self._cache,
             backup,
             keep=self.keep,
+            rotate=rotate,
+            keys=self._keys,
             recipient=self._recipient,
             part_size=self.part_size,
             work_dir=self.work_dir,
         )
+        self.last_refused = pushed.refused
+        return pushed.entry
+
+    def candidates(self, now: float | None = None) -> Candidates:
+        """Every package on the branch, for a caller that tries them one by one:
+        ``entries`` authenticated (MAC, bounds, decrypted manifest), newest first by the
+        manifest's ``created_at``, those dated more than ``CLOCK_SKEW`` past ``now`` (default:
+        the clock) last; ``refused`` the others, each with its id, kind and reason. Empty when
+        the branch does not exist. Raises OffsiteError (no key, network, a foreign branch)."""
+        return scan_branch(self._remote, self.work_dir, self._keys, now)
 
     def list(self) -> list[OffsiteEntry]:
-        """The backups on the branch, newest first ([] when the branch does not exist yet)."""
-        return list_entries(self._remote, self.work_dir)
+        """The authenticated backups on the branch, newest first (``candidates().entries``)."""
+        return list(self.candidates().entries)
 
     def fetch(self, entry_id: str | None, dest: Path) -> Manifest:
-        """Restore one backup (None: the newest) as a plain database at ``dest``.
+        """Restore one backup (None: the newest not dated in the future) as a plain database.
 
-        What a returned ``dest`` has been proven to be, in this order: every part of the size and
-        sha256 its ``package.json`` gives; the parts decrypt with the age key (age authenticates
-        every chunk) and decompress (zstd frame checksum); the plain database is exactly
-        ``manifest.size_bytes`` bytes with sha256 ``manifest.sha256``; and ``PRAGMA
-        integrity_check`` on it says ok. ``dest`` is that very file, renamed into place and its
-        folder fsynced, so the caller need not hash or check it again. Not proven: that the
-        operator wrote it (the manifest travels on the branch unauthenticated, and age encrypts to
-        a public key anyone may hold), nor anything about its schema. It is left as it was
-        backed up, in rollback-journal mode.
+        What a returned ``dest`` has been proven to be, in this order: its ``package.json``
+        carries a valid HMAC-SHA256 under the key derived from BACKUP_AGE_KEY (so it was made
+        by the holder of that secret), checked before anything is decrypted or unpacked; the
+        package's bounds hold (part names of our pattern, part count, every part's size as the
+        tree lists it, checked before a byte is read); the encrypted manifest is the one the
+        MAC covers and decrypts; every part has the size and sha256 the package gives; there
+        was free room for ``manifest.size_bytes`` and decompression stopped there; the plain
+        database is exactly ``manifest.size_bytes`` bytes with sha256 ``manifest.sha256``; and
+        ``PRAGMA integrity_check`` on it says ok. ``dest`` is that very file, renamed into
+        place and its folder fsynced, so the caller need not hash or check it again.
 
-        ``dest`` is replaced atomically; on any failure it is untouched and nothing partial is
-        left behind. Raises OffsiteError.
+        Not proven: that it is the newest the operator made (someone with push access can
+        remove or roll back packages, though not forge one), nor anything about its schema
+        (compare it with the app's before installing). It is left as it was backed up, in
+        rollback-journal mode. With ``allow_unauthenticated`` an old package without a MAC
+        proves only the sha256 and integrity steps.
+
+        ``dest`` is replaced atomically; on any failure it is untouched and nothing partial
+        is left behind. Raises OffsiteError (kind ``forged``, ``unauthenticated``, ``corrupt``,
+        ``space``, ``not_found`` …).
         """
-        return fetch_entry(self._remote, self.work_dir, entry_id, self._identity, dest)
+        return fetch_entry(self._remote, self.work_dir, entry_id, self._keys, dest)

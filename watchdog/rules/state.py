@@ -136,6 +136,12 @@ class OffsiteState:
     last_error_kind: str | None = None
     failures: int = 0
     next_try_at: float | None = None
+    rotation_held_since: float | None = None
+    """Set while a fresh start holds rotation: pushes keep every older package on the branch
+    until an operator runs ``python -m watchdog offsite-release``."""
+    refused: list[dict[str, str]] = field(default_factory=list)
+    """Packages the last push found on the branch that this key did not make (id, commit,
+    kind, reason): never removed by the watchdog, worth an operator's look."""
 
 
 @dataclass

@@ -4,6 +4,7 @@ the one backoff, and an alert after repeated failures) and the daily restore dri
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 
 from watchdog.data.catalogue import Catalogue
@@ -58,8 +59,13 @@ class Maintenance:
         newest = local[-1]
         if offsite.newest_at is not None and newest.created_at <= offsite.newest_at:
             return  # nothing newer than what is offsite already
+        held = self.rotation_hold()
+        offsite.rotation_held_since = held
         try:
-            entry = await asyncio.to_thread(store.push, newest)
+            if held is None:
+                entry = await asyncio.to_thread(store.push, newest)
+            else:
+                entry = await asyncio.to_thread(functools.partial(store.push, rotate=False), newest)
         except OffsiteError as error:
             self.offsite_retry.failed(now)
             offsite.failures, offsite.next_try_at = (
@@ -77,8 +83,43 @@ class Maintenance:
         offsite.failures, offsite.last_error, offsite.next_try_at = 0, None, None
         offsite.newest_id, offsite.newest_at = entry.id, entry.created_at
         offsite.last_success_at = ctx.clock.time()
+        offsite.refused = [p.as_dict() for p in getattr(store, "last_refused", ())]
         ctx.remembered.update(offsite_id=entry.id, offsite_created_at=entry.created_at)
         ctx.events.record("offsite", f"backup {entry.id} pushed offsite ({entry.parts} parts)")
+        if held is not None:
+            ctx.events.record(
+                "offsite",
+                "offsite rotation is held since a fresh start: every older backup stays on the "
+                "branch until `python -m watchdog offsite-release`",
+                logging.WARNING,
+            )
+        if offsite.refused:
+            names = ", ".join(f"{r['id']} ({r['kind']})" for r in offsite.refused)
+            ctx.events.record(
+                "offsite",
+                f"packages on the branch not made by this key, left untouched: {names}",
+                logging.WARNING,
+            )
+
+    def rotation_hold(self) -> float | None:
+        """When the fresh start that holds rotation happened (None: rotation runs). After a
+        fresh start the branch may hold the only good copies: nothing rotates them away
+        until an operator says so."""
+        recovery = self.ctx.state.recovery
+        if recovery.fresh_start_at is not None:
+            return recovery.fresh_start_at
+        return self.ctx.remembered.load().fresh_start_at
+
+    def release_rotation_hold(self) -> float | None:
+        """An operator's release (the admin API's ``POST /offsite/release``): forget the fresh
+        start, so pushes rotate again. Returns when the released hold began (None: none)."""
+        ctx, held = self.ctx, self.rotation_hold()
+        ctx.state.recovery.fresh_start_at = ctx.state.recovery.fresh_start_reason = None
+        ctx.state.offsite.rotation_held_since = None
+        ctx.remembered.update(fresh_start_at=None, fresh_start_reason=None)
+        if held is not None:
+            ctx.events.record("offsite", "offsite rotation released by an operator")
+        return held
 
     async def drill_if_due(self) -> None:
         ctx = self.ctx

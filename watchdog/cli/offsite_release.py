@@ -1,0 +1,111 @@
+"""``python -m watchdog offsite-release``: let offsite pushes rotate old backups away again.
+
+After a fresh start (no usable backup was found, the bot started on an empty database) the
+offsite branch may hold the only good copies of the data, so pushes keep every package on it
+(beyond BACKUP_GIT_KEEP) until an operator has looked and says so with this command. While the
+stack runs, the running watchdog is asked (``POST /offsite/release`` on its loopback admin API);
+otherwise the remembered state file is changed here, holding the watchdog's lock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import urllib.error
+import urllib.request
+
+from watchdog.cli.common import iso, prepare
+from watchdog.data.fs import AlreadyRunning, InstanceLock
+from watchdog.data.remembered import RememberedStore
+from watchdog.web.admin import AdminEndpoint
+
+RELEASE_PATH = "/offsite/release"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "offsite-release",
+        help="after a fresh start, let offsite pushes rotate old backups off the branch again",
+        description=(
+            "After a fresh start the watchdog keeps every offsite backup on the branch (beyond "
+            "BACKUP_GIT_KEEP): they may be the only good copies. Once you have restored what you "
+            "need (`list --offsite`, `restore --from-git ID`) or decided they are not needed, "
+            "this lets pushes rotate again. Works whether or not the stack runs."
+        ),
+    )
+    parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    parser.set_defaults(handler=command)
+
+
+def fail(message: str) -> int:
+    print(f"watchdog offsite-release: {message}", file=sys.stderr)
+    return 1
+
+
+def confirmed(assume_yes: bool) -> bool:
+    what = "let offsite pushes rotate the backups kept since the fresh start off the branch"
+    if assume_yes:
+        return True
+    if not sys.stdin.isatty():
+        print(f"watchdog offsite-release: would {what}; add --yes to do it", file=sys.stderr)
+        return False
+    return input(f"{what}? Type yes to go on: ").strip().lower() == "yes"
+
+
+def ask_running_watchdog(endpoint: AdminEndpoint) -> tuple[bool, str]:
+    request = urllib.request.Request(
+        f"{endpoint.url}{RELEASE_PATH}",
+        data=b"{}",
+        headers={"Authorization": f"Bearer {endpoint.secret}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            body = json.load(answer)
+    except urllib.error.HTTPError as error:
+        if error.code == 404:
+            return False, (
+                "the running watchdog does not offer offsite-release yet; stop the stack, then "
+                "run: python -m watchdog offsite-release --yes"
+            )
+        body = json.load(error)
+    return bool(body.get("ok")), str(body.get("message"))
+
+
+def release_file(store: RememberedStore) -> str:
+    """No watchdog runs (the caller holds its lock): forget the fresh start in the state file."""
+    held = store.load().fresh_start_at
+    if held is None:
+        return "no fresh start holds offsite rotation: nothing to release"
+    store.update(fresh_start_at=None, fresh_start_reason=None)
+    return f"released: offsite rotation (held since the fresh start at {iso(held)}) runs again"
+
+
+def command(args: argparse.Namespace) -> int:
+    _, layout = prepare()
+    if not confirmed(args.yes):
+        return 1
+    lock = InstanceLock(layout.lock_file)
+    try:
+        lock.acquire()
+    except AlreadyRunning:
+        endpoint = AdminEndpoint.load(layout.admin_file)
+        if endpoint is None:
+            return fail(
+                "a watchdog holds DATA_DIR but does not answer; stop the stack, then run: "
+                "python -m watchdog offsite-release --yes"
+            )
+        try:
+            ok, message = ask_running_watchdog(endpoint)
+        except (urllib.error.URLError, OSError, ValueError) as error:
+            return fail(f"the running watchdog did not answer ({error})")
+        if not ok:
+            return fail(message)
+        print(message)
+        return 0
+    try:
+        print(release_file(RememberedStore(layout.state_file)))
+    finally:
+        lock.release()
+    return 0
