@@ -88,8 +88,8 @@ def test_release_with_a_running_watchdog_asks_it(cli, running):
     assert remembered(cli).load().fresh_start_at == 1_800_000_000.0
 
 
-def test_a_watchdog_without_the_endpoint_is_said_so(cli, running):
-    running.answer = (404, {"error": "not found"})
+def test_a_refusal_of_the_running_watchdog_is_said_and_fails(cli, running):
+    running.answer = (409, {"ok": False, "message": "busy restoring"})
     done = cli("offsite-release", "--yes")
     assert done.returncode == 1
-    assert "stop the stack, then run: python -m watchdog offsite-release --yes" in done.stderr
+    assert "busy restoring" in done.stderr

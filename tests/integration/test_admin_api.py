@@ -53,6 +53,10 @@ def test_admin_api_needs_its_secret_and_serves_status_backup_backups(processes, 
     status, listed = call(f"{admin['url']}/backups", admin["secret"])
     assert listed["tiers"]["manual"]["id"] == made["id"]
 
+    assert call(f"{admin['url']}/offsite/release", None, "POST")[0] == 401
+    status, released = call(f"{admin['url']}/offsite/release", admin["secret"], "POST")
+    assert status == 200 and released["ok"] and "nothing to release" in released["message"]
+
     assert http_get(f"http://127.0.0.1:{port}/backup")[0] == 404
     assert admin["secret"] not in proc.output()
     _, stats = get_json(f"http://127.0.0.1:{port}/stats")

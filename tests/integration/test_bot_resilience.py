@@ -93,7 +93,11 @@ def test_telegram_unreachable_at_start_up_is_waited_for(
     fake = FakeTelegramAPI(port=port)  # not started yet: connection refused
     bot = BotUnderTest(processes, fake, tmp_path)
     proc = bot.start(wait=False)
-    time.sleep(3)
+    wait_until(
+        lambda: "cannot reach the Telegram Bot API yet" in bot.output() or proc.popen.poll(),
+        timeout=60,
+        what="the bot saying it waits",
+    )
     assert proc.popen.poll() is None, f"the bot gave up:\n{bot.output()}"
     assert "cannot reach the Telegram Bot API yet" in bot.output()
     with fake:

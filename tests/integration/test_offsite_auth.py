@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -339,7 +340,7 @@ def test_the_watchdog_holds_rotation_after_a_fresh_start_until_released(
     from watchdog.runtime.events import Events
     from watchdog.runtime.maintenance import Maintenance
 
-    monkeypatch.setenv("ENV_FILE", str(tmp_path / "none.env"))
+    monkeypatch.setenv("ENV_FILE", os.devnull)
     monkeypatch.setenv("DATA_DIR", str(site.root))
     settings = load_settings()
     layout = DataLayout.from_settings(settings)

@@ -78,7 +78,10 @@ def test_a_fresh_checkout_with_env_example_copied_runs_healthy_with_make_run(
     processes.start("make-run", ["make", "run"], env, cwd=checkout)
     doc = wait_until(
         lambda: (
-            (d := health(port))["status"] == "healthy" and d["bot"]["status"] == "running" and d
+            (d := health(port))["status"] == "healthy"
+            and d["bot"]["status"] == "running"
+            and d["database"]["integrity"] == "ok"
+            and d
         ),
         timeout=120,
         what="a healthy stack",

@@ -298,13 +298,19 @@ def test_a_future_dated_backup_is_never_the_newest(site) -> None:
         choose(catalogue, "latest", now)
 
 
-# -- offsite: every entry tried, through list() and fetch() -----------------------------------
+# -- offsite: every entry tried, through candidates() and fetch() -----------------------------
 
 
 @dataclass(frozen=True)
 class Entry:
     id: str
     created_at: float
+
+
+@dataclass(frozen=True)
+class Candidates:
+    entries: tuple[Entry, ...]
+    refused: tuple[object, ...]
 
 
 class FakeStore:
@@ -318,6 +324,9 @@ class FakeStore:
     def list(self) -> list[Entry]:
         entries = [Entry(b.id, b.created_at) for b in self.backups.values()]
         return sorted(entries, key=lambda e: e.created_at, reverse=True)
+
+    def candidates(self, now: float | None = None) -> Candidates:
+        return Candidates(tuple(self.list()), ())
 
     def fetch(self, entry_id: str | None, dest: Path) -> Manifest:
         self.fetched.append(entry_id)

@@ -15,7 +15,7 @@ from conf.layout import DataLayout
 from watchdog.data.catalogue import Catalogue, Manifest, parse_manifest
 from watchdog.data.recovery import list_quarantine, parse_note
 from watchdog.data.remembered import Remembered, RememberedStore, parse
-from watchdog.offsite.index import OffsiteEntry
+from watchdog.offsite.index import IndexEntry
 
 GOOD_MANIFEST = {
     "id": "20261201T000000Z-hourly-abc123",
@@ -100,12 +100,17 @@ def test_quarantine_note_loader(document):
 
 
 @settings(max_examples=300)
-@given(documents({"id": "x", "tier": "hourly", "created_at": 1.0, "commit": "a" * 40}))
-def test_offsite_index_entry_loader(document):
+@given(
+    documents({"id": "x", "commit": "a" * 40, "tree": "c" * 40, "format": 1}),
+    st.sampled_from([1, 2]),
+)
+def test_offsite_index_entry_loader(document, index_format):
     try:
-        OffsiteEntry.from_index(document, "b" * 40)
+        entry = IndexEntry.from_index(document, "b" * 40, index_format)
     except (ValueError, KeyError, TypeError):
         return
+    assert not entry.id.startswith("-") and "/" not in entry.id
+    assert len(entry.commit) in (40, 64) and not entry.commit.startswith("-")
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--offsite", action="store_true", help="the backups on the offsite git branch instead"
     )
+    parser.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        help="with --offsite, also list old packages that carry no MAC (not proven to be yours)",
+    )
     parser.set_defaults(handler=command)
 
 
@@ -52,14 +57,19 @@ def table(backups: list[Backup], now: float | None = None) -> str:
 
 def offsite_command(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
     try:
-        store = OffsiteStore.from_settings(settings, read_only=True)
+        store = OffsiteStore.from_settings(
+            settings, read_only=True, allow_unauthenticated=args.allow_unauthenticated
+        )
         if store is None:
             print("watchdog list: no offsite store configured (BACKUP_GIT_URL)", file=sys.stderr)
             return 1
-        entries = [e for e in store.list() if args.tier in (None, e.tier)]
+        found = store.candidates()
+        entries = [e for e in found.entries if args.tier in (None, e.tier)]
     except OffsiteError as error:
         print(f"watchdog list: {error}", file=sys.stderr)
         return 1
+    for package in found.refused:
+        print(f"refused: {package.id}: {package.reason}", file=sys.stderr)
     if args.json:
         print(json.dumps([{**vars(e), "created_iso": e.created_iso} for e in entries], indent=2))
     elif not entries:

@@ -10,7 +10,6 @@ otherwise the remembered state file is changed here, holding the watchdog's lock
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import urllib.error
 import urllib.request
@@ -19,6 +18,7 @@ from watchdog.cli.common import iso, prepare
 from watchdog.data.fs import AlreadyRunning, InstanceLock
 from watchdog.data.remembered import RememberedStore
 from watchdog.web.admin import AdminEndpoint
+from watchdog.web.client import ask_admin
 
 RELEASE_PATH = "/offsite/release"
 
@@ -54,23 +54,7 @@ def confirmed(assume_yes: bool) -> bool:
 
 
 def ask_running_watchdog(endpoint: AdminEndpoint) -> tuple[bool, str]:
-    request = urllib.request.Request(
-        f"{endpoint.url}{RELEASE_PATH}",
-        data=b"{}",
-        headers={"Authorization": f"Bearer {endpoint.secret}", "Content-Type": "application/json"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            body = json.load(answer)
-    except urllib.error.HTTPError as error:
-        if error.code == 404:
-            return False, (
-                "the running watchdog does not offer offsite-release yet; stop the stack, then "
-                "run: python -m watchdog offsite-release --yes"
-            )
-        body = json.load(error)
-    return bool(body.get("ok")), str(body.get("message"))
+    return ask_admin(endpoint, RELEASE_PATH, {}, timeout=30)
 
 
 def release_file(store: RememberedStore) -> str:

@@ -8,7 +8,6 @@ otherwise this command does it itself, holding the watchdog's lock so none start
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 import urllib.error
@@ -21,7 +20,7 @@ from watchdog.data.fs import AlreadyRunning, InstanceLock
 from watchdog.data.restore import RestoreError, prove_requested, restore_requested
 from watchdog.offsite import OffsiteError, OffsiteStore
 from watchdog.web.admin import AdminEndpoint
-from watchdog.web.client import open_direct
+from watchdog.web.client import ask_admin
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -39,6 +38,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--from-git", action="store_true", help="from the offsite git branch")
     parser.add_argument("--dry-run", action="store_true", help="verify and tell; change nothing")
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    parser.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        help=(
+            "with --from-git, also accept packages of the old format that carry no MAC (anyone "
+            "with push access could have written them); only with the stack stopped"
+        ),
+    )
     parser.set_defaults(handler=command)
 
 
@@ -58,18 +65,7 @@ def confirmed(what: str, assume_yes: bool) -> bool:
 
 
 def ask_running_watchdog(endpoint: AdminEndpoint, wanted: str, from_git: bool) -> tuple[bool, str]:
-    request = urllib.request.Request(
-        f"{endpoint.url}/restore",
-        data=json.dumps({"id": wanted, "from_git": from_git}).encode(),
-        headers={"Authorization": f"Bearer {endpoint.secret}", "Content-Type": "application/json"},
-        method="POST",
-    )
-    try:
-        with open_direct(request, timeout=600) as answer:
-            body = json.load(answer)
-    except urllib.error.HTTPError as error:
-        body = json.load(error)
-    return bool(body.get("ok")), str(body.get("message"))
+    return ask_admin(endpoint, "/restore", {"id": wanted, "from_git": from_git}, timeout=600)
 
 
 def command(args: argparse.Namespace) -> int:
@@ -77,11 +73,15 @@ def command(args: argparse.Namespace) -> int:
     store = None
     if args.from_git:
         try:
-            store = OffsiteStore.from_settings(settings, read_only=True)
+            store = OffsiteStore.from_settings(
+                settings, read_only=True, allow_unauthenticated=args.allow_unauthenticated
+            )
         except OffsiteError as error:
             return fail(str(error))
         if store is None:
             return fail("no offsite store configured: set BACKUP_GIT_URL (and its token and key)")
+    elif args.allow_unauthenticated:
+        return fail("--allow-unauthenticated goes with --from-git", 2)
 
     if args.dry_run:
         return dry_run(args, layout, store)
@@ -93,6 +93,12 @@ def command(args: argparse.Namespace) -> int:
     try:
         lock.acquire()
     except AlreadyRunning:
+        if args.allow_unauthenticated:
+            return fail(
+                "the running watchdog never installs an unauthenticated package: stop the stack, "
+                f"then run: python -m watchdog restore {args.id} --from-git "
+                "--allow-unauthenticated --yes"
+            )
         endpoint = AdminEndpoint.load(layout.admin_file)
         if endpoint is None:
             return fail(

@@ -54,10 +54,26 @@ class OffsiteEntryLike(Protocol):
     def created_at(self) -> float: ...
 
 
+class RefusedLike(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def reason(self) -> str: ...
+
+
+class CandidatesLike(Protocol):
+    @property
+    def entries(self) -> Sequence[OffsiteEntryLike]: ...
+
+    @property
+    def refused(self) -> Sequence[RefusedLike]: ...
+
+
 class OffsiteSource(Protocol):
     """What recovery and restore need of ``watchdog.offsite.OffsiteStore``."""
 
-    def list(self) -> Sequence[OffsiteEntryLike]: ...
+    def candidates(self, now: float | None = None) -> CandidatesLike: ...
 
     def fetch(self, entry_id: str | None, dest: Path) -> Manifest: ...
 
@@ -186,13 +202,12 @@ def local_candidates(layout: DataLayout, now: float) -> list[Backup]:
 def offsite_candidates(
     store: OffsiteSource, now: float
 ) -> tuple[list[OffsiteEntryLike], list[str]]:
-    """The offsite entries to try, in order, and those refused before any fetch ("id: reason").
-
-    The one place that asks the store what it holds: once ``OffsiteStore.candidates()`` exists
-    (authenticated entries newest first, the refused ones with reasons), this becomes
-    ``entries, refused = store.candidates()`` — the order below still applies on top."""
-    entries, refused = list(store.list()), []
-    return candidates_newest_first(entries, now), refused
+    """The offsite entries to try, in order, and those the store refused before any fetch
+    ("backup id: reason" — a forged MAC, an old unauthenticated format …). The one place that
+    asks the store what it holds; the order below applies on top of the store's."""
+    found = store.candidates(now)
+    refused = [f"backup {package.id}: {package.reason}" for package in found.refused]
+    return candidates_newest_first(list(found.entries), now), refused
 
 
 def first_good_local(

@@ -157,6 +157,15 @@ def check_offsite(state: WatchdogState, offsite_every: float, now: float) -> Che
         )
     if offsite.newest_at is not None and now - offsite.newest_at > 2 * offsite_every:
         return Check(DEGRADED, f"newest offsite backup is {now - offsite.newest_at:.0f} s old")
+    if offsite.refused:
+        names = ", ".join(f"{r['id']} ({r['kind']})" for r in offsite.refused)
+        return Check(DEGRADED, f"packages on the branch refused, kept untouched: {names}")
+    if offsite.rotation_held_since is not None:
+        return Check(
+            DEGRADED,
+            "after a fresh start every older package stays on the branch (no rotation) until "
+            "`python -m watchdog offsite-release`",
+        )
     return Check(HEALTHY, f"newest offsite backup {offsite.newest_id or 'pending'}")
 
 
@@ -263,6 +272,10 @@ def assess(state: WatchdogState, limits: Thresholds, now: float) -> HealthReport
                 "last_success": _iso(state.offsite.last_success_at),
                 "failures": state.offsite.failures,
                 "last_error": state.offsite.last_error,
+                "rotation_held_since": _iso(state.offsite.rotation_held_since),
+                "refused": [
+                    {"id": r.get("id"), "kind": r.get("kind")} for r in state.offsite.refused
+                ],
             },
             "drill": {
                 "last_at": _iso(state.drill.last_at),

@@ -246,10 +246,13 @@ class DataGuard:
         branch has lost its disk: the data comes back from the branch."""
         if self.offsite is None or self.ctx.state.database.integrity is not Integrity.MISSING:
             return False
-        entries = []
+        entries: list[object] = []
         for attempt, pause in enumerate((*LIST_OFFSITE_PAUSES, 0.0), start=1):
             try:
-                entries = await asyncio.to_thread(self.offsite.list)
+                found = await asyncio.to_thread(self.offsite.candidates)
+                # Refused packages count too: a branch of ours holding only forged or old ones
+                # is still a lost disk (recovery names each refusal), never a quiet first run.
+                entries = [*found.entries, *found.refused]
                 break
             except OffsiteError as error:
                 # Deciding "first run" on a passing network error would start the bot empty.

@@ -120,6 +120,12 @@ class WatchdogService:
     async def manual_restore(self, wanted: str, from_git: bool = False) -> tuple[bool, str]:
         return await self.requests.manual_restore(wanted, from_git)
 
+    async def release_offsite_rotation(self) -> str:
+        held = self.maintenance.release_rotation_hold()
+        if held is None:
+            return "no fresh start holds offsite rotation: nothing to release"
+        return "released: offsite rotation runs again from the next push"
+
     # -- life ---------------------------------------------------------------------------------
 
     def request_stop(self, signum: int | None = None) -> None:

@@ -111,6 +111,11 @@ async def restore(request: web.Request) -> web.Response:
     return _json({"ok": ok, "message": message}, 200 if ok else 409)
 
 
+async def release_offsite(request: web.Request) -> web.Response:
+    message = await _service(request).release_offsite_rotation()
+    return _json({"ok": True, "message": message})
+
+
 async def start_admin(service: Operable) -> tuple[web.AppRunner, AdminEndpoint]:
     secret = secrets.token_urlsafe(32)
     app = web.Application(middlewares=[require_secret])
@@ -120,6 +125,7 @@ async def start_admin(service: Operable) -> tuple[web.AppRunner, AdminEndpoint]:
     app.router.add_post("/backup", backup)
     app.router.add_get("/backups", backups)
     app.router.add_post("/restore", restore)
+    app.router.add_post("/offsite/release", release_offsite)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
