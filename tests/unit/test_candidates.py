@@ -19,16 +19,16 @@ from conf.layout import DataLayout
 from tests import dbgen, forge
 from tests.helpers import TEST_RETENTION
 from watchdog.data.backups import BackupKeeper
-from watchdog.data.candidates import (
-    RestoreError,
-    first_good_offsite,
-    prepare_backup,
-    schema_problem,
-)
 from watchdog.data.catalogue import Backup, Catalogue, Manifest
 from watchdog.data.database import connect, read_schema
 from watchdog.data.drill import drill_one
-from watchdog.data.recovery import recover
+from watchdog.data.recovery import (
+    RestoreError,
+    first_good_offsite,
+    prepare_backup,
+    recover,
+    schema_problem,
+)
 from watchdog.data.restore import choose, restore_requested
 from watchdog.offsite import OffsiteError
 from watchdog.rules.recovery import (

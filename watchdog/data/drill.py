@@ -10,9 +10,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from watchdog.data.candidates import schema_problem
 from watchdog.data.catalogue import Backup, Catalogue
 from watchdog.data.database import connect, count_rows
+from watchdog.data.recovery import schema_problem
 from watchdog.data.snapshot import integrity_problem, materialize, sha256_of
 
 

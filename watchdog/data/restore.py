@@ -10,18 +10,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conf.layout import DataLayout
-from watchdog.data.candidates import (
+from watchdog.data.catalogue import Backup, Catalogue, Manifest
+from watchdog.data.recovery import (
     RESTORE_PREFIX,
     OffsiteSource,
+    Quarantined,
     RestoreError,
     discard,
     fetch_offsite,
     first_good_offsite,
     prepare_backup,
+    quarantine_database,
     swap_in,
+    update_note,
 )
-from watchdog.data.catalogue import Backup, Catalogue, Manifest
-from watchdog.data.recovery import quarantine_database, update_note
 from watchdog.data.snapshot import verify_backup
 from watchdog.rules.recovery import latest_trusted
 from watchdog.rules.schedule import FUTURE_SLACK
@@ -72,19 +74,28 @@ def restore_chosen(layout: DataLayout, backup: Backup, now: float) -> ManualRest
         candidate = prepare_backup(layout, backup)
     except RestoreError as error:
         raise RestoreError(f"{error}; nothing changed") from None
+    moved = install_chosen(layout, candidate, f"backup {backup.id}", backup.id, now)
+    return ManualRestore(backup.id, str(moved.folder) if moved else None)
+
+
+def install_chosen(
+    layout: DataLayout, candidate: Path, what: str, backup_id: str, now: float
+) -> Quarantined | None:
+    """Put an operator's proven candidate in place: the live database to quarantine, the
+    candidate renamed in. The operator chose this state, so the old file's rows are kept there,
+    not merged back."""
     try:
         moved = quarantine_database(
-            layout, f"manual restore of {backup.id}", "set aside by an operator's restore", now
+            layout, f"manual restore of {what}", "set aside by an operator's restore", now
         )
         swap_in(layout, candidate)
     finally:
         discard(candidate)
     if moved is not None:
-        # The operator chose this state: rows of the old file are kept, not merged back.
-        update_note(
-            moved, restored_from=backup.id, salvage={"status": "not merged (manual restore)"}
+        moved = update_note(
+            moved, restored_from=backup_id, salvage={"status": "not merged (manual restore)"}
         )
-    return ManualRestore(backup.id, str(moved.folder) if moved else None)
+    return moved
 
 
 def restore_from_offsite(layout: DataLayout, store: OffsiteSource, wanted: str, now: float) -> str:
@@ -107,17 +118,7 @@ def restore_from_offsite(layout: DataLayout, store: OffsiteSource, wanted: str, 
         except RestoreError as error:
             raise RestoreError(f"offsite {error}; nothing changed") from None
     temporary, manifest = fetched
-    try:
-        moved = quarantine_database(
-            layout, f"restore of offsite backup {manifest.id}", "set aside by an operator", now
-        )
-        swap_in(layout, temporary)
-    finally:
-        discard(temporary)
-    if moved is not None:
-        update_note(
-            moved, restored_from=manifest.id, salvage={"status": "not merged (manual restore)"}
-        )
+    moved = install_chosen(layout, temporary, f"offsite backup {manifest.id}", manifest.id, now)
     kept = f"; the previous database is kept in {moved.folder}" if moved else ""
     skipped = f"; refused first: {'; '.join(refused)}" if refused else ""
     return f"restored offsite backup {manifest.id}{skipped}{kept}"
