@@ -1,0 +1,117 @@
+"""The tree's layers hold: each layer imports only those below it, no module imports itself back
+through others, and the watchdog and the bot never import each other. Read from the source's
+own import statements (``TYPE_CHECKING`` blocks included: a type is a dependency too)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from tests.helpers import REPO
+
+LAYERS = ["conf", "rules", "data", "offsite", "runtime", "web", "cli"]
+"""Bottom to top; the watchdog's packages by their folder, ``conf`` shared by everyone."""
+LEAVES = {"watchdog.version", "watchdog.fatal_listener"}
+"""Top-level modules of the watchdog that import nothing of it: usable from every layer."""
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def project_modules() -> dict[str, Path]:
+    found = {}
+    for top in ("conf", "watchdog", "bot"):
+        for path in (REPO / top).rglob("*.py"):
+            found[module_name(path)] = path
+    return found
+
+
+def imports_of(path: Path, modules: dict[str, Path]) -> set[str]:
+    """The project's modules ``path`` imports (``from a.b import c`` counts a.b.c when it is a
+    module, else a.b)."""
+    tree = ast.parse(path.read_text(), str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [f"{node.module}.{alias.name}" for alias in node.names] + [node.module]
+        else:
+            continue
+        for name in names:
+            if name in modules:
+                found.add(name)
+    return found
+
+
+def layer_of(module: str) -> str | None:
+    parts = module.split(".")
+    if parts[0] == "conf":
+        return "conf"
+    if parts[0] == "watchdog" and len(parts) > 1 and parts[1] in LAYERS:
+        return parts[1]
+    return None
+
+
+def graph() -> dict[str, set[str]]:
+    modules = project_modules()
+    return {name: imports_of(path, modules) - {name} for name, path in modules.items()}
+
+
+def test_each_layer_imports_only_the_layers_below_it():
+    wrong = []
+    for module, imported in graph().items():
+        mine = layer_of(module)
+        if mine is None:
+            continue
+        for other in imported:
+            theirs = layer_of(other)
+            if other in LEAVES or (theirs is None and other.startswith("watchdog.__")):
+                continue
+            if theirs is None:
+                if other.startswith("watchdog") and other not in LEAVES:
+                    wrong.append(f"{module} -> {other} (not in a layer)")
+                continue
+            if LAYERS.index(theirs) > LAYERS.index(mine):
+                wrong.append(f"{module} ({mine}) -> {other} ({theirs})")
+    assert not wrong, "\n".join(sorted(wrong))
+
+
+def test_the_watchdog_and_the_bot_never_import_each_other():
+    wrong = [
+        f"{module} -> {other}"
+        for module, imported in graph().items()
+        for other in imported
+        if module.split(".")[0] in ("watchdog", "bot", "conf")
+        and other.split(".")[0] in ("watchdog", "bot")
+        and other.split(".")[0] != module.split(".")[0]
+    ]
+    assert not wrong, "\n".join(sorted(wrong))
+
+
+def test_no_import_circle():
+    edges = graph()
+    for package in list(edges):  # a package's face imports its own modules: not a circle
+        edges[package] = {other for other in edges[package] if not other.startswith(package + ".")}
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(module: str) -> list[str] | None:
+        state[module] = 1
+        stack.append(module)
+        for other in sorted(edges.get(module, ())):
+            if state.get(other) == 1:
+                return [*stack[stack.index(other) :], other]
+            if other not in state and (circle := visit(other)):
+                return circle
+        stack.pop()
+        state[module] = 2
+        return None
+
+    for module in sorted(edges):
+        if module not in state and (circle := visit(module)):
+            raise AssertionError(" -> ".join(circle))
