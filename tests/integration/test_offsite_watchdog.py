@@ -62,7 +62,7 @@ def test_pushes_offsite_and_a_lost_disk_comes_back_from_the_branch(
         fake_api.wait_for_sent(uid, timeout=20)
     wait_until(lambda: {11, 12, 13} <= users(data / "erixcast.db"), timeout=20)
     # A backup taken now holds the users (the scheduled ones may predate them on a busy
-    # machine); it is the newest, so it goes offsite next.
+    # machine); it, or a scheduled one begun after it, goes offsite next.
     taken = subprocess.run(
         [sys.executable, "-m", "watchdog", "backup"],
         env=env,
@@ -73,11 +73,16 @@ def test_pushes_offsite_and_a_lost_disk_comes_back_from_the_branch(
     )
     assert taken.returncode == 0, taken.stderr
     manual = taken.stdout.split()[1]
-    doc = wait_until(
-        lambda: (d := health())["backups"]["offsite"]["newest_id"] == manual and d,
-        timeout=90,
-        what="the backup with the users pushed",
-    )
+    manual_at = json.loads((data / "backups" / "manual" / f"{manual}.json").read_text())
+
+    def pushed_after_the_users() -> dict | None:
+        doc = health()
+        newest = doc["backups"]["offsite"]["newest_id"]
+        manifest = next((data / "backups").glob(f"*/{newest}.json"), None) if newest else None
+        at = json.loads(manifest.read_text())["created_at"] if manifest else None
+        return doc if at is not None and at >= manual_at["created_at"] else None
+
+    doc = wait_until(pushed_after_the_users, timeout=90, what="the backup with the users pushed")
     assert doc["checks"]["offsite"]["status"] == "healthy"
     listed = subprocess.run(
         [sys.executable, "-m", "watchdog", "list", "--offsite", "--json"],
