@@ -88,6 +88,12 @@ class DataLayout:
             return EXIT_REFUSED, f"DATA_DIR: cannot create {self.root}: {error.strerror}"
         if not _writable(self.root):
             return EXIT_REFUSED, f"DATA_DIR: {self.root} is not writable by this user"
+        taken = self._reserved_for(self.database)
+        if taken:
+            return EXIT_BAD_SETTINGS, f"DATABASE_PATH: {self.database} is where {taken}"
+        blocker = next((p for p in self.database.parents if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            return EXIT_BAD_SETTINGS, f"DATABASE_PATH: {blocker} is a file, not a folder"
         folder = self.database.parent
         if not folder.is_dir():
             if folder.is_relative_to(self.root):
@@ -97,6 +103,22 @@ class DataLayout:
             return EXIT_BAD_SETTINGS, f"DATABASE_PATH: the folder {folder} is not writable"
         if self.database.exists() and not self.database.is_file():
             return EXIT_BAD_SETTINGS, f"DATABASE_PATH: {self.database} is not a regular file"
+        return None
+
+    def _reserved_for(self, path: Path) -> str | None:
+        """What of the watchdog's own lives at or above ``path`` (None: nothing)."""
+        places = {
+            self.backups: "the backups are kept",
+            self.quarantine: "damaged files are kept",
+            self.logs: "the logs are written",
+            self.run: "the watchdog keeps its lock and the bot's heartbeat",
+            self.root / "offsite": "the offsite cache is kept",
+            self.state_file: "the watchdog keeps its state",
+            self.root: "DATA_DIR itself is",
+        }
+        for place, what in places.items():
+            if path == place or (place in path.parents and place != self.root):
+                return what
         return None
 
 

@@ -161,11 +161,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _resolve_paths(self) -> Settings:
-        self.data_dir = self.data_dir.expanduser().resolve()
+        self.data_dir = _resolved("DATA_DIR", self.data_dir)
         if self.database_path is None:
             self.database_path = self.data_dir / "erixcast.db"
         else:
-            self.database_path = self.database_path.expanduser().resolve()
+            self.database_path = _resolved("DATABASE_PATH", self.database_path)
         if _is_file(self.data_dir):
             raise ValueError(f"DATA_DIR: {self.data_dir} is a file, not a folder")
         if _is_dir(self.database_path):
@@ -255,6 +255,13 @@ def describe_error(error: ValidationError) -> str:
         else:
             lines.append(reason)
     return "; ".join(lines)
+
+
+def _resolved(variable: str, path: Path) -> Path:
+    try:
+        return path.expanduser().resolve()
+    except (RuntimeError, OSError) as error:  # ~unknown-user, a loop of links
+        raise ValueError(f"{variable}: {path} cannot be used: {error}") from None
 
 
 def _is_file(path: Path) -> bool:

@@ -373,3 +373,58 @@ def test_the_watchdog_holds_rotation_after_a_fresh_start_until_released(
     assert remembered.load().fresh_start_at is None and state.offsite.rotation_held_since is None
     one_push()
     assert commits_on(remote.repo) == keep
+
+
+# -- package metadata of shapes we never write ---------------------------------------------------
+
+MAC_NAME = "hmac-sha256/hkdf-sha256:erixcast offsite package mac v1"
+
+
+@pytest.mark.parametrize(
+    "package_json",
+    [
+        b'{"format": 2, "id": "20990101T000000Z-daily-evil01", "x": NaN, "mac": {"algorithm": "'
+        + MAC_NAME.encode()
+        + b'", "value": "00"}}',
+        b"[" * 200_000 + b"]" * 200_000,
+        b'{"format": 2, "mac": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b"\xff\xfe not even text",
+    ],
+    ids=["nan", "deep-array", "deep-mac", "not-utf8"],
+)
+def test_a_package_of_a_shape_we_never_write_is_refused_and_the_genuine_one_still_works(
+    remote, site, tmp_path, package_json
+):
+    store = make_store(remote, site)
+    genuine = store.push(site.backup())
+    plant(
+        remote.repo,
+        "20990101T000000Z-daily-evil01",
+        {"package.json": package_json, "manifest.age": b"x"},
+    )
+    found = store.candidates()
+    assert [entry.id for entry in found.entries] == [genuine.id]
+    assert [package.id for package in found.refused] == ["20990101T000000Z-daily-evil01"]
+    manifest = store.fetch(None, tmp_path / "restored.db")
+    assert manifest.id == genuine.id
+    assert store.push(site.backup()).id != genuine.id  # pushing goes on too
+
+
+def test_a_malformed_index_is_an_error_never_a_crash(remote, site):
+    store = make_store(remote, site)
+    store.push(site.backup())
+    plant(remote.repo, "20990101T000000Z-daily-evil02", {"package.json": b"{}"})
+    tip = run_git(remote.repo, "rev-parse", f"refs/heads/{BRANCH}")
+    bad_index = run_git(
+        remote.repo,
+        "hash-object",
+        "-w",
+        "--stdin",
+        data=b'{"kind": "erixcast-offsite", "format": 2, "entries": 5}',
+    )
+    tree = run_git(remote.repo, "mktree", data=f"100644 blob {bad_index}\tindex.json\n".encode())
+    commit = run_git(remote.repo, "commit-tree", tree, "-p", tip, "-m", "x")
+    run_git(remote.repo, "update-ref", f"refs/heads/{BRANCH}", commit)
+    with pytest.raises(OffsiteError) as caught:
+        store.candidates()
+    assert caught.value.kind in ("corrupt", "foreign")

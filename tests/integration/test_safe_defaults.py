@@ -17,8 +17,8 @@ import psutil
 import pytest
 from pyrage import x25519
 
-from conf.exitcodes import EXIT_REFUSED
-from tests.helpers import REPO, VENV_BIN, base_env, free_port, get_json, wait_until
+from conf.exitcodes import EXIT_BAD_SETTINGS, EXIT_REFUSED
+from tests.helpers import REPO, VENV_BIN, base_env, free_port, get_json, tmpfs, wait_until
 
 pytestmark = pytest.mark.integration
 WATCHDOG = [sys.executable, "-m", "watchdog", "run"]
@@ -106,7 +106,30 @@ def _cases(tmp_path: Path) -> dict[str, tuple[dict[str, str], int, str]]:
     latin1 = tmp_path / "latin1.env"
     latin1.write_bytes("ADMIN_IDS=1\nNOTE=caf\xe9\n".encode("latin-1"))
     offsite = {"BACKUP_GIT_URL": "https://git.example.org/backups.git", "BACKUP_AGE_KEY": AGE_KEY}
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
     return {
+        "data dir through a loop of links": (
+            {"DATA_DIR": str(tmp_path / "loop1" / "data")},
+            2,
+            "DATA_DIR",
+        ),
+        "data dir in an unknown user's home": ({"DATA_DIR": "~nosuchuser/data"}, 2, "DATA_DIR"),
+        "a file on the database's path": (
+            {"DATABASE_PATH": str(a_file / "erixcast.db")},
+            2,
+            "DATABASE_PATH",
+        ),
+        "database where the logs go": (
+            {"DATABASE_PATH": str(tmp_path / "data" / "logs")},
+            2,
+            "DATABASE_PATH",
+        ),
+        "database where the state is": (
+            {"DATABASE_PATH": str(tmp_path / "data" / "watchdog-state.json")},
+            2,
+            "DATABASE_PATH",
+        ),
         "database path is a folder": ({"DATABASE_PATH": str(folder)}, 2, "DATABASE_PATH"),
         "database folder missing": (
             {"DATABASE_PATH": str(tmp_path / "nowhere" / "x.db")},
@@ -145,6 +168,11 @@ def _cases(tmp_path: Path) -> dict[str, tuple[dict[str, str], int, str]]:
 
 
 CASE_NAMES = [
+    "data dir through a loop of links",
+    "data dir in an unknown user's home",
+    "a file on the database's path",
+    "database where the logs go",
+    "database where the state is",
     "database path is a folder",
     "database folder missing",
     "data dir is a file",
@@ -174,6 +202,14 @@ def test_the_bot_refuses_the_same_way(processes, tmp_path, case):
     one_line_refusal(processes.start("bad-bot", BOT, env), code, naming)
 
 
+def test_on_render_a_database_off_the_disk_is_refused(processes, tmp_path):
+    with tmpfs(tmp_path / "disk", "16m") as disk:
+        env = base_env(
+            disk / "data", free_port(), RENDER="true", DATABASE_PATH=str(tmp_path / "x.db")
+        )
+        one_line_refusal(processes.start("render", WATCHDOG, env), 2, "DATABASE_PATH")
+
+
 # -- a second, unprivileged user ----------------------------------------------------------------
 
 SYSTEM_PYTHON = Path("/usr/bin/python3.11")
@@ -199,6 +235,22 @@ def test_a_data_dir_this_user_cannot_write_is_refused_in_one_line(processes):
         argv, env = as_nobody(WATCHDOG, env)
         proc = processes.start("readonly", argv, env, cwd=Path("/tmp"))
         one_line_refusal(proc, EXIT_REFUSED, "DATA_DIR")
+    finally:
+        shutil.rmtree(place, ignore_errors=True)
+
+
+def test_a_database_folder_this_user_cannot_write_is_refused_in_one_line(processes):
+    place = Path(tempfile.mkdtemp(prefix="erixcast-dbfolder-", dir="/tmp"))
+    try:
+        place.chmod(0o755)
+        data = place / "data"
+        data.mkdir()
+        shutil.chown(data, "nobody")
+        (place / "db").mkdir(mode=0o755)  # root's
+        env = base_env(data, free_port(), DATABASE_PATH=str(place / "db" / "erixcast.db"))
+        argv, env = as_nobody(WATCHDOG, env)
+        proc = processes.start("db-folder", argv, env, cwd=Path("/tmp"))
+        one_line_refusal(proc, EXIT_BAD_SETTINGS, "DATABASE_PATH")
     finally:
         shutil.rmtree(place, ignore_errors=True)
 
@@ -334,7 +386,13 @@ def test_files_of_the_wrong_shape_are_set_aside_and_reported(processes, tmp_path
         json.dumps({**bad, "id": "20260101T000000Z-hourly-bad001"})
     )
     (hourly / "20260101T000000Z-hourly-null01.json").write_text("null")
-    (data / "watchdog-state.json").write_text(json.dumps({"fresh_start_at": "abc"}))
+    huge = "20260101T000000Z-hourly-huge01"
+    (hourly / f"{huge}.json").write_text(
+        json.dumps({**bad, "id": huge, "file": f"{huge}.db", "created_at": 1e300})
+    )
+    (data / "watchdog-state.json").write_text(
+        json.dumps({"fresh_start_at": "abc", "drill_at": 1e300})
+    )
     note = data / "quarantine" / "20260101T000000Z"
     note.mkdir(parents=True)
     (note / "note.json").write_text("[]")
@@ -343,6 +401,7 @@ def test_files_of_the_wrong_shape_are_set_aside_and_reported(processes, tmp_path
     doc = wait_until(
         lambda: (d := health(port))["bot"]["status"] == "running" and d, timeout=60, what="running"
     )
+    assert get_json(f"http://127.0.0.1:{port}/health")[0] == 200
     files = doc["checks"]["files"]
     assert files["status"] == "degraded"
     for kind in ("backup manifest", "state file", "quarantine note"):

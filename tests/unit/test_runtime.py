@@ -431,3 +431,36 @@ def test_remembered_state_survives_a_new_store(ctx):
     again = RememberedStore(Path(ctx.layout.state_file))
     loaded = again.load()
     assert (loaded.app_version, loaded.drill_at, loaded.offsite_id) == ("v1", 123.0, "x")
+
+
+class UnreadableBranch:
+    """An offsite store whose branch cannot be read (a malformed index, a refused token)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.asked = 0
+
+    def candidates(self, now: float | None = None):
+        self.asked += 1
+        raise OffsiteError("the index on branch db-backups is malformed", self.kind)
+
+
+@pytest.mark.parametrize("kind", ["corrupt", "auth", "unreachable"])
+def test_a_lost_disk_with_an_unreadable_branch_is_recovered_loudly_never_a_first_run(ctx, kind):
+    bot = make_supervisor(ctx, supervisor_with(ctx, [Script()], launches=0))
+    store = UnreadableBranch(kind)
+    guard = DataGuard(ctx, bot, BackupJobs(ctx, FailingKeeper()), store)  # type: ignore[arg-type]
+    guard.check_file = lambda path: DatabaseCheck("missing", "no database file")
+    guard.count_tables = lambda path: {}
+    recovered: list[str] = []
+
+    def recover(layout, reason, detail, now, offsite):
+        recovered.append(reason)
+        return RecoveryResult(reason=reason, rejected=["offsite: could not list the backups"])
+
+    guard.recover_files = recover
+    guard.create_empty = lambda path: None
+    run(guard.check_and_heal())
+    assert recovered == ["the database file is missing"]
+    assert store.asked == (3 if kind == "unreachable" else 1)  # passing errors are retried
+    assert ctx.remembered.load().fresh_start_at is not None  # so offsite rotation is held

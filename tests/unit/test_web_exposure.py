@@ -70,7 +70,8 @@ def busy_state(now: float) -> WatchdogState:
     state.offsite.failures = 2
     state.offsite.last_error = (
         f"could not reach {REPO_URL}: fatal: unable to access '{REPO_URL}/': "
-        f"Could not resolve host (also tried {SCP_URL}); cache in /var/lib/erixcast/cache.git"
+        f"Could not resolve host: git.example (also tried {SCP_URL}, and "
+        "git.example:team/erixcast-backups); cache in /var/lib/erixcast/cache.git"
     )
     state.recovery.count = 1
     state.recovery.last_at = now - 600

@@ -52,7 +52,10 @@ def command(args: argparse.Namespace) -> int:
         OffsiteStore.from_settings(settings)  # like every other setting: bad means no start
     except OffsiteError as error:
         return give_up(EXIT_BAD_SETTINGS, f"bad setting: {error}")
-    layout.ensure()
+    try:
+        layout.ensure()
+    except OSError as error:
+        return give_up(EXIT_REFUSED, f"DATA_DIR: cannot prepare {layout.root}: {error.strerror}")
     setup_logging("watchdog", settings.log_level, settings.secrets(), layout.logs)
     lock = InstanceLock(layout.lock_file)
     try:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from conf.layout import TIERS, DataLayout
+from conf.units import is_moment
 from watchdog.data.fs import FileLock, atomic_write, note_set_aside
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,12 @@ def _seconds(value: Any) -> float:
     return float(value)
 
 
+def _moment(value: Any) -> float:
+    if not is_moment(value):
+        raise TypeError("not a time (seconds since 1970 a date can show)")
+    return float(value)
+
+
 def _digest(value: Any) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"[0-9a-f]{64}", value):
         raise TypeError("not a sha256")
@@ -110,7 +117,7 @@ _MANIFEST_FIELDS: dict[str, Callable[[Any], Any]] = {
     "id": _text,
     "tier": _text,
     "reason": _text,
-    "created_at": _seconds,
+    "created_at": _moment,
     "size_bytes": _count,
     "sha256": _digest,
     "file": _text,

@@ -11,12 +11,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from conf.units import is_moment
 from watchdog.data.fs import atomic_write_json, note_set_aside
 
 log = logging.getLogger(__name__)
@@ -51,10 +51,9 @@ class Remembered:
 
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError("not a number")
-    if not math.isfinite(value):
-        raise TypeError("not finite")
+    """A time (every number in this file is one)."""
+    if not is_moment(value):
+        raise TypeError("not a time (seconds since 1970 a date can show)")
     return float(value)
 
 

@@ -95,6 +95,12 @@ def _scan(repo: BareRepo, tip: str, chain: list[IndexEntry], keys: Keys, now: fl
         except Refusal as refusal:
             refused.append(RefusedPackage(index.id, index.commit, refusal.kind, refusal.reason))
             log.warning("offsite: package %s refused (%s): %s", index.id, refusal.kind, refusal)
+        except (OffsiteError, OSError):
+            raise
+        except Exception as error:  # input we did not foresee: refused, never a crash
+            reason = f"cannot be read ({type(error).__name__})"
+            refused.append(RefusedPackage(index.id, index.commit, "corrupt", reason))
+            log.warning("offsite: package %s refused: %s", index.id, reason)
     return Candidates(tuple(newest_first(entries)), tuple(refused))
 
 

@@ -119,6 +119,15 @@ class RefusedPackage:
         return {"id": self.id, "commit": self.commit, "kind": self.kind, "reason": self.reason}
 
 
+def parse_json(raw: bytes) -> Any:
+    """JSON read from the branch; ValueError for anything else, nesting too deep to parse
+    included (a planted file must be refused, never crash the reader)."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ValueError("nested too deep") from None
+
+
 # -- writing -----------------------------------------------------------------------------------
 
 
@@ -179,7 +188,7 @@ def load_chain(repo: BareRepo, tip: str, branch: str) -> list[IndexEntry]:
     if raw is None:
         raise foreign
     try:
-        data = json.loads(raw)
+        data = parse_json(raw)
     except ValueError:
         raise foreign from None
     if not isinstance(data, dict) or data.get("kind") != INDEX_KIND:

@@ -5,7 +5,6 @@ that order backups come from the decrypted, authenticated manifest, never from t
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
 from collections.abc import Iterable
@@ -17,7 +16,14 @@ from pyrage import x25519
 from watchdog.data.catalogue import Manifest
 from watchdog.offsite.auth import MacKey, is_authentic
 from watchdog.offsite.git import BareRepo
-from watchdog.offsite.index import MANIFEST, PACKAGE, IndexEntry, OffsiteEntry, read_bounded
+from watchdog.offsite.index import (
+    MANIFEST,
+    PACKAGE,
+    IndexEntry,
+    OffsiteEntry,
+    parse_json,
+    read_bounded,
+)
 from watchdog.offsite.package import MANIFEST_BLOB, MAX_META_SIZE, Package, decrypt_bytes
 
 CLOCK_SKEW = 300.0
@@ -70,7 +76,7 @@ def refusal_of(repo: BareRepo, tree: str, mac: MacKey) -> Refusal | None:
     check for pushes, which only decide what to keep: no decryption)."""
     raw = read_bounded(repo, f"{tree}:{PACKAGE}", MAX_META_SIZE)
     try:
-        document = json.loads(raw) if raw is not None else None
+        document = parse_json(raw) if raw is not None else None
     except ValueError:
         document = None
     if not isinstance(document, dict):
@@ -200,7 +206,7 @@ def _json(repo: BareRepo, listing: dict[str, tuple[str, int]], name: str, what: 
     if found is None or found[1] > MAX_META_SIZE:
         raise Refusal("corrupt", f"its {what} is missing or too large")
     try:
-        document = json.loads(_blob(repo, listing, name, found[1]))
+        document = parse_json(_blob(repo, listing, name, found[1]))
     except ValueError:
         raise Refusal("corrupt", f"its {what} is not JSON") from None
     if not isinstance(document, dict):

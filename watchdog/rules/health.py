@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from conf.units import MIB
+from conf.units import MIB, is_moment
 from watchdog.rules import restarts, schedule
 from watchdog.rules.state import BotPhase, Integrity, WatchdogState
 
@@ -49,7 +49,7 @@ class HealthReport:
 
 
 def _iso(timestamp: float | None) -> str | None:
-    if timestamp is None:
+    if timestamp is None or not is_moment(timestamp):
         return None
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
 

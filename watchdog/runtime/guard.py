@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 RECHECK_AFTER = 5.0
 """Seconds before checking again a database that could not be checked (busy, locked)."""
+TRANSIENT = ("unreachable", "timeout", "busy")
 LIST_OFFSITE_PAUSES = (5.0, 15.0)
 """Pauses between the three tries to list the offsite branch when the disk looks lost."""
 
@@ -254,11 +255,15 @@ class DataGuard:
                 # is still a lost disk (recovery names each refusal), never a quiet first run.
                 entries = [*found.entries, *found.refused]
                 break
-            except OffsiteError as error:
-                # Deciding "first run" on a passing network error would start the bot empty.
+            except Exception as error:
                 log.error("could not list offsite backups (attempt %d of 3): %s", attempt, error)
-                if attempt == 3 or error.kind not in ("unreachable", "timeout", "busy"):
-                    return False
+                transient = isinstance(error, OffsiteError) and error.kind in TRANSIENT
+                if attempt == 3 or not transient:
+                    # Whether the branch holds backups cannot be told: a silent first run would
+                    # start empty and let pushes rotate good packages away. Recover instead: it
+                    # names why nothing could be used, and the fresh start holds rotation.
+                    log.error("the offsite branch cannot be read: treated as a lost disk")
+                    return True
                 await self.ctx.sleep(pause)
         if entries:
             log.warning(

@@ -32,8 +32,15 @@ _PATH = re.compile(
 _ROWS = re.compile(r"\b\d[\d,_]*(\s+rows?)\b")
 
 
-def scrub_text(text: str, known_paths: Iterable[str] = ()) -> str:
-    """``text`` with every URL and filesystem path replaced by a placeholder."""
+def scrub_text(
+    text: str, known_paths: Iterable[str] = (), known_addresses: Iterable[str] = ()
+) -> str:
+    """``text`` with every URL and filesystem path replaced by a placeholder; the
+    ``known_addresses`` (the offsite repository's URL, host and path, which git quotes in its
+    errors in many shapes, ``Could not resolve host: …`` and ``host:path`` among them) go
+    wherever they appear."""
+    for known in sorted({a for a in known_addresses if len(a) > 2}, key=len, reverse=True):
+        text = text.replace(known, URL_PLACEHOLDER)
     text = _URL.sub(URL_PLACEHOLDER, text)
     # Known locations first, longest first: they may be relative (DATA_DIR=var/data) or hold
     # characters the pattern does not expect. A bare word (DATA_DIR=data) is left to the pattern.
@@ -42,26 +49,33 @@ def scrub_text(text: str, known_paths: Iterable[str] = ()) -> str:
     return _PATH.sub(PATH_PLACEHOLDER, text)
 
 
-def _scrub(value: Any, known_paths: tuple[str, ...], hide_counts: bool) -> Any:
+def _scrub(
+    value: Any, known_paths: tuple[str, ...], hide_counts: bool, known_addresses: tuple[str, ...]
+) -> Any:
     if isinstance(value, str):
-        text = scrub_text(value, known_paths)
+        text = scrub_text(value, known_paths, known_addresses)
         return _ROWS.sub(COUNT_PLACEHOLDER + r"\1", text) if hide_counts else text
     if isinstance(value, dict):
         return {
-            key: _scrub(item, known_paths, hide_counts)
+            key: _scrub(item, known_paths, hide_counts, known_addresses)
             for key, item in value.items()
             if key not in PATH_KEYS
         }
     if isinstance(value, list | tuple):
-        return [_scrub(item, known_paths, hide_counts) for item in value]
+        return [_scrub(item, known_paths, hide_counts, known_addresses) for item in value]
     return value
 
 
 def public_health(
-    document: dict[str, Any], known_paths: Iterable[str] = (), hide_counts: bool = False
+    document: dict[str, Any],
+    known_paths: Iterable[str] = (),
+    hide_counts: bool = False,
+    known_addresses: Iterable[str] = (),
 ) -> dict[str, Any]:
     """A copy of the /health document fit for anyone (the original is left as it was)."""
-    public: dict[str, Any] = _scrub(document, tuple(known_paths), hide_counts)
+    public: dict[str, Any] = _scrub(
+        document, tuple(known_paths), hide_counts, tuple(known_addresses)
+    )
     if hide_counts:
         database = public.get("database")
         if isinstance(database, dict):

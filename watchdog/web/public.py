@@ -13,6 +13,7 @@ import logging
 import os
 import platform
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import psutil
 from aiohttp import web
@@ -62,11 +63,26 @@ def known_paths(service: Observable) -> list[str]:
     return [path for path in found if path]
 
 
+def known_addresses(service: Observable) -> list[str]:
+    """The offsite repository's URL and its parts (host, path) as git may quote them."""
+    url = service.settings.backup_git_url
+    if not url:
+        return []
+    parts = urlsplit(url)
+    if parts.scheme and parts.hostname:
+        return [url, url.removesuffix(".git"), parts.hostname, parts.path.strip("/")]
+    host, _, path = url.rpartition(":")  # scp-like host:path (user@ included)
+    return [url, host, host.rpartition("@")[2], path.strip("/")]
+
+
 def health_document(service: Observable) -> tuple[dict[str, Any], int]:
     """The /health document as anyone may see it, and its HTTP status."""
     report = service.health()
     hide_counts = bool(_stats_token(service))
-    return public_health(report.document, known_paths(service), hide_counts), report.http_status
+    public = public_health(
+        report.document, known_paths(service), hide_counts, known_addresses(service)
+    )
+    return public, report.http_status
 
 
 async def health(request: web.Request) -> web.Response:
