@@ -170,3 +170,93 @@ def test_lost_disk_recovery_walks_every_offsite_backup(processes, tmp_path, fake
     assert doc["database"]["integrity"] == "ok"
     alert = fake_api.wait_for_sent(ADMIN, contains="restored", timeout=15)
     assert damaged.id in alert["text"]
+
+
+def test_a_forged_newest_package_is_refused_and_the_older_genuine_one_restored(
+    processes, tmp_path, fake_api
+):
+    """An attacker with push access plants a package with the bot's schema plus a trigger,
+    encrypted to the public key every package names, dated in the future, MAC'd under a key of
+    their own. A lost-disk start refuses it before decryption, restores the genuine one, and no
+    planted trigger reaches the live database."""
+    from tests.integration.test_offsite import Site
+    from tests.integration.test_offsite_auth import forged_package, plant
+    from watchdog.offsite.auth import MacKey
+
+    with FakeGitServer(tmp_path / "server", TOKEN) as server:
+        repo = server.create_repo("backups.git")
+        url = server.url(repo)
+        identity = x25519.Identity.generate()
+        root = tmp_path / "site"
+        layout = DataLayout(root, root / "erixcast.db")
+        layout.ensure()
+        dbgen.create_bot(layout.database, 200_000)
+        keeper = BackupKeeper(layout, keep=TEST_RETENTION, min_free_bytes=0, app_version="t")
+        site = Site(root, layout, keeper, identity, time.time() - 3600)
+        genuine = site.backup()
+        store = OffsiteStore(
+            url,
+            "db-backups",
+            cache_dir_for(root),
+            token=TOKEN,
+            age_identity=str(identity),
+            allow_plaintext=False,
+            keep=3,
+            timeout=30.0,
+        )
+        store.push(genuine)
+        forged_id = "20991231T000000Z-daily-evil99"
+        files, _ = forged_package(site, tmp_path, forged_id, MacKey(b"\x07" * 32), time.time())
+        plant(repo, forged_id, files)
+
+        data = tmp_path / "data"
+        port = free_port()
+        env = base_env(
+            data,
+            port,
+            TELEGRAM_BOT_TOKEN=fake_api.token,
+            TELEGRAM_API_URL=fake_api.base_url,
+            ADMIN_IDS=str(ADMIN),
+            BACKUP_GIT_URL=url,
+            BACKUP_GIT_TOKEN=TOKEN,
+            BACKUP_AGE_KEY=str(identity),
+            BACKUP_GIT_TIMEOUT="30",
+        )
+        processes.start("watchdog", WATCHDOG, env)
+        doc = wait_until(
+            lambda: (
+                (d := get_json(f"http://127.0.0.1:{port}/health")[1])["recovery"]["count"]
+                and d["bot"]["status"] == "running"
+                and d
+            ),
+            timeout=90,
+            what="recovery from the branch",
+        )
+        last = doc["recovery"]["last"]
+        assert last["source"] == "offsite" and last["restored_from"] == genuine.id
+        assert any(forged_id in reason and "MAC" in reason for reason in last["rejected"])
+        with sqlite3.connect(f"file:{data / 'erixcast.db'}?mode=ro", uri=True) as connection:
+            triggers = [
+                row[0]
+                for row in connection.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+                )
+            ]
+        assert "planted" not in triggers
+        assert (
+            forged_id
+            in subprocess.run(
+                [
+                    "git",
+                    "--git-dir",
+                    str(repo),
+                    "ls-tree",
+                    "-r",
+                    "--name-only",
+                    "refs/heads/db-backups",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            ).stdout
+        ), "never deleted by us"

@@ -141,3 +141,33 @@ def test_a_failed_backup_degrades_with_its_reason():
     report = assess(state, LIMITS, NOW)
     assert report.status == "degraded"
     assert "not enough disk" in report.checks["backups"].detail
+
+
+def test_a_rotation_hold_after_a_fresh_start_is_said_in_health():
+    state = good_state()
+    state.offsite.enabled = True
+    state.offsite.newest_id, state.offsite.newest_at = "b1", NOW - 60
+    state.offsite.rotation_held_since = NOW - 3600
+    doc = assess(state, LIMITS, NOW).document
+    assert doc["checks"]["offsite"]["status"] == "degraded"
+    assert "offsite-release" in doc["checks"]["offsite"]["detail"]
+    assert doc["backups"]["offsite"]["rotation_held_since"] is not None
+
+
+def test_refused_packages_on_the_branch_are_said_in_health_by_id_and_kind():
+    state = good_state()
+    state.offsite.enabled = True
+    state.offsite.newest_id, state.offsite.newest_at = "b1", NOW - 60
+    state.offsite.refused = [{"id": "evil", "commit": "c" * 40, "kind": "forged", "reason": "x"}]
+    doc = assess(state, LIMITS, NOW).document
+    assert doc["checks"]["offsite"]["status"] == "degraded"
+    assert "evil (forged)" in doc["checks"]["offsite"]["detail"]
+    assert doc["backups"]["offsite"]["refused"] == [{"id": "evil", "kind": "forged"}]
+
+
+def test_a_time_no_date_can_show_never_breaks_health():
+    state = good_state()
+    state.recovery.fresh_start_at = 1e300
+    state.drill.last_at = float("inf")
+    doc = assess(state, LIMITS, NOW).document
+    assert doc["status"] in ("healthy", "degraded", "unhealthy")
