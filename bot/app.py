@@ -15,7 +15,7 @@ from bot import handlers, lifeline
 from bot.durable import DurableBot, DurableUpdateProcessor, RetryAfterLimiter, UpdateLedger
 from bot.heartbeat import Heartbeat, HeartbeatRequest
 from bot.persistence import SQLitePersistence
-from bot.storage import DatabaseThread, Storage
+from bot.storage import DatabaseReplaced, DatabaseThread, Storage
 from bot.watchdog_client import WatchdogClient
 from conf.exitcodes import EXIT_DATABASE, EXIT_NOT_CONFIGURED, EXIT_OK
 from conf.layout import DataLayout
@@ -191,6 +191,9 @@ def run(
         return EXIT_NOT_CONFIGURED
     processor = application.update_processor if application is not None else None
     if isinstance(processor, DurableUpdateProcessor) and processor.failed is not None:
+        if isinstance(processor.failed, DatabaseReplaced):
+            log.error("the bot stopped: %s; nothing after it was confirmed", processor.failed)
+            return EXIT_DATABASE  # the watchdog checks, and recovers, before any relaunch
         log.error("the bot stopped: the database refused a commit")
         return EXIT_FAILED
     log.info("bot stopped")

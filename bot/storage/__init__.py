@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.storage.base import DatabaseReplaced
 from bot.storage.batches import PROCESSED_UPDATES_KEPT
 from bot.storage.history import USER_FIELDS, IncomingMessage, UserRecord
 from bot.storage.notes import NOTE_MAX_CHARS, Note
@@ -49,6 +50,7 @@ __all__ = [
     "SQLITE_PRAGMAS",
     "USER_DATA",
     "USER_FIELDS",
+    "DatabaseReplaced",
     "DatabaseThread",
     "IncomingMessage",
     "Note",

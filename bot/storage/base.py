@@ -3,12 +3,19 @@ statements run on it."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import dataset
 
 from bot.storage.seam import SQLiteSearch
+
+
+class DatabaseReplaced(RuntimeError):
+    """The database file was deleted or replaced while the bot had it open: whatever it commits
+    goes to a file nobody will read again, so nothing may be confirmed to Telegram."""
 
 
 class StorageBase:
@@ -17,6 +24,25 @@ class StorageBase:
         self.is_sqlite = db.is_sqlite
         self.search_index = SQLiteSearch() if self.is_sqlite else None
         self._batch_open = False
+        self._file: tuple[Path, int, int] | None = None
+
+    def watch_file(self, path: Path) -> None:
+        """Remember which file the database is (device and inode), to notice it being deleted
+        or replaced under the open connection."""
+        status = os.stat(path)
+        self._file = (path, status.st_dev, status.st_ino)
+
+    def check_file(self) -> None:
+        """Raise DatabaseReplaced if the database path no longer names the file we write."""
+        if self._file is None:
+            return
+        path, device, inode = self._file
+        try:
+            status = os.stat(path)
+        except FileNotFoundError:
+            raise DatabaseReplaced(f"{path} was deleted under the bot") from None
+        if (status.st_dev, status.st_ino) != (device, inode):
+            raise DatabaseReplaced(f"{path} was replaced under the bot by another file")
 
     def _run(self, statement: Any, params: Mapping[str, Any] | None = None) -> Any:
         """Execute on this thread's connection (inside the caller's ``with self.db``)."""

@@ -41,6 +41,7 @@ class UpdateBatches(StorageBase):
             for update_id in update_ids:
                 self._run(_RECORD_UPDATE, {"update_id": int(update_id), "now": stamp})
             self.db.commit()
+            self.check_file()  # committed into the file we opened, still the one at its path?
         except BaseException:
             self.db.rollback()
             raise

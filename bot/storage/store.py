@@ -24,6 +24,8 @@ class Storage(AccountStore, SearchStore, UpdateBatches):
         storage = cls(connect(url))
         try:
             storage.create_schema()
+            if isinstance(url_or_path, Path):
+                storage.watch_file(url_or_path)
         except BaseException:
             storage.close()
             raise

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conf.exitcodes import EXIT_NOT_CONFIGURED
+from conf.exitcodes import EXIT_DATABASE, EXIT_NOT_CONFIGURED
 from tests.fakes.telegram_api import FakeTelegramAPI
 from tests.helpers import ProcessPool, free_port, wait_until
 from tests.integration.test_bot_features import BotUnderTest
@@ -115,3 +115,19 @@ def test_sigterm_right_after_a_reply_keeps_the_state(
     assert bot.stop() == 0
     assert bot.user_data(6) == {"draft": ["kept on shutdown"]}
     assert "bot stopped" in bot.output()
+
+
+def test_a_database_deleted_under_the_bot_gets_nothing_more_confirmed(
+    bot: BotUnderTest, fake_api: FakeTelegramAPI
+) -> None:
+    """Updates handled after the file was unlinked commit into a file nobody will read: the bot
+    must not confirm them to Telegram (they are delivered again after recovery) and must exit
+    65, so the watchdog checks the database before relaunching it."""
+    proc = bot.start()
+    bot.say(1, "/start")
+    for path in (bot.database, Path(f"{bot.database}-wal"), Path(f"{bot.database}-shm")):
+        path.unlink(missing_ok=True)
+    lost = fake_api.send_text(2, "written after the file was deleted")
+    assert proc.wait(60) == EXIT_DATABASE
+    assert fake_api.confirmed_offset <= lost, "an update handled into a deleted file was confirmed"
+    assert "was deleted under the bot" in bot.output()
