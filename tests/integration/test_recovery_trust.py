@@ -86,18 +86,36 @@ def test_a_future_dated_backup_is_not_the_newest(stack):
 # -- offsite: a lost disk, the newest package damaged ------------------------------------------
 
 
+def offsite_site(
+    tmp_path: Path, url: str
+) -> tuple[DataLayout, BackupKeeper, x25519.Identity, OffsiteStore]:
+    """A machine with a bot database, its keeper, an age identity and a store on ``url``."""
+    identity = x25519.Identity.generate()
+    root = tmp_path / "site"
+    layout = DataLayout(root, root / "erixcast.db")
+    layout.ensure()
+    dbgen.create_bot(layout.database, 200_000)
+    keeper = BackupKeeper(layout, keep=TEST_RETENTION, min_free_bytes=0, app_version="t")
+    store = OffsiteStore(
+        url,
+        "db-backups",
+        cache_dir_for(root),
+        token=TOKEN,
+        age_identity=str(identity),
+        allow_plaintext=False,
+        keep=3,
+        timeout=30.0,
+    )
+    return layout, keeper, identity, store
+
+
 @pytest.fixture
 def branch(tmp_path):
     """An offsite branch with two backups of a bot database: the newest one's database does not
     match its manifest's sha256 (damaged before it was packed)."""
     with FakeGitServer(tmp_path / "server", TOKEN) as server:
         url = server.url(server.create_repo("backups.git"))
-        identity = x25519.Identity.generate()
-        root = tmp_path / "site"
-        layout = DataLayout(root, root / "erixcast.db")
-        layout.ensure()
-        dbgen.create_bot(layout.database, 200_000)
-        keeper = BackupKeeper(layout, keep=TEST_RETENTION, min_free_bytes=0, app_version="t")
+        _, keeper, identity, store = offsite_site(tmp_path, url)
         now = time.time()
         good = keeper.take("hourly", "test", now - 120).backup
         damaged = keeper.take("hourly", "test", now - 60).backup
@@ -105,16 +123,6 @@ def branch(tmp_path):
         data = bytearray(damaged.data_path.read_bytes())
         data[len(data) // 2] ^= 0xFF
         damaged.data_path.write_bytes(bytes(data))
-        store = OffsiteStore(
-            url,
-            "db-backups",
-            cache_dir_for(root),
-            token=TOKEN,
-            age_identity=str(identity),
-            allow_plaintext=False,
-            keep=3,
-            timeout=30.0,
-        )
         store.push(good)
         store.push(damaged)
         assert [entry.id for entry in store.list()] == [damaged.id, good.id]
@@ -186,24 +194,9 @@ def test_a_forged_newest_package_is_refused_and_the_older_genuine_one_restored(
     with FakeGitServer(tmp_path / "server", TOKEN) as server:
         repo = server.create_repo("backups.git")
         url = server.url(repo)
-        identity = x25519.Identity.generate()
-        root = tmp_path / "site"
-        layout = DataLayout(root, root / "erixcast.db")
-        layout.ensure()
-        dbgen.create_bot(layout.database, 200_000)
-        keeper = BackupKeeper(layout, keep=TEST_RETENTION, min_free_bytes=0, app_version="t")
-        site = Site(root, layout, keeper, identity, time.time() - 3600)
+        layout, keeper, identity, store = offsite_site(tmp_path, url)
+        site = Site(layout.root, layout, keeper, identity, time.time() - 3600)
         genuine = site.backup()
-        store = OffsiteStore(
-            url,
-            "db-backups",
-            cache_dir_for(root),
-            token=TOKEN,
-            age_identity=str(identity),
-            allow_plaintext=False,
-            keep=3,
-            timeout=30.0,
-        )
         store.push(genuine)
         forged_id = "20991231T000000Z-daily-evil99"
         files, _ = forged_package(site, tmp_path, forged_id, MacKey(b"\x07" * 32), time.time())
