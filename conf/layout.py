@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conf.exitcodes import EXIT_BAD_SETTINGS, EXIT_REFUSED
+from conf.files import DIR_MODE
 
 TIERS = ("hourly", "daily", "weekly", "deploy", "restart", "shutdown", "manual")
 
@@ -38,6 +39,11 @@ class DataLayout:
     @property
     def quarantine(self) -> Path:
         return self.root / "quarantine"
+
+    @property
+    def journal(self) -> Path:
+        """The update journal: every acknowledged update, replayed after a restore."""
+        return self.root / "journal"
 
     @property
     def logs(self) -> Path:
@@ -111,6 +117,7 @@ class DataLayout:
             self.backups: "the backups are kept",
             self.quarantine: "damaged files are kept",
             self.logs: "the logs are written",
+            self.journal: "the update journal is kept",
             self.run: "the watchdog keeps its lock and the bot's heartbeat",
             self.root / "offsite": "the offsite cache is kept",
             self.state_file: "the watchdog keeps its state",
@@ -120,10 +127,6 @@ class DataLayout:
             if path == place or (place in path.parents and place != self.root):
                 return what
         return None
-
-
-DIR_MODE = 0o700
-"""Everything under DATA_DIR is the users' data: owner-only."""
 
 
 def _writable(folder: Path) -> bool:
