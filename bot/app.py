@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import Callable
@@ -12,12 +13,16 @@ from telegram.ext import Application, ApplicationBuilder, BasePersistence
 from telegram.request import HTTPXRequest
 
 from bot import handlers, lifeline
-from bot.durable import DurableBot, DurableUpdateProcessor, RetryAfterLimiter, UpdateLedger
+from bot.durable import DurableBot, DurableUpdateProcessor, UpdateLedger
 from bot.heartbeat import Heartbeat, HeartbeatRequest
+from bot.journaling import BatchJournal
 from bot.persistence import SQLitePersistence
+from bot.replay import remember_identity, replay_journal
+from bot.retry_after import RetryAfterLimiter
 from bot.storage import DatabaseReplaced, DatabaseThread, Storage
 from bot.watchdog_client import WatchdogClient
 from conf.exitcodes import EXIT_DATABASE, EXIT_NOT_CONFIGURED, EXIT_OK
+from conf.journal import JournalWriter
 from conf.layout import DataLayout
 from conf.settings import Settings
 
@@ -68,6 +73,7 @@ def build_application(
     *,
     persistence_factory: PersistenceFactory | None = None,
     durable: bool = True,
+    journal: JournalWriter | None = None,
 ) -> Application:
     """The application: our persistence and durable update processing unless told otherwise
     (the benchmark builds the PicklePersistence baseline with ``durable=False``)."""
@@ -90,9 +96,10 @@ def build_application(
         ApplicationBuilder()
         .bot(bot)
         .persistence(persistence)
-        .post_init(functools.partial(handlers.publish_commands, admin_ids=settings.admin_ids))
+        .post_init(functools.partial(_started, settings=settings, layout=layout))
     )
     processor = None
+    batch_journal = BatchJournal(journal) if journal is not None else None
     if durable:
         assert ledger is not None
         processor = DurableUpdateProcessor(
@@ -100,6 +107,7 @@ def build_application(
             db_thread,
             ledger,
             persistence if isinstance(persistence, SQLitePersistence) else None,
+            journal=batch_journal,
         )
         builder = builder.concurrent_updates(processor)
     application = builder.build()
@@ -113,8 +121,26 @@ def build_application(
         admin_ids=settings.admin_ids,
         watchdog=WatchdogClient(settings.watchdog_url, settings.watchdog_secret),
         persistence=persistence if isinstance(persistence, SQLitePersistence) else None,
+        journal=batch_journal,
     )
     return application
+
+
+async def _started(application: Application, *, settings: Settings, layout: DataLayout) -> None:
+    """Polling is about to start: publish the command menu, remember who the bot is (replay
+    needs its username)."""
+    await handlers.publish_commands(application, admin_ids=settings.admin_ids)
+    try:
+        remember_identity(layout.journal, application.bot.bot.to_dict())
+    except OSError as error:
+        log.warning("cannot remember the bot's identity for replay: %s", error)
+
+
+def open_journal(layout: DataLayout, db_thread: DatabaseThread) -> JournalWriter:
+    """The journal, resumed on the database thread that appends to it."""
+    journal = JournalWriter(layout.journal)
+    db_thread.call(journal.open)
+    return journal
 
 
 def run(
@@ -147,7 +173,19 @@ def run(
         db_thread.shutdown()
         return EXIT_DATABASE
     application: Application | None = None
+    journal: JournalWriter | None = None
     try:
+        if durable:
+            journal = open_journal(layout, db_thread)
+            # What a restore left out, before the first update is fetched.
+            asyncio.run(
+                replay_journal(
+                    settings.telegram_bot_token.get_secret_value(),
+                    layout.journal,
+                    storage,
+                    db_thread,
+                )
+            )
         application = build_application(
             settings,
             layout,
@@ -155,6 +193,7 @@ def run(
             db_thread,
             persistence_factory=persistence_factory,
             durable=durable,
+            journal=journal,
         )
         log.info(
             "bot starting: database %s, long-poll timeout %ss",
@@ -181,6 +220,8 @@ def run(
     finally:
         try:
             db_thread.call(storage.close)
+            if journal is not None:
+                db_thread.call(journal.close)
         finally:
             db_thread.shutdown()
     if application is not None and getattr(application.bot, "unauthorized", False):

@@ -14,8 +14,8 @@ Three pieces close the gap:
   changed and the update_ids all commit in one transaction, after the update (or a few of them
   under load: group commit, at most ``max_batch`` updates or ``max_batch_age`` seconds). An
   update whose id is already recorded is skipped, so a redelivered update changes nothing twice.
-- :class:`RetryAfterLimiter` honours 429 ``retry_after`` for the bot's own requests
-  (``getUpdates`` already does in python-telegram-bot's polling loop).
+- The journal (:mod:`bot.journaling`) receives each batch's raw updates, fsynced before the
+  batch commits, so no update is confirmed that a restore could not replay.
 
 Replies may be sent twice (an update handled, replied to, then killed before its commit is
 handled again after the restart); stored state never changes twice and is never lost once
@@ -35,11 +35,13 @@ from datetime import datetime
 from typing import Any
 
 from telegram import Update
-from telegram.error import InvalidToken, NetworkError, RetryAfter
-from telegram.ext import Application, BaseRateLimiter, BaseUpdateProcessor, ExtBot
+from telegram.error import InvalidToken, NetworkError
+from telegram.ext import Application, BaseUpdateProcessor, ExtBot
 from telegram.request import BaseRequest, HTTPXRequest
 
+from bot import crashpoints
 from bot.clock import utc_now
+from bot.journaling import BatchJournal
 from bot.persistence import SQLitePersistence
 from bot.storage import DatabaseThread, Storage
 
@@ -62,6 +64,8 @@ class UpdateLedger:
 
     def __init__(self, recent: int = RECENT_KEPT) -> None:
         self._unfinished: set[int] = set()
+        self._raw: dict[int, JSONDict] = {}
+        """The unfinished updates as Telegram sent them: what the journal keeps."""
         self._recent: deque[int] = deque(maxlen=recent)
         self._recent_set: set[int] = set()
         self._progress: asyncio.Event | None = None
@@ -82,16 +86,23 @@ class UpdateLedger:
         update_id = item.get("update_id") if isinstance(item, dict) else None
         return update_id in self._unfinished or update_id in self._recent_set
 
-    def admit(self, updates: Sequence[Update]) -> list[Update]:
-        """The updates not seen before; they become unfinished."""
+    def admit(
+        self, updates: Sequence[Update], raw: dict[int, JSONDict] | None = None
+    ) -> list[Update]:
+        """The updates not seen before; they become unfinished (with their raw JSON)."""
         fresh = []
         for update in updates:
             update_id = update.update_id
             if update_id in self._unfinished or update_id in self._recent_set:
                 continue
             self._unfinished.add(update_id)
+            if raw is not None and update_id in raw:
+                self._raw[update_id] = raw[update_id]
             fresh.append(update)
         return fresh
+
+    def raw(self, update_id: int) -> JSONDict | None:
+        return self._raw.get(update_id)
 
     def progress_marker(self) -> asyncio.Event:
         """Take before asking Telegram; :meth:`wait_for_progress` with it returns at once when
@@ -102,6 +113,7 @@ class UpdateLedger:
 
     def finish(self, update_ids: Sequence[int]) -> None:
         for update_id in update_ids:
+            self._raw.pop(update_id, None)
             if update_id in self._unfinished:
                 self._unfinished.discard(update_id)
             if update_id not in self._recent_set:
@@ -218,6 +230,7 @@ class DurableBot(ExtBot):
             copies = len(items) - len(fresh_items)
             items = fresh_items
         updates = []
+        raw: dict[int, JSONDict] = {}
         for item in items:
             try:
                 update = Update.de_json(item, self)
@@ -232,9 +245,10 @@ class DurableBot(ExtBot):
                 continue
             self.insert_callback_data(update)
             updates.append(update)
+            raw[update.update_id] = item
         if self._ledger is None or marker is None:
             return tuple(updates)
-        fresh = self._ledger.admit(updates)
+        fresh = self._ledger.admit(updates, raw)
         if copies and not fresh:
             # Only copies of updates still being handled: wait for progress, not a busy loop.
             await self._ledger.wait_for_progress(marker, max(0.5, poll))
@@ -259,6 +273,7 @@ class DurableUpdateProcessor(BaseUpdateProcessor):
         ledger: UpdateLedger,
         persistence: SQLitePersistence | None = None,
         *,
+        journal: BatchJournal | None = None,
         max_batch: int = MAX_BATCH,
         max_batch_age: float = MAX_BATCH_AGE,
         clock: Callable[[], datetime] = utc_now,
@@ -268,6 +283,7 @@ class DurableUpdateProcessor(BaseUpdateProcessor):
         self.db = db_thread
         self.ledger = ledger
         self.persistence = persistence
+        self.journal = journal
         self.max_batch = max_batch
         self.max_batch_age = max_batch_age
         self.clock = clock
@@ -309,6 +325,8 @@ class DurableUpdateProcessor(BaseUpdateProcessor):
         await coroutine  # handler errors are caught and reported by the application
         if update_id is not None:
             self._batch.append(update_id)
+            if self.journal is not None and isinstance(update, Update):
+                self.journal.add(update, self.ledger.raw(update_id))
         if self._should_commit():
             await self.commit()
 
@@ -329,9 +347,11 @@ class DurableUpdateProcessor(BaseUpdateProcessor):
                 await self.application.update_persistence()
             ids, self._batch = self._batch, []
             try:
-                await self.db.run(self.storage.commit_batch, ids, self.clock())
+                await self.db.run(self._commit_durably, ids, self.clock())
             except Exception as error:
                 self.failed = error
+                if self.journal is not None:
+                    self.journal.discard()
                 if self.persistence is not None:
                     self.persistence.invalidate()
                 log.critical(
@@ -347,54 +367,16 @@ class DurableUpdateProcessor(BaseUpdateProcessor):
             self.committed += len(ids)
             self.ledger.finish(ids)
 
-
-class RetryAfterLimiter(BaseRateLimiter[None]):
-    """Not a rate limiter: when Telegram answers 429, wait ``retry_after`` and try again."""
-
-    def __init__(self, max_retries: int = 3, max_wait: float = 60.0) -> None:
-        self.max_retries = max_retries
-        self.max_wait = max_wait
-
-    async def initialize(self) -> None:
-        return None
-
-    async def shutdown(self) -> None:
-        return None
-
-    async def process_request(
-        self,
-        callback: Callable[..., Coroutine[Any, Any, bool | JSONDict | list[JSONDict]]],
-        args: Any,
-        kwargs: dict[str, Any],
-        endpoint: str,
-        data: dict[str, Any],
-        rate_limit_args: None,
-    ) -> bool | JSONDict | list[JSONDict]:
-        attempt = 0
-        while True:
+    def _commit_durably(self, ids: list[int], now: datetime) -> None:
+        """On the database thread: the journal first (one fsync for the batch), then the
+        database. A journal that cannot be written rolls the batch back: nothing is confirmed
+        that the journal does not hold."""
+        if self.journal is not None:
             try:
-                return await callback(*args, **kwargs)
-            except RetryAfter as error:
-                wait = retry_after_seconds(error)
-                if attempt >= self.max_retries or wait > self.max_wait:
-                    raise
-                attempt += 1
-                log.warning(
-                    "Telegram asks to slow down (429) on %s: waiting %.1f s (retry %d of %d)",
-                    endpoint,
-                    wait,
-                    attempt,
-                    self.max_retries,
-                )
-                await asyncio.sleep(wait)
-
-
-def retry_after_seconds(error: RetryAfter) -> float:
-    """The wait Telegram asked for. ``RetryAfter.retry_after`` warns on every read (an int
-    until python-telegram-bot switches to timedelta, PTB_TIMEDELTA): the timedelta it is made
-    from is read directly, with the public attribute as the fallback."""
-    value = getattr(error, "_retry_after", None)
-    if isinstance(value, dt.timedelta):
-        return value.total_seconds()
-    raw = error.retry_after
-    return raw.total_seconds() if isinstance(raw, dt.timedelta) else float(raw)
+                self.journal.flush()
+            except BaseException:
+                self.storage.rollback_batch()
+                raise
+            crashpoints.reached("journal-written")
+        self.storage.commit_batch(ids, now)
+        crashpoints.reached("committed")

@@ -78,7 +78,8 @@ class JournalEntry:
 
 
 def encode(entry: JournalEntry) -> bytes:
-    payload = json.dumps(entry.payload(), separators=(",", ":"), ensure_ascii=False).encode()
+    # ASCII: a lone surrogate (Telegram sends what users type) round-trips as its escape.
+    payload = json.dumps(entry.payload(), separators=(",", ":")).encode()
     return _checksum(payload) + b" " + payload + b"\n"
 
 

@@ -13,6 +13,7 @@ from bot.handlers.base import Context, Handlers
 from bot.handlers.commands import ADMIN_COMMANDS, COMMANDS
 from bot.handlers.formatting import when
 from bot.handlers.guards import private_chat_only
+from bot.persistence import SQLitePersistence
 
 DELETE_YES, DELETE_NO = "deleteme:yes", "deleteme:no"
 
@@ -122,24 +123,30 @@ class AccountHandlers(Handlers):
             await query.edit_message_text("Nothing was erased.")
             return
         counts = await self.db.run(self.storage.erase_user, user.id)
-        self._forget_in_memory(context.application, user.id)
+        if self.journal is not None:
+            # Out of the journal too, and recorded there, so no replay brings the user back.
+            await self.db.run(self.journal.erase_user, user.id, update.update_id)
+        forget_in_memory(context.application, self.persistence, user.id)
         await query.answer("Erased.")
         await query.edit_message_text(
             f"Done: I erased {counts['messages']} messages and {counts['notes']} notes, and "
             "everything else I kept about you. If you write again, I start from scratch."
         )
 
-    def _forget_in_memory(self, application: Application, user_id: int) -> None:
-        """The rows are gone; drop the same data from the application's memory so no later
-        write brings it back: user data, the private chat's data, conversation states."""
-        if self.persistence is not None:
-            self.persistence.forget_user(user_id)
-        application.drop_user_data(user_id)
-        application.drop_chat_data(user_id)  # the private chat has the user's id
-        for handlers in application.handlers.values():
-            for handler in handlers:
-                if isinstance(handler, ConversationHandler):
-                    drop_conversation_states(handler, user_id)
+
+def forget_in_memory(
+    application: Application, persistence: SQLitePersistence | None, user_id: int
+) -> None:
+    """The rows are gone; drop the same data from the application's memory so no later write
+    brings it back: user data, the private chat's data, conversation states."""
+    if persistence is not None:
+        persistence.forget_user(user_id)
+    application.drop_user_data(user_id)
+    application.drop_chat_data(user_id)  # the private chat has the user's id
+    for handlers in application.handlers.values():
+        for handler in handlers:
+            if isinstance(handler, ConversationHandler):
+                drop_conversation_states(handler, user_id)
 
 
 def drop_conversation_states(handler: ConversationHandler, user_id: int) -> None:

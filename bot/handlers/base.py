@@ -9,6 +9,7 @@ from typing import TypeVar
 from telegram import Update
 from telegram.ext import ContextTypes
 
+from bot.journaling import BatchJournal
 from bot.persistence import SQLitePersistence
 from bot.storage import DatabaseThread, Storage
 from bot.watchdog_client import WatchdogClient
@@ -30,6 +31,8 @@ class Handlers:
     admin_ids: frozenset[int] = frozenset()
     watchdog: WatchdogClient = field(default_factory=_no_watchdog)
     persistence: SQLitePersistence | None = None
+    journal: BatchJournal | None = None
+    """Where an erasure is recorded (None while replaying: replay applies erasures itself)."""
 
 
 H = TypeVar("H", bound=Handlers)

@@ -19,6 +19,7 @@ from bot.handlers.admin import AdminHandlers
 from bot.handlers.errors import on_error
 from bot.handlers.history import HistoryHandlers
 from bot.handlers.notes import CONVERSATION_NAME, DRAFTING, NoteHandlers
+from bot.journaling import BatchJournal
 from bot.persistence import SQLitePersistence
 from bot.storage import DatabaseThread, Storage
 from bot.watchdog_client import WatchdogClient
@@ -35,13 +36,18 @@ def register(
     admin_ids: tuple[int, ...] = (),
     watchdog: WatchdogClient | None = None,
     persistence: SQLitePersistence | None = None,
+    journal: BatchJournal | None = None,
+    replaying: bool = False,
 ) -> None:
+    """``replaying``: the updates come from the journal (:mod:`bot.replay`): administrators'
+    commands are left out — a replayed ``/backup`` must not take a backup."""
     services = {
         "storage": storage,
         "db": db_thread,
         "admin_ids": frozenset(admin_ids),
         "watchdog": watchdog or WatchdogClient(None, None),
         "persistence": persistence,
+        "journal": None if replaying else journal,
     }
     history = HistoryHandlers(**services)
     notes = NoteHandlers(**services)
@@ -82,11 +88,12 @@ def register(
         ("cancel", notes.no_draft),
     ):
         application.add_handler(CommandHandler(command, callback, filters=new_messages))
-    for command, callback in (
+    admin_commands = (
         ("status", admin.status),
         ("backup", admin.backup),
         ("backups", admin.backups),
-    ):
+    )
+    for command, callback in () if replaying else admin_commands:
         # Not blocking: a backup takes seconds, and other users' updates go on meanwhile.
         application.add_handler(
             CommandHandler(command, callback, filters=new_messages, block=False)

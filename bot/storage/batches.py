@@ -61,6 +61,21 @@ class UpdateBatches(StorageBase):
             ).first()
         return row is not None
 
+    def processed_memory(self) -> tuple[set[int], datetime | None]:
+        """Every update_id the database holds, and when the newest of them was committed."""
+        with self.db:
+            rows = self._run(text("SELECT update_id, processed_at FROM processed_updates"))
+            ids: set[int] = set()
+            newest: str | None = None
+            for update_id, processed_at in rows:
+                ids.add(int(update_id))
+                if newest is None or str(processed_at) > newest:
+                    newest = str(processed_at)
+        try:
+            return ids, (datetime.fromisoformat(newest) if newest else None)
+        except ValueError:  # a salvaged row of another shape: no memory to trust
+            return ids, None
+
     def prune_processed(self, now: datetime, keep: timedelta = PROCESSED_UPDATES_KEPT) -> int:
         with self.db:
             result = self._run(

@@ -11,7 +11,8 @@ from pydantic import SecretStr
 from telegram import Update
 from telegram.error import RetryAfter
 
-from bot.durable import RetryAfterLimiter, UpdateLedger
+from bot.durable import UpdateLedger
+from bot.retry_after import RetryAfterLimiter
 from bot.watchdog_client import WatchdogClient, WatchdogError, WatchdogNotConfigured
 
 

@@ -170,3 +170,12 @@ def test_any_file_reads_without_raising(tmp_path_factory, data):
     (folder / "segment-00000001.jsonl").write_bytes(data)
     read = read_journal(folder)
     assert read.updates == [] or read.problems is not None
+
+
+def test_text_no_encoding_can_hold_round_trips_exactly(tmp_path):
+    odd = "lone surrogate \ud800, NUL \x00, emoji 🚀, RTL \u202e"
+    writer = JournalWriter(tmp_path)
+    writer.open()
+    writer.append([update(1, text=odd)])
+    (entry,) = read_journal(tmp_path).updates
+    assert entry.update["message"]["text"] == odd
