@@ -19,6 +19,7 @@ from watchdog.data.database import DatabaseCheck
 from watchdog.data.disk import DiskReading
 from watchdog.data.recovery import RecoveryResult
 from watchdog.data.remembered import RememberedStore
+from watchdog.data.replay_report import ReplayOutcome
 from watchdog.offsite import OffsiteError
 from watchdog.rules.state import BotPhase, Integrity, WatchdogState
 from watchdog.runtime.context import RuntimeContext
@@ -367,6 +368,13 @@ def test_a_heal_stops_the_bot_recovers_reports_then_lets_it_relaunch(ctx):
 
     guard.recover_files = recover
 
+    async def replay() -> ReplayOutcome:
+        assert not bot.launchable(), "replayed while the bot is still held"
+        order.append("replay")
+        return ReplayOutcome(True, counts={"replayed": 3, "erasures": 1})
+
+    guard.replay_journal = replay
+
     async def scenario() -> None:
         task = asyncio.create_task(bot.run())
         while not spawner.runs:
@@ -376,13 +384,16 @@ def test_a_heal_stops_the_bot_recovers_reports_then_lets_it_relaunch(ctx):
         await asyncio.wait_for(task, 5)
 
     run(scenario())
-    assert order == ["recover: bad header", "refresh", "healed"]
+    assert order == ["recover: bad header", "replay", "refresh", "healed"]
+    assert ctx.state.recovery.last["replay"]["replayed"] == 3
     assert len(spawner.runs) == 2, "relaunched on the restored database"
     assert ctx.state.database.integrity is Integrity.OK
     assert ctx.state.recovery.count == 1 and ctx.state.recovery.last["restored_from"] == "b1"
     kinds = [e.kind for e in ctx.state.events]
     assert kinds.index("database") < kinds.index("recovery")
-    assert ctx.events.alerter.texts[0].startswith("♻️ database restored from local backup b1")  # type: ignore[union-attr]
+    alert = ctx.events.alerter.texts[0]  # type: ignore[union-attr]
+    assert alert.startswith("♻️ database restored from local backup b1")
+    assert "replayed 3 updates from the journal and 1 erasures" in alert
     assert ctx.state.bot.consecutive_failures == 0
 
 

@@ -109,7 +109,8 @@ class RecoveryState:
     fresh_start_at: float | None = None
     fresh_start_reason: str | None = None
 
-    def record(self, at: float, result: Any) -> None:
+    def record(self, at: float, result: Any, replay: Any = None) -> None:
+        """``result``: the recovery's; ``replay``: what the journal's replay did after it."""
         self.count += 1
         self.last_at = at
         self.last = {
@@ -120,6 +121,7 @@ class RecoveryState:
             "quarantine": result.quarantine,
             "salvage": result.salvage,
             "seconds": round(result.seconds, 3),
+            "replay": replay.as_dict() if replay is not None else None,
         }
         if result.fresh:
             self.fresh_start_at = at

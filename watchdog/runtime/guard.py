@@ -10,8 +10,10 @@ choose → install → salvage → relaunch → report — in this order:
    every candidate — each local backup newest first, then each offsite one — must prove itself
    (sha256, the bot's schema and nothing more, integrity_check; ``data.candidates``) before it
    is installed; each one refused is named in the result, the health report and the alert;
-4. report: the state, the event log, the admins' alert;
-5. relaunch: leaving the hold lets the supervisor launch the bot on the restored file.
+4. replay: ``python -m bot replay`` applies the journal's updates the installed file lacks
+   (``bot.replay_journal``), still under the hold, so the bot starts only after;
+5. report: the state, the event log, the admins' alert;
+6. relaunch: leaving the hold lets the supervisor launch the bot on the restored file.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class DataGuard:
         self.count_tables = count_tables
         self.recover_files = recover
         self.create_empty = create_empty_database
+        self.replay_journal = bot.replay_journal
 
     # -- readings -----------------------------------------------------------------------------
 
@@ -220,10 +223,12 @@ class DataGuard:
                 ctx.remembered.update(
                     fresh_start_at=ctx.clock.time(), fresh_start_reason=result.summary()
                 )
-            ctx.state.recovery.record(ctx.clock.time(), result)
+            replay = await self.replay_journal()
+            ctx.state.recovery.record(ctx.clock.time(), result, replay)
+            summary = f"{result.summary()}; {replay.summary()}"
             level = logging.CRITICAL if result.fresh else logging.WARNING
-            ctx.events.record("recovery", result.summary(), level)
-            ctx.events.alert(("🚨 " if result.fresh else "♻️ ") + result.summary())
+            ctx.events.record("recovery", summary, level if replay.ok else logging.ERROR)
+            ctx.events.alert(("🚨 " if result.fresh else "♻️ ") + summary)
             if result.fresh:
                 await self.check_locked()
             else:

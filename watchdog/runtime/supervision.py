@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from conf.exitcodes import EXIT_DATABASE, EXIT_NOT_CONFIGURED
+from watchdog.data.replay_report import ReplayOutcome, read_replay_report
 from watchdog.rules import restarts
 from watchdog.rules.state import BotPhase, Integrity
 from watchdog.runtime.child import BotProcess
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 
 TICK = 0.5
 """Seconds between looks at the bot (exit, heartbeat, held database)."""
+REPLAY_TIMEOUT = 1800.0
+"""Seconds a replay of the journal may take before it is stopped (and reported failed)."""
 
 
 class BotRun(Protocol):
@@ -80,6 +83,26 @@ class BotSupervisor:
     def forget_failures(self) -> None:
         """After a recovery or restore the data is new: earlier crashes say nothing about it."""
         self.ctx.state.bot.consecutive_failures = 0
+
+    async def replay_journal(self) -> ReplayOutcome:
+        """While the bot is held: ``python -m bot replay`` once, to apply the journal's updates
+        the database lacks; what it did."""
+        layout = self.ctx.layout
+        report = layout.run / "replay.json"
+        report.unlink(missing_ok=True)
+        process = self.spawn(
+            [*self.argv, "replay", "--report", str(report)],
+            self.environment(),
+            Path.cwd(),
+            layout.run / "replay.pid",
+        )
+        await process.start()
+        code = await process.wait(REPLAY_TIMEOUT)
+        if code is None:
+            await process.stop(self.ctx.settings.bot_stop_timeout)
+        outcome = read_replay_report(report, code)
+        report.unlink(missing_ok=True)
+        return outcome
 
     async def stop(self) -> int | None:
         """Stop a running bot (one SIGTERM, then SIGKILL after BOT_STOP_TIMEOUT)."""
