@@ -353,3 +353,20 @@ class JournalWriter:
 
     def close(self) -> None:
         self._close_fd()
+
+
+def set_aside_segments(folder: Path, label: str) -> Path | None:
+    """Move every segment (and cut tail) into ``folder/set-aside-<label>/``, kept, never read
+    again: a restore made on purpose to an earlier state must not be replayed forward. The
+    erasures stay where they are. None when there was nothing to move."""
+    with journal_lock(folder):
+        moving = list_segments(folder) + sorted(folder.glob("cut-*.bin"))
+        if not moving:
+            return None
+        target = folder / f"set-aside-{label}"
+        target.mkdir(mode=DIR_MODE, exist_ok=True)
+        for path in moving:
+            os.replace(path, target / path.name)
+        fsync_dir(target)
+        fsync_dir(folder)
+    return target

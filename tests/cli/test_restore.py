@@ -74,7 +74,9 @@ def test_asks_for_yes_when_not_interactive(cli):
     assert done.returncode == 1 and "--yes" in done.stderr
 
 
-def test_while_the_stack_runs_the_watchdog_restores_and_relaunches(cli, processes, fake_api):
+def test_while_the_stack_runs_the_watchdog_restores_replays_and_relaunches(
+    cli, processes, fake_api
+):
     env = {**cli.env, "TELEGRAM_BOT_TOKEN": fake_api.token, "TELEGRAM_API_URL": fake_api.base_url}
     cli.env = env
     cli.database.unlink()  # let the bot make its own database
@@ -92,17 +94,28 @@ def test_while_the_stack_runs_the_watchdog_restores_and_relaunches(cli, processe
     backup_id = made.stdout.split()[1]  # "backup <id> (manual): …"
     fake_api.send_text(2, "/start", first_name="Bob")
     fake_api.wait_for_sent(2, timeout=20)
-    old_bot = health()["bot"]["pid"]
-    # By id: the watchdog's own scheduled backups may be newer than ours (and hold Bob).
-    done = cli("restore", backup_id, "--yes")
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "restored backup" in done.stdout
-    wait_until(
-        lambda: (d := health())["bot"]["status"] == "running" and d["bot"]["pid"] != old_bot,
-        timeout=30,
-    )
-    with sqlite3.connect(cli.database) as connection:
-        assert {row[0] for row in connection.execute("SELECT id FROM users")} == {1}
+    wait_until(lambda: users_in(cli.database) == {1, 2}, timeout=20)
+
+    def restore(*flags: str) -> str:
+        old_bot = health()["bot"]["pid"]
+        # By id: the watchdog's own scheduled backups may be newer than ours (and hold Bob).
+        done = cli("restore", backup_id, "--yes", *flags)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "restored backup" in done.stdout
+        wait_until(
+            lambda: (d := health())["bot"]["status"] == "running" and d["bot"]["pid"] != old_bot,
+            timeout=30,
+        )
+        return done.stdout
+
+    # Bob came after the backup: the journal brings him back.
+    assert "replayed 1 updates from the journal" in restore()
+    assert users_in(cli.database) == {1, 2}
+    assert health()["recovery"]["last_replay"]["replayed"] == 1
+    # On purpose to the earlier state: the journal is set aside, Bob is new again.
+    assert "the journal was not replayed" in restore("--no-replay")
+    assert users_in(cli.database) == {1}
+    assert list((cli.data / "journal").glob("set-aside-*/segment-*.jsonl"))
     sent = len(fake_api.sent(2))
     fake_api.send_text(2, "/start", first_name="Bob")
     assert "Nice to meet you" in fake_api.wait_for_sent(2, timeout=20, after=sent)["text"]

@@ -171,3 +171,17 @@ def test_a_time_no_date_can_show_never_breaks_health():
     state.drill.last_at = float("inf")
     doc = assess(state, LIMITS, NOW).document
     assert doc["status"] in ("healthy", "degraded", "unhealthy")
+
+
+def test_a_replay_that_failed_after_a_restore_degrades_and_one_that_worked_is_shown():
+    state = good_state()
+    state.recovery.last_replay = {"at": NOW - 30, "ok": False, "detail": "it exited with code 65"}
+    report = assess(state, LIMITS, NOW)
+    assert report.status == "degraded"
+    assert "journal was not replayed" in report.checks["recovery"].detail
+    assert "code 65" in report.checks["recovery"].detail
+    state.recovery.last_replay = {"at": NOW - 30, "ok": True, "detail": "", "replayed": 12}
+    report = assess(state, LIMITS, NOW)
+    assert report.status == "healthy"
+    assert report.document["recovery"]["last_replay"]["replayed"] == 12
+    assert report.document["recovery"]["last_replay"]["at"].startswith("1970-01-01T02:46")

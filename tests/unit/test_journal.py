@@ -22,6 +22,7 @@ from conf.journal import (
     list_segments,
     read_journal,
     read_segment,
+    set_aside_segments,
 )
 
 
@@ -179,3 +180,16 @@ def test_text_no_encoding_can_hold_round_trips_exactly(tmp_path):
     writer.append([update(1, text=odd)])
     (entry,) = read_journal(tmp_path).updates
     assert entry.update["message"]["text"] == odd
+
+
+def test_segments_set_aside_are_kept_but_never_read_and_erasures_stay(tmp_path):
+    writer = JournalWriter(tmp_path)
+    writer.open()
+    writer.append([update(1), update(2, user=5)])
+    writer.erase_user(5, update_id=3, at=1.0)
+    writer.close()
+    target = set_aside_segments(tmp_path, "20261201T120000Z")
+    assert target is not None and [p.name for p in target.iterdir()] == ["segment-00000001.jsonl"]
+    read = read_journal(tmp_path)
+    assert read.updates == [] and [e.user_id for e in read.erasures] == [5]
+    assert set_aside_segments(tmp_path, "again") is None

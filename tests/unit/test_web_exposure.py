@@ -117,7 +117,9 @@ class FakeWatchdog:
     async def manual_backup(self, reason: str) -> tuple[Outcome | None, str | None]:
         return None, "no backups in this fake"
 
-    async def manual_restore(self, wanted: str, from_git: bool = False) -> tuple[bool, str]:
+    async def manual_restore(
+        self, wanted: str, from_git: bool = False, replay: bool = True
+    ) -> tuple[bool, str]:
         self.restores.append(wanted)
         return True, f"restored backup {wanted}"
 

@@ -17,7 +17,12 @@ from conf.layout import DataLayout
 from conf.units import MIB
 from watchdog.cli.common import iso, prepare
 from watchdog.data.fs import AlreadyRunning, InstanceLock
-from watchdog.data.restore import RestoreError, prove_requested, restore_requested
+from watchdog.data.restore import (
+    RestoreError,
+    journal_set_aside,
+    prove_requested,
+    restore_requested,
+)
 from watchdog.offsite import OffsiteError, OffsiteStore
 from watchdog.web.admin import AdminEndpoint
 from watchdog.web.client import ask_admin
@@ -38,6 +43,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--from-git", action="store_true", help="from the offsite git branch")
     parser.add_argument("--dry-run", action="store_true", help="verify and tell; change nothing")
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    parser.add_argument(
+        "--no-replay",
+        action="store_true",
+        help=(
+            "do not replay the journal's updates after the backup (restoring on purpose to an "
+            "earlier state): the journal's segments are set aside, kept, never replayed"
+        ),
+    )
     parser.add_argument(
         "--allow-unauthenticated",
         action="store_true",
@@ -64,8 +77,11 @@ def confirmed(what: str, assume_yes: bool) -> bool:
     return answer.strip().lower() == "yes"
 
 
-def ask_running_watchdog(endpoint: AdminEndpoint, wanted: str, from_git: bool) -> tuple[bool, str]:
-    return ask_admin(endpoint, "/restore", {"id": wanted, "from_git": from_git}, timeout=600)
+def ask_running_watchdog(
+    endpoint: AdminEndpoint, wanted: str, from_git: bool, replay: bool = True
+) -> tuple[bool, str]:
+    body = {"id": wanted, "from_git": from_git, "replay": replay}
+    return ask_admin(endpoint, "/restore", body, timeout=600)
 
 
 def command(args: argparse.Namespace) -> int:
@@ -106,7 +122,9 @@ def command(args: argparse.Namespace) -> int:
                 f"python -m watchdog restore {args.id}{' --from-git' if store else ''} --yes"
             )
         try:
-            ok, message = ask_running_watchdog(endpoint, args.id, bool(store))
+            ok, message = ask_running_watchdog(
+                endpoint, args.id, bool(store), replay=not args.no_replay
+            )
         except (urllib.error.URLError, OSError, ValueError) as error:
             return fail(
                 f"the running watchdog did not answer ({error}); stop the stack, then run: "
@@ -116,6 +134,10 @@ def command(args: argparse.Namespace) -> int:
         return 0 if ok else 1
     try:
         summary = restore_requested(layout, args.id, time.time(), store)
+        if args.no_replay:
+            summary = f"{summary}; {journal_set_aside(layout, time.time())}"
+        else:
+            summary += "; the bot replays the journal's later updates before it starts"
     except (RestoreError, OffsiteError) as error:
         return fail(str(error))
     finally:

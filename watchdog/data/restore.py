@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from conf.journal import set_aside_segments
 from conf.layout import DataLayout
 from watchdog.data.catalogue import Backup, Catalogue, Manifest
 from watchdog.data.recovery import (
@@ -159,6 +160,16 @@ def prove_requested(
 
 
 LEFTOVER_PREFIXES = (RESTORE_PREFIX, ".tmp-offsite-")
+
+
+def journal_set_aside(layout: DataLayout, now: float) -> str:
+    """After a restore made on purpose to an earlier state: the journal's segments are moved
+    aside (kept, never replayed); what was done, in words."""
+    label = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    target = set_aside_segments(layout.journal, label)
+    if target is None:
+        return "the journal held nothing to replay"
+    return f"the journal was not replayed: its segments are kept in {target}"
 
 
 def cleanup_restore_leftovers(layout: DataLayout) -> list[Path]:

@@ -136,6 +136,13 @@ def check_recovery(state: WatchdogState, now: float) -> Check:
     recovery = state.recovery
     if recovery.fresh_start_at is not None and now - recovery.fresh_start_at < FRESH_START_LOUD_FOR:
         return Check(DEGRADED, recovery.fresh_start_reason or "started on a fresh database")
+    replay = recovery.last_replay
+    if replay is not None and replay.get("ok") is False:
+        return Check(
+            DEGRADED,
+            f"the journal was not replayed after the last restore: {replay.get('detail')}"
+            " (the bot tries again each time it starts)",
+        )
     if recovery.last is not None:
         refused = len(recovery.last.get("rejected") or [])
         named = f" ({refused} refused: see recovery.last.rejected)" if refused else ""
@@ -286,6 +293,11 @@ def assess(state: WatchdogState, limits: Thresholds, now: float) -> HealthReport
             "count": state.recovery.count,
             "last_at": _iso(state.recovery.last_at),
             "last": state.recovery.last,
+            "last_replay": (
+                {**state.recovery.last_replay, "at": _iso(state.recovery.last_replay.get("at"))}
+                if state.recovery.last_replay
+                else None
+            ),
             "fresh_start_at": _iso(state.recovery.fresh_start_at),
         },
         "checks": {name: check.as_dict() for name, check in checks.items()},

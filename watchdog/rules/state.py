@@ -108,6 +108,8 @@ class RecoveryState:
     last: dict[str, Any] | None = None
     fresh_start_at: float | None = None
     fresh_start_reason: str | None = None
+    last_replay: dict[str, Any] | None = None
+    """What the journal's last replay did (after a recovery or an operator's restore)."""
 
     def record(self, at: float, result: Any, replay: Any = None) -> None:
         """``result``: the recovery's; ``replay``: what the journal's replay did after it."""
@@ -123,6 +125,8 @@ class RecoveryState:
             "seconds": round(result.seconds, 3),
             "replay": replay.as_dict() if replay is not None else None,
         }
+        if replay is not None:
+            self.last_replay = {"at": at, **replay.as_dict()}
         if result.fresh:
             self.fresh_start_at = at
             self.fresh_start_reason = result.summary()

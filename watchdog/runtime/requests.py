@@ -8,7 +8,7 @@ import asyncio
 import logging
 
 from watchdog.data.backups import Outcome
-from watchdog.data.restore import RestoreError, restore_requested
+from watchdog.data.restore import RestoreError, journal_set_aside, restore_requested
 from watchdog.offsite import OffsiteError, OffsiteStore
 from watchdog.runtime.context import RuntimeContext
 from watchdog.runtime.guard import DataGuard
@@ -37,9 +37,12 @@ class OperatorRequests:
         outcome = await self.jobs.backup("manual", reason, proceed=lambda: True)
         return outcome, None if outcome else self.ctx.state.backups.last_error
 
-    async def manual_restore(self, wanted: str, from_git: bool = False) -> tuple[bool, str]:
+    async def manual_restore(
+        self, wanted: str, from_git: bool = False, replay: bool = True
+    ) -> tuple[bool, str]:
         """Stop the bot, restore the chosen backup (the live database is quarantined, never
-        deleted), check it, let the bot relaunch."""
+        deleted), replay the journal onto it — or, ``replay`` False, set the journal aside: a
+        restore made on purpose to an earlier state — check it, let the bot relaunch."""
         ctx = self.ctx
         if from_git and self.offsite is None:
             return False, "no offsite store configured (BACKUP_GIT_URL)"
@@ -57,9 +60,17 @@ class OperatorRequests:
                 await self.guard.check_locked()  # the monitor heals what is left, if need be
                 return False, str(error)
             ctx.remembered.update(known_tables=[])
+            summary = f"{summary}; {await self._journal_after_restore(replay)}"
             ctx.events.record("restore", summary, logging.WARNING)
         await self.jobs.refresh()
         await self.guard.check()
         self.bot.forget_failures()
         ctx.events.alert(f"♻️ {summary} (by an operator)")
         return True, summary
+
+    async def _journal_after_restore(self, replay: bool) -> str:
+        if not replay:
+            return journal_set_aside(self.ctx.layout, self.ctx.clock.time())
+        outcome = await self.bot.replay_journal()
+        self.ctx.state.recovery.last_replay = {"at": self.ctx.clock.time(), **outcome.as_dict()}
+        return outcome.summary()

@@ -117,8 +117,10 @@ class WatchdogService:
     async def manual_backup(self, reason: str) -> tuple[Outcome | None, str | None]:
         return await self.requests.manual_backup(reason)
 
-    async def manual_restore(self, wanted: str, from_git: bool = False) -> tuple[bool, str]:
-        return await self.requests.manual_restore(wanted, from_git)
+    async def manual_restore(
+        self, wanted: str, from_git: bool = False, replay: bool = True
+    ) -> tuple[bool, str]:
+        return await self.requests.manual_restore(wanted, from_git, replay)
 
     async def release_offsite_rotation(self) -> str:
         held = self.maintenance.release_rotation_hold()

@@ -107,7 +107,8 @@ async def restore(request: web.Request) -> web.Response:
         body = {}
     wanted = str(body.get("id") or "latest")
     from_git = bool(body.get("from_git"))
-    ok, message = await _service(request).manual_restore(wanted, from_git=from_git)
+    replay = body.get("replay", True) is not False
+    ok, message = await _service(request).manual_restore(wanted, from_git=from_git, replay=replay)
     return _json({"ok": ok, "message": message}, 200 if ok else 409)
 
 
