@@ -100,7 +100,7 @@ def push_backup(
             new_entry, index_entry = _store_backup(
                 cache, backup, recipient, keys.mac, part_size, work_dir
             )
-            kinds = {e.id: kind_of(cache, e.tree) for e in present if e.id not in refused}
+            kinds = {e.id: kind_of(cache, e.tree, keys.mac) for e in present if e.id not in refused}
             ours = [e for e in present if kinds.get(e.id) == PACKAGE_KIND]
             dropped = set() if not rotate else {e.id for e in ours[: max(0, len(ours) - keep + 1)]}
             if rotate:
