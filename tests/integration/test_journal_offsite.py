@@ -6,7 +6,9 @@ disk guard counting it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -26,14 +28,23 @@ from conf.journal import (
     segment_number,
 )
 from conf.layout import DataLayout
+from conf.settings import load_settings
 from tests import dbgen
+from tests.fakes.clock import FakeClock
 from tests.integration import test_offsite as base
 from tests.integration.test_offsite import Site, blob, git, make_store
 from tests.integration.test_offsite_auth import plant
 from watchdog.data.backups import JOURNAL_HEADROOM, BackupKeeper, BackupSkipped
+from watchdog.data.catalogue import Catalogue
 from watchdog.data.journal import assemble
 from watchdog.data.recovery import recover
+from watchdog.data.remembered import RememberedStore
 from watchdog.offsite.auth import MacKey, seal
+from watchdog.rules.health import Thresholds, assess
+from watchdog.rules.state import WatchdogState
+from watchdog.runtime.context import RuntimeContext
+from watchdog.runtime.events import Events
+from watchdog.runtime.maintenance import Maintenance
 
 pytestmark = pytest.mark.integration
 remote = base.remote
@@ -251,3 +262,154 @@ def test_the_disk_guard_counts_the_journal(site, monkeypatch):
     monkeypatch.setattr(keeper, "free_bytes", lambda: need + JOURNAL_HEADROOM // 2)
     with pytest.raises(BackupSkipped, match="update journal to grow, which holds"):
         keeper.take("manual", "the journal needs its room", time.time())
+
+
+# -- the schedule: pruning and pushes in the watchdog's maintenance ---------------------------
+
+
+class Alerts:
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    async def send(self, text: str) -> int:
+        self.texts.append(text)
+        return 1
+
+
+def maintenance_for(
+    tmp_path: Path, monkeypatch, store=None, **env: str
+) -> tuple[Maintenance, RuntimeContext, Alerts]:
+    monkeypatch.setenv("ENV_FILE", os.devnull)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "wd-data"))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    layout = DataLayout.from_settings(settings)
+    layout.ensure()
+    clock = FakeClock(start=time.time())
+    state = WatchdogState(started_at=clock.time())
+    alerts = Alerts()
+    ctx = RuntimeContext(
+        settings=settings,
+        layout=layout,
+        clock=clock,
+        state=state,
+        remembered=RememberedStore(layout.state_file),
+        events=Events(state, clock.time, alerts),  # type: ignore[arg-type]
+    )
+    return Maintenance(ctx, Catalogue(layout), store), ctx, alerts
+
+
+def health_of(ctx: RuntimeContext) -> dict:
+    limits = Thresholds(80, 95, 60, 900, journal_offsite_every=300)
+    return assess(ctx.state, limits, ctx.clock.time()).document
+
+
+def prune_round(maintenance: Maintenance) -> None:
+    async def once() -> None:
+        await maintenance.prune_journal_if_due()
+        await asyncio.sleep(0)  # let a background alert run
+
+    asyncio.run(asyncio.wait_for(once(), 30))
+
+
+def segments_now(ctx: RuntimeContext) -> list[int]:
+    return [segment_number(p) or 0 for p in list_segments(ctx.layout.journal)]
+
+
+def old_journal(ctx: RuntimeContext) -> Updates:
+    """Three closed segments of updates a while ago, and a newest one being written."""
+    updates = Updates(ctx.layout.journal, segment_bytes=1500)
+    now = ctx.clock.time()
+    updates.add(30, at=now - 1000)
+    updates.add(1, at=now - 10)
+    return updates
+
+
+def test_covered_segments_are_pruned_and_the_newest_stays(tmp_path, monkeypatch):
+    maintenance, ctx, _ = maintenance_for(tmp_path, monkeypatch)
+    dbgen.create_bot(ctx.layout.database, 100_000)
+    old_journal(ctx)
+    before = segments_now(ctx)
+    assert len(before) >= 3
+    prune_round(maintenance)  # no backup yet: nothing goes
+    assert segments_now(ctx) == before
+    keeper = BackupKeeper(ctx.layout, keep={"manual": 5}, min_free_bytes=0, app_version="t")
+    keeper.take("manual", "covers the old updates", ctx.clock.time() - 500)
+    ctx.clock.advance(61)  # the next reading
+    prune_round(maintenance)
+    after = segments_now(ctx)
+    assert after and after[-1] == before[-1], "the newest segment is never removed"
+    assert len(after) < len(before)
+    document = health_of(ctx)["journal"]
+    assert document["segments"] == len(after) and document["pruned"] == len(before) - len(after)
+    assert document["bytes"] > 0 and document["newest_entry"] is not None
+    assert health_of(ctx)["storage"]["journal_mb"] > 0
+
+
+def test_with_offsite_configured_a_local_backup_alone_prunes_nothing(tmp_path, monkeypatch):
+    maintenance, ctx, _ = maintenance_for(
+        tmp_path, monkeypatch, BACKUP_GIT_URL=str(tmp_path / "nowhere.git")
+    )
+    dbgen.create_bot(ctx.layout.database, 100_000)
+    old_journal(ctx)
+    before = segments_now(ctx)
+    keeper = BackupKeeper(ctx.layout, keep={"manual": 5}, min_free_bytes=0, app_version="t")
+    backup = keeper.take("manual", "local only", ctx.clock.time() - 500).backup
+    assert backup is not None
+    prune_round(maintenance)
+    assert segments_now(ctx) == before, "no backup offsite holds them: they stay"
+    ctx.state.offsite.newest_at = backup.created_at  # that backup went offsite
+    prune_round(maintenance)
+    assert len(segments_now(ctx)) < len(before)
+
+
+def test_past_its_bound_the_journal_is_pruned_loudly(tmp_path, monkeypatch):
+    maintenance, ctx, alerts = maintenance_for(
+        tmp_path, monkeypatch, JOURNAL_MAX_MB="0.002", ADMIN_IDS="1"
+    )
+    old_journal(ctx)
+    before = segments_now(ctx)
+    prune_round(maintenance)
+    after = segments_now(ctx)
+    assert after[-1] == before[-1] and len(after) < len(before)
+    document = health_of(ctx)
+    assert document["journal"]["size_bound"]["pruned"] == len(before) - len(after)
+    assert "JOURNAL PAST ITS BOUND" in document["checks"]["journal"]["detail"]
+    assert document["checks"]["journal"]["status"] == "degraded"
+    assert any("JOURNAL PAST ITS BOUND" in event.message for event in ctx.state.events)
+    assert alerts.texts and "JOURNAL PAST ITS BOUND" in alerts.texts[0]
+
+
+def test_pushes_on_schedule_and_failures_back_off(tmp_path, monkeypatch, remote, site):
+    store = make_store(remote, site)
+    maintenance, ctx, _ = maintenance_for(tmp_path, monkeypatch, store)
+    updates = Updates(ctx.layout.journal)
+    updates.add(5)
+
+    def push() -> None:
+        asyncio.run(asyncio.wait_for(maintenance.push_journal_if_due(), 60))
+
+    push()
+    state = ctx.state.journal
+    assert state.pushes == 1 and state.last_push_at == ctx.clock.time()
+    updates.add(2)
+    push()  # not due yet
+    assert state.pushes == 1
+    ctx.clock.advance(300)
+    push()
+    assert state.pushes == 2
+    assert len(store.fetch_journal(0.0).packages) == 2
+    # The server goes away: the one backoff, and /health says so.
+    broken = make_store(remote, site, cache_dir=tmp_path / "other-cache" / "cache.git")
+    shutil.rmtree(remote.repo)
+    maintenance.offsite = broken
+    updates.add(1)
+    ctx.clock.advance(300)
+    push()
+    assert state.push_failures == 1 and state.next_push_at is not None
+    document = health_of(ctx)
+    assert document["journal"]["offsite"]["failures"] == 1
+    assert document["checks"]["journal"]["status"] == "degraded"
+    push()  # inside the backoff: not tried again
+    assert state.push_failures == 1
