@@ -10,9 +10,11 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -31,6 +33,8 @@ from conf.layout import DataLayout
 from conf.settings import load_settings
 from tests import dbgen
 from tests.fakes.clock import FakeClock
+from tests.fakes.git_server import FakeGitServer
+from tests.helpers import base_env, free_port, get_json, wait_until
 from tests.integration import test_offsite as base
 from tests.integration.test_offsite import Site, blob, git, make_store
 from tests.integration.test_offsite_auth import plant
@@ -51,6 +55,12 @@ remote = base.remote
 http_remote = base.http_remote
 site = base.site
 BRANCH = "db-backups"
+GIT_TOKEN = "ghp_JournalTestToken0123456789abcd"
+WATCHDOG = [sys.executable, "-m", "watchdog", "run"]
+
+
+def iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
 
 
 class Updates:
@@ -413,3 +423,69 @@ def test_pushes_on_schedule_and_failures_back_off(tmp_path, monkeypatch, remote,
     assert document["checks"]["journal"]["status"] == "degraded"
     push()  # inside the backoff: not tried again
     assert state.push_failures == 1
+
+
+# -- the whole watchdog, a lost disk -----------------------------------------------------------
+
+
+def test_the_watchdog_pushes_the_journal_and_a_lost_disk_gets_it_back(processes, tmp_path):
+    identity = x25519.Identity.generate()
+    with FakeGitServer(tmp_path / "server", GIT_TOKEN) as server:
+        url = server.url(server.create_repo("backups.git"))
+        data = tmp_path / "data"
+        data.mkdir()
+        dbgen.create_bot(data / "erixcast.db", 200_000)
+        port = free_port()
+        env = base_env(
+            data,
+            port,
+            BACKUP_GIT_URL=url,
+            BACKUP_GIT_TOKEN=GIT_TOKEN,
+            BACKUP_AGE_KEY=str(identity),
+            BACKUP_GIT_TIMEOUT="30",
+            BACKUP_OFFSITE_EVERY="1s",
+            JOURNAL_OFFSITE_EVERY="1s",
+        )
+
+        def health() -> dict:
+            return get_json(f"http://127.0.0.1:{port}/health")[1]
+
+        proc = processes.start("watchdog", WATCHDOG, env)
+        wait_until(
+            lambda: health()["backups"]["offsite"]["newest_id"], timeout=90, what="a backup offsite"
+        )
+        # The bot's part, by hand: updates acknowledged after that backup.
+        journal = Updates(data / "journal", first=900_001, segment_bytes=4000)
+        written = journal.add(60)
+        journal.writer.close()
+        newest = max(e.at for e in read_journal(data / "journal").updates)
+        started = time.monotonic()
+        doc = wait_until(
+            lambda: (
+                (d := health())["journal"]["offsite"]["pushed_through"]
+                and d["journal"]["offsite"]["pushed_through"] >= iso(newest)
+                and d
+            ),
+            timeout=60,
+            what="the journal offsite",
+        )
+        print(f"journal offsite within {time.monotonic() - started:.1f} s of the last update")
+        assert doc["journal"]["segments"] >= 1 and doc["journal"]["bytes"] > 0
+        assert doc["checks"]["journal"]["status"] == "healthy", doc["checks"]["journal"]
+        proc.popen.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        shutil.rmtree(data)  # the disk is lost, journal and all
+
+        processes.start("watchdog", WATCHDOG, env)
+        doc = wait_until(
+            lambda: (d := health())["recovery"]["count"] and d,
+            timeout=120,
+            what="recovery from the branch",
+        )
+        assert doc["recovery"]["last"]["source"] == "offsite"
+        brought = doc["recovery"]["last"]["journal"]
+        assert brought is not None and brought["problems"] == [], brought
+        assert set(written) <= set(journal_ids(data / "journal")), "every update is back"
+        assert doc["journal"]["last_restore"] == brought
+        texts = [p.output() for p in processes.started]
+        assert not any(GIT_TOKEN in text or str(identity) in text for text in texts)
