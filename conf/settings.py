@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     backup_git_allow_plaintext: bool = False
     backup_git_timeout: Duration = 120
 
+    # The update journal (conf/journal.py): how often its new lines go offsite, and the size
+    # past which its oldest closed segments are removed even though no backup covers them.
+    journal_offsite_every: Duration = 300
+    journal_max_mb: float = Field(512, gt=0)
+
     disk_warn_percent: float = Field(80, gt=0, le=100)
     disk_critical_percent: float = Field(95, gt=0, le=100)
     bot_heartbeat_timeout: Duration = 60
@@ -100,6 +105,7 @@ class Settings(BaseSettings):
         "bot_restart_backoff_max",
         "shutdown_budget",
         "backup_git_timeout",
+        "journal_offsite_every",
         mode="before",
     )
     @classmethod

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psutil
 
+from conf.journal import SEGMENT_BYTES, journal_bytes
 from conf.layout import DataLayout
 from conf.units import MIB
 from watchdog.data.catalogue import Backup, Catalogue
@@ -25,6 +26,10 @@ from watchdog.data.snapshot import (
 from watchdog.rules import retention, schedule
 
 log = logging.getLogger(__name__)
+
+JOURNAL_HEADROOM = SEGMENT_BYTES
+"""Room a backup always leaves for the update journal to grow by one segment: the journal is
+what lets the bot acknowledge updates, so no backup may take its place on the disk."""
 
 
 class BackupSkipped(Exception):
@@ -68,6 +73,19 @@ class BackupKeeper:
         self.layout.backups.mkdir(parents=True, exist_ok=True)
         return int(psutil.disk_usage(str(self.layout.backups)).free)
 
+    def journal_bytes(self) -> int:
+        """What the update journal holds on this disk (every file of its folder)."""
+        return journal_bytes(self.layout.journal)
+
+    def journal_headroom(self) -> int:
+        """Room kept for the journal to grow (none where there is no journal: an app
+        without one)."""
+        return JOURNAL_HEADROOM if self.layout.journal.is_dir() else 0
+
+    def margin_bytes(self) -> int:
+        """Free space a backup must leave: BACKUP_MIN_FREE_MB plus the journal's headroom."""
+        return self.min_free_bytes + self.journal_headroom()
+
     def expected_bytes(self, tier: str) -> int:
         """Room a snapshot needs while being made (a compressed tier holds both copies at once)."""
         size = database_bytes(self.layout.database)
@@ -108,7 +126,7 @@ class BackupKeeper:
 
     def _make_room(self, tier: str) -> list[str]:
         missing = schedule.room_for_backup(
-            self.free_bytes(), self.expected_bytes(tier), self.min_free_bytes
+            self.free_bytes(), self.expected_bytes(tier), self.margin_bytes()
         )
         if not missing:
             return []
@@ -123,13 +141,15 @@ class BackupKeeper:
         else:
             doomed = []
         still = schedule.room_for_backup(
-            self.free_bytes(), self.expected_bytes(tier), self.min_free_bytes
+            self.free_bytes(), self.expected_bytes(tier), self.margin_bytes()
         )
         if still:
             raise BackupSkipped(
                 f"not enough disk for a {tier} backup: {still / MIB:.1f} MB short "
                 f"(needs {self.expected_bytes(tier) / MIB:.1f} MB plus a "
-                f"{self.min_free_bytes / MIB:.0f} MB margin); the newest backup of each tier is kept"
+                f"{self.min_free_bytes / MIB:.0f} MB margin and "
+                f"{self.journal_headroom() / MIB:.0f} MB for the update journal to grow, which holds "
+                f"{self.journal_bytes() / MIB:.1f} MB); the newest backup of each tier is kept"
             )
         return doomed
 

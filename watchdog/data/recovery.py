@@ -36,6 +36,7 @@ from conf.schema import expected_schema
 from watchdog.data.catalogue import Backup, Catalogue, Manifest
 from watchdog.data.database import connect, read_schema
 from watchdog.data.fs import atomic_write_json, fsync_dir, fsync_file, move_file, note_set_aside
+from watchdog.data.journal import restore_journal
 from watchdog.data.salvage import SalvageReport, salvage_and_merge
 from watchdog.data.snapshot import (
     Verdict,
@@ -396,6 +397,9 @@ class RecoveryResult:
     source: str | None = None  # "local" | "offsite" | None (fresh database)
     rejected: list[str] = field(default_factory=list)
     salvage: dict[str, object] | None = None
+    journal: dict[str, object] | None = None
+    """From offsite only: the journal packages brought back into DATA_DIR/journal (replay
+    rebuilds the updates after the backup from them)."""
     seconds: float = 0.0
 
     @property
@@ -412,7 +416,13 @@ class RecoveryResult:
         merged = sum((self.salvage or {}).get("merged", {}).values()) if self.salvage else 0  # type: ignore[union-attr]
         tail = f"; {merged} rows salvaged from the damaged file" if self.salvage else ""
         where = f"; damaged files kept in {self.quarantine}" if self.quarantine else ""
-        return head + tail + self.refusals() + where
+        journal = self.journal or {}
+        brought = (
+            f"; {journal.get('updates', 0)} journal lines brought back from offsite"
+            if self.journal
+            else ""
+        )
+        return head + tail + brought + self.refusals() + where
 
     def refusals(self) -> str:
         """The candidates refused on the way, with their ids and reasons ("" if none)."""
@@ -454,6 +464,9 @@ def recover(
         fetched = first_good_offsite(layout, offsite, now, result.rejected)
         if fetched is not None and _install(layout, fetched[0], result):
             result.restored_from, result.source = fetched[1].id, "offsite"
+            # A lost disk lost the journal too: the branch's copy of it, for replay.
+            brought = restore_journal(layout.journal, offsite, fetched[1].created_at)
+            result.journal = brought.as_dict() if brought is not None else None
 
     for entry in list_quarantine(layout):
         pending = entry.note.get("salvage", {}).get("status") == "pending"

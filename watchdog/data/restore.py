@@ -12,6 +12,7 @@ from pathlib import Path
 from conf.journal import set_aside_segments
 from conf.layout import DataLayout
 from watchdog.data.catalogue import Backup, Catalogue, Manifest
+from watchdog.data.journal import restore_journal
 from watchdog.data.recovery import (
     RESTORE_PREFIX,
     OffsiteSource,
@@ -122,7 +123,9 @@ def restore_from_offsite(layout: DataLayout, store: OffsiteSource, wanted: str, 
     moved = install_chosen(layout, temporary, f"offsite backup {manifest.id}", manifest.id, now)
     kept = f"; the previous database is kept in {moved.folder}" if moved else ""
     skipped = f"; refused first: {'; '.join(refused)}" if refused else ""
-    return f"restored offsite backup {manifest.id}{skipped}{kept}"
+    brought = restore_journal(layout.journal, store, manifest.created_at)
+    journal = f"; {brought.summary()}" if brought is not None else ""
+    return f"restored offsite backup {manifest.id}{skipped}{kept}{journal}"
 
 
 def restore_requested(

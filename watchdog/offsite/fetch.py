@@ -23,7 +23,7 @@ from watchdog.data.snapshot import integrity_problem, sha256_of
 from watchdog.offsite.cache import scratch
 from watchdog.offsite.errors import OffsiteError
 from watchdog.offsite.git import BareRepo, Remote, Result
-from watchdog.offsite.index import IndexEntry, OffsiteEntry, RefusedPackage, load_chain
+from watchdog.offsite.index import BACKUP, IndexEntry, OffsiteEntry, RefusedPackage, load_chain
 from watchdog.offsite.package import ensure_room, unpack
 from watchdog.offsite.verify import Keys, Opened, Refusal, newest_first, open_package
 
@@ -90,6 +90,8 @@ def _branch(
 def _scan(repo: BareRepo, tip: str, chain: list[IndexEntry], keys: Keys, now: float) -> Candidates:
     entries, refused = [], []
     for index in chain:
+        if index.kind != BACKUP:
+            continue  # a journal package: ``offsite.journal`` reads those, as journals only
         try:
             entries.append(open_package(repo, f"{tip}:{index.id}", index, keys, now).entry)
         except Refusal as refusal:

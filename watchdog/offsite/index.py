@@ -41,6 +41,8 @@ MAX_INDEX_SIZE = 4 * MAX_META_SIZE
 OBJECT_ID = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 BACKUP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 """What an index may name: object ids, and backup ids that are plain folder names."""
+BACKUP, JOURNAL = "backup", "journal"
+KINDS = (BACKUP, JOURNAL)
 
 
 @dataclass(frozen=True)
@@ -54,9 +56,14 @@ class IndexEntry:
     """Of the package's folder, parts included, in its own commit."""
     legacy: dict[str, Any] | None = field(default=None, compare=False)
     """A format-1 entry's fields (dates, sizes), kept as they were; never trusted."""
+    kind: str = BACKUP
+    """``backup`` or ``journal``: which reader opens it. Only a hint — the package's own
+    authenticated kind decides, and a package of the other kind is refused."""
 
     def to_index(self, commit: str | None) -> dict[str, Any]:
-        base = {"id": self.id, "commit": commit, "tree": self.tree}
+        base: dict[str, Any] = {"id": self.id, "commit": commit, "tree": self.tree}
+        if self.kind != BACKUP:
+            base["kind"] = self.kind
         return {**self.legacy, **base, "format": 1} if self.legacy is not None else base
 
     @classmethod
@@ -70,9 +77,12 @@ class IndexEntry:
             commit=str(data.get("commit") or commit),
             tree=str(data["tree"]),
             legacy=dict(data) if legacy else None,
+            kind=data.get("kind", BACKUP),
         )
-        if not BACKUP_ID.fullmatch(entry.id) or not all(
-            OBJECT_ID.fullmatch(sha) for sha in (entry.commit, entry.tree)
+        if (
+            entry.kind not in KINDS
+            or not BACKUP_ID.fullmatch(entry.id)
+            or not all(OBJECT_ID.fullmatch(sha) for sha in (entry.commit, entry.tree))
         ):
             raise ValueError("not an offsite entry")
         return entry

@@ -45,6 +45,9 @@ ZSTD_LEVEL = 3
 PACKAGE_FORMAT = 2
 """1: no MAC, manifest in clear (read only on an operator's explicit opt-in). 2: authenticated."""
 PACKAGE_KIND = "erixcast-offsite-package"
+JOURNAL_KIND = "erixcast-offsite-journal"
+"""The authenticated ``kind`` of a package of update-journal lines: the MAC covers it, so a
+journal package is never opened as a backup, nor a backup as a journal."""
 MANIFEST_BLOB = "manifest.age"
 PART_NAME = re.compile(r"part-[0-9]{4,6}\.zst(\.age)?")
 SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -121,6 +124,8 @@ class Package:
     """Format 2: the backup's id, so the MAC binds the package to its folder and manifest."""
     manifest: Part | None = None
     """Format 2: the encrypted manifest's blob (name, size, sha256)."""
+    kind: str = PACKAGE_KIND
+    """Format 2: ``PACKAGE_KIND`` (a database) or ``JOURNAL_KIND`` (journal lines)."""
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -133,12 +138,15 @@ class Package:
         }
         if self.format >= 2:
             assert self.manifest is not None
-            data.update(kind=PACKAGE_KIND, id=self.id, manifest=vars(self.manifest))
+            data.update(kind=self.kind, id=self.id, manifest=vars(self.manifest))
         return data
 
     @classmethod
-    def from_dict(cls, data: Any, backup_id: str | None = None) -> Package:
-        """Every field checked; raises ValueError (KeyError, TypeError) on anything else."""
+    def from_dict(
+        cls, data: Any, backup_id: str | None = None, kind: str = PACKAGE_KIND
+    ) -> Package:
+        """Every field checked; raises ValueError (KeyError, TypeError) on anything else, a
+        package of another ``kind`` included."""
         if not isinstance(data, dict):
             raise ValueError("a package is an object")
         form = data.get("format", 1)
@@ -168,12 +176,15 @@ class Package:
         )
         if form == 1:
             return package
-        if data.get("kind") != PACKAGE_KIND or not package.encrypted:
+        if data.get("kind") in (PACKAGE_KIND, JOURNAL_KIND) and data.get("kind") != kind:
+            what = "journal lines" if data.get("kind") == JOURNAL_KIND else "a database backup"
+            raise ValueError(f"it is a package of {what}, not of what was asked")
+        if data.get("kind") != kind or not package.encrypted:
             raise ValueError("not an encrypted offsite package")
         if backup_id is not None and data.get("id") != backup_id:
             raise ValueError("the package names another backup")
         manifest = _part(data["manifest"], MAX_META_SIZE, _manifest_name)
-        return cls(**{**vars(package), "id": str(data["id"]), "manifest": manifest})
+        return cls(**{**vars(package), "id": str(data["id"]), "manifest": manifest, "kind": kind})
 
 
 def _manifest_name(name: object) -> str:

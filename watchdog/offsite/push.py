@@ -37,8 +37,17 @@ from watchdog.offsite.index import (
     load_chain,
     meta_tree,
 )
-from watchdog.offsite.package import MANIFEST_BLOB, Package, Part, encrypt_bytes, pack
-from watchdog.offsite.verify import Keys, Refusal, open_package, refusal_of
+from watchdog.offsite.journal_format import covered_journals
+from watchdog.offsite.package import (
+    JOURNAL_KIND,
+    MANIFEST_BLOB,
+    PACKAGE_KIND,
+    Package,
+    Part,
+    encrypt_bytes,
+    pack,
+)
+from watchdog.offsite.verify import Keys, Refusal, kind_of, open_package, refusal_of
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +100,14 @@ def push_backup(
             new_entry, index_entry = _store_backup(
                 cache, backup, recipient, keys.mac, part_size, work_dir
             )
-            ours = [entry for entry in present if entry.id not in refused]
+            kinds = {e.id: kind_of(cache, e.tree, keys.mac) for e in present if e.id not in refused}
+            ours = [e for e in present if kinds.get(e.id) == PACKAGE_KIND]
             dropped = set() if not rotate else {e.id for e in ours[: max(0, len(ours) - keep + 1)]}
+            if rotate:
+                journals = [e for e in present if kinds.get(e.id) == JOURNAL_KIND]
+                dropped |= covered_journals(
+                    cache, journals, keys, backup.manifest.created_at, time.time()
+                )
             kept = [entry for entry in present if entry.id not in dropped]
             stamps = {e.id: _commit_time(cache, e.commit) for e in kept}
             stamps[backup.id] = int(backup.manifest.created_at)
@@ -216,7 +231,7 @@ def _build_chain(
     for entry in entries:
         index_blob = cache.hash_bytes(index_document(branch, built, entry))
         tree = cache.mktree(commit_tree(index_blob, entry, metas))
-        args = ["commit-tree", tree, "-m", f"offsite backup {entry.id}"]
+        args = ["commit-tree", tree, "-m", f"offsite {entry.kind} {entry.id}"]
         if parent is not None:
             args += ["-p", parent]
         stamp = f"{stamps.get(entry.id, 0)} +0000"

@@ -17,6 +17,8 @@ from watchdog.offsite.errors import OffsiteError
 from watchdog.offsite.fetch import Candidates, fetch_entry, scan_branch
 from watchdog.offsite.git import BareRepo, GitRunner, Remote, check_branch, check_url
 from watchdog.offsite.index import OffsiteEntry, RefusedPackage
+from watchdog.offsite.journal_fetch import JournalFetch, fetch_journal
+from watchdog.offsite.journal_push import CURSOR_NAME, JournalPushed, push_journal
 from watchdog.offsite.package import PART_SIZE, check_part_size, parse_identity
 from watchdog.offsite.push import push_backup
 from watchdog.offsite.verify import Keys
@@ -178,3 +180,36 @@ class OffsiteStore:
         ``space``, ``not_found`` …).
         """
         return fetch_entry(self._remote, self.work_dir, entry_id, self._keys, dest)
+
+    # -- the update journal (packages of kind journal on the same branch) ------------------
+
+    @property
+    def journal_cursor(self) -> Path:
+        """What of the journal went offsite already (beside the cache; losing it only means
+        pushing everything once more)."""
+        return self.cache_dir.parent / CURSOR_NAME
+
+    def push_journal(self, folder: Path, now: float) -> JournalPushed | None:
+        """The journal lines added since the last push (complete lines only, the newest
+        segment's included) as one authenticated package on the branch; None when nothing
+        changed. Raises OffsiteError."""
+        if self.read_only:
+            raise OffsiteError("this offsite store was opened read-only", "config")
+        assert self._recipient is not None
+        return push_journal(
+            self._remote,
+            self._cache,
+            folder,
+            self.journal_cursor,
+            keys=self._keys,
+            recipient=self._recipient,
+            part_size=self.part_size,
+            work_dir=self.work_dir,
+            now=now,
+        )
+
+    def fetch_journal(self, since: float) -> JournalFetch:
+        """Every authenticated journal package holding updates a backup begun at ``since``
+        may lack (and the newest, for its erasure records), unpacked and checked against
+        its manifest, oldest first; refused ones named. Raises OffsiteError."""
+        return fetch_journal(self._remote, self.work_dir, self._keys, since)

@@ -88,6 +88,22 @@ def refusal_of(repo: BareRepo, tree: str, mac: MacKey) -> Refusal | None:
     return None
 
 
+def kind_of(repo: BareRepo, tree: str, mac: MacKey | None) -> str | None:
+    """The authenticated ``kind`` of the package in ``tree`` (None: no MAC of this key, or
+    none given): which packages a push may count and rotate, read without decrypting."""
+    if mac is None:
+        return None
+    raw = read_bounded(repo, f"{tree}:{PACKAGE}", MAX_META_SIZE)
+    try:
+        document = parse_json(raw) if raw is not None else None
+    except ValueError:
+        return None
+    if not isinstance(document, dict) or not is_authentic(document, mac):
+        return None
+    kind = document.get("kind")
+    return kind if isinstance(kind, str) else None
+
+
 def _not_ours(document: dict, identity: x25519.Identity | None) -> Refusal:
     """A MAC that fails: another key's package (said as such, to help an operator who set the
     wrong key), or a forgery. Either way refused; the recipient only picks the words."""

@@ -27,6 +27,7 @@ class Thresholds:
     heartbeat_timeout: float
     integrity_check_every: float
     offsite_every: float = 86400.0
+    journal_offsite_every: float = 300.0
     loop_stall_after: float = 30.0
 
 
@@ -176,6 +177,65 @@ def check_offsite(state: WatchdogState, offsite_every: float, now: float) -> Che
     return Check(HEALTHY, f"newest offsite backup {offsite.newest_id or 'pending'}")
 
 
+BOUND_PRUNE_LOUD_FOR = 7 * 86400.0
+"""How long a removal past JOURNAL_MAX_MB keeps /health degraded."""
+
+
+def check_journal(state: WatchdogState, journal_offsite_every: float, now: float) -> Check:
+    journal = state.journal
+    if journal.bound_pruned_at is not None and now - journal.bound_pruned_at < BOUND_PRUNE_LOUD_FOR:
+        return Check(DEGRADED, journal.bound_message or "journal segments removed past its bound")
+    if journal.problems:
+        return Check(DEGRADED, f"journal: {'; '.join(journal.problems[:3])}")
+    if journal.offsite_enabled:
+        if journal.push_failures:
+            return Check(
+                DEGRADED,
+                f"{journal.push_failures} failed journal pushes in a row; last: "
+                f"{journal.last_push_error}",
+            )
+        behind = (
+            journal.newest_at is not None
+            and journal.newest_at > (journal.pushed_newest_at or 0.0)
+            and now - journal.newest_at > 2 * journal_offsite_every + 60
+        )
+        if behind:
+            return Check(
+                DEGRADED, "journal lines older than twice JOURNAL_OFFSITE_EVERY not offsite"
+            )
+    if journal.measured_at is None:
+        return Check(HEALTHY, "journal not read yet")
+    return Check(HEALTHY, f"journal: {journal.segments} segments, {journal.bytes / MIB:.1f} MB")
+
+
+def journal_document(state: WatchdogState, now: float) -> dict[str, Any]:
+    journal = state.journal
+    return {
+        "bytes": journal.bytes,
+        "segments": journal.segments,
+        "oldest_entry": _iso(journal.oldest_at),
+        "newest_entry": _iso(journal.newest_at),
+        "covered_until": _iso(journal.covered_until),
+        "problems": list(journal.problems),
+        "pruned": journal.pruned,
+        "size_bound": {
+            "pruned": journal.bound_pruned,
+            "last_at": _iso(journal.bound_pruned_at),
+            "message": journal.bound_message,
+        },
+        "offsite": {
+            "enabled": journal.offsite_enabled,
+            "last_push": _iso(journal.last_push_at),
+            "age_s": _age(now, journal.last_push_at),
+            "pushed_through": _iso(journal.pushed_newest_at),
+            "failures": journal.push_failures,
+            "last_error": journal.last_push_error,
+            "next_try": _iso(journal.next_push_at),
+        },
+        "last_restore": (state.recovery.last or {}).get("journal"),
+    }
+
+
 def check_drill(state: WatchdogState) -> Check:
     failed = state.drill.failed
     if failed:
@@ -218,6 +278,7 @@ def assess(state: WatchdogState, limits: Thresholds, now: float) -> HealthReport
         "recovery": check_recovery(state, now),
         "offsite": check_offsite(state, limits.offsite_every, now),
         "drill": check_drill(state),
+        "journal": check_journal(state, limits.journal_offsite_every, now),
         "files": check_files(state),
         "supervision": check_supervision(state, limits, now),
     }
@@ -240,6 +301,7 @@ def assess(state: WatchdogState, limits: Thresholds, now: float) -> HealthReport
             "disk_usage_percent": round(storage.disk_usage_percent, 1),
             "persistent_disk": storage.persistent_disk,
             "free_mb": round(storage.free_bytes / MIB, 1),
+            "journal_mb": round(state.journal.bytes / MIB, 3),
         },
         "bot": {
             "status": bot.phase.value,
@@ -289,6 +351,7 @@ def assess(state: WatchdogState, limits: Thresholds, now: float) -> HealthReport
                 "ok": not state.drill.failed if state.drill.last_at else None,
             },
         },
+        "journal": journal_document(state, now),
         "recovery": {
             "count": state.recovery.count,
             "last_at": _iso(state.recovery.last_at),

@@ -122,6 +122,7 @@ class RecoveryState:
             "rejected": list(result.rejected),
             "quarantine": result.quarantine,
             "salvage": result.salvage,
+            "journal": getattr(result, "journal", None),
             "seconds": round(result.seconds, 3),
             "replay": replay.as_dict() if replay is not None else None,
         }
@@ -151,6 +152,37 @@ class OffsiteState:
 
 
 @dataclass
+class JournalState:
+    """The update journal as the watchdog last read it, and its offsite copy."""
+
+    bytes: int = 0
+    segments: int = 0
+    oldest_at: float | None = None
+    newest_at: float | None = None
+    problems: list[str] = field(default_factory=list)
+    measured_at: float | None = None
+    covered_until: float | None = None
+    """Every update before this is in a verified backup (offsite too, when configured)."""
+    pruned: int = 0
+    """Segments removed since the watchdog started (covered or over the bound)."""
+    bound_pruned: int = 0
+    """Of those, removed only because the journal passed JOURNAL_MAX_MB: updates no backup
+    held may be gone from this disk."""
+    bound_pruned_at: float | None = None
+    bound_message: str | None = None
+    offsite_enabled: bool = False
+    last_push_at: float | None = None
+    """When the last journal package went offsite."""
+    pushed_newest_at: float | None = None
+    """The newest entry on the branch: a lost disk loses what came after."""
+    push_failures: int = 0
+    last_push_error: str | None = None
+    next_push_at: float | None = None
+    pushes: int = 0
+    last_push_seconds: float | None = None
+
+
+@dataclass
 class DrillState:
     last_at: float | None = None
     results: list[dict[str, Any]] = field(default_factory=list)
@@ -177,6 +209,7 @@ class WatchdogState:
     recovery: RecoveryState = field(default_factory=RecoveryState)
     offsite: OffsiteState = field(default_factory=OffsiteState)
     drill: DrillState = field(default_factory=DrillState)
+    journal: JournalState = field(default_factory=JournalState)
     loop_tick: float | None = None
     loop_error: str | None = None
     files_set_aside: dict[str, str] = field(default_factory=dict)

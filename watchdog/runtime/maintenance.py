@@ -1,22 +1,39 @@
 """Slow upkeep, apart from the checks and backups so it never delays them: offsite pushes (with
-the one backoff, and an alert after repeated failures) and the daily restore drill."""
+the one backoff, and an alert after repeated failures), the update journal's (its offsite
+pushes every JOURNAL_OFFSITE_EVERY, its pruning once backups cover it) and the daily restore
+drill."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 import logging
+from dataclasses import dataclass
 
+from conf.units import MIB
 from watchdog.data.catalogue import Catalogue
 from watchdog.data.drill import run_drill
+from watchdog.data.journal import JournalScan, remove_segments, scan_journal
 from watchdog.offsite import OffsiteError, OffsiteStore
-from watchdog.rules import backoff, schedule
+from watchdog.rules import backoff, journal, schedule
 from watchdog.runtime.context import RuntimeContext
 
 log = logging.getLogger(__name__)
 
 OFFSITE_RETRY_FIRST, OFFSITE_RETRY_MAX = 60.0, 3600.0
 """Backoff for a failed push: 1 min doubling to an hour."""
+JOURNAL_RETRY_FIRST, JOURNAL_RETRY_MAX = 30.0, 1800.0
+"""Backoff for a failed journal push: 30 s doubling to half an hour."""
+JOURNAL_PRUNE_EVERY = 60.0
+"""Seconds between two readings (and prunings) of the journal when no backup came."""
+
+
+@dataclass(frozen=True)
+class Pruned:
+    scan: JournalScan
+    until: float | None
+    covered: tuple[int, ...]
+    over_bound: tuple[int, ...]
 
 
 class Maintenance:
@@ -27,10 +44,14 @@ class Maintenance:
         self.catalogue = catalogue
         self.offsite = offsite
         self.offsite_retry = backoff.Retry(OFFSITE_RETRY_FIRST, OFFSITE_RETRY_MAX)
+        self.journal_retry = backoff.Retry(JOURNAL_RETRY_FIRST, JOURNAL_RETRY_MAX)
+        self._pruned_for: tuple[float | None, float | None, float] | None = None
+        ctx.state.journal.offsite_enabled = offsite is not None
 
     async def tick(self) -> None:
         """One round; a failure of one job is logged and the next round goes on."""
-        for work in (self.push_offsite_if_due, self.drill_if_due):
+        jobs = (self.push_offsite_if_due, self.prune_journal_if_due, self.push_journal_if_due)
+        for work in (*jobs, self.drill_if_due):
             try:
                 await work()
             except asyncio.CancelledError:
@@ -100,6 +121,108 @@ class Maintenance:
                 f"packages on the branch not made by this key, left untouched: {names}",
                 logging.WARNING,
             )
+
+    # -- the update journal ---------------------------------------------------------------
+
+    async def prune_journal_if_due(self) -> None:
+        """Read the journal (for /health and the disk guard) and remove the closed segments
+        the backups cover, or past JOURNAL_MAX_MB the oldest ones (loudly): after every new
+        backup, every backup offsite, and once a minute."""
+        ctx = self.ctx
+        now = ctx.clock.time()
+        marks = (ctx.state.backups.last_backup_at, ctx.state.offsite.newest_at)
+        last = self._pruned_for
+        if last is not None and last[:2] == marks and now - last[2] < JOURNAL_PRUNE_EVERY:
+            return
+        self._pruned_for = (*marks, now)
+        async with ctx.data_lock:
+            pruned = await asyncio.to_thread(self.prune_journal, now)
+        self.report_pruned(pruned, now)
+
+    def prune_journal(self, now: float) -> Pruned:
+        """Blocking: one reading and pruning of the journal (the effect of ``rules.journal``)."""
+        ctx = self.ctx
+        folder = ctx.layout.journal
+        scan = scan_journal(folder)
+        local = [b.created_at for b in self.catalogue.scan()]
+        offsite_at = ctx.state.offsite.newest_at
+        if offsite_at is None:
+            offsite_at = ctx.remembered.load().offsite_created_at
+        until = journal.covered_until(local, offsite_at, bool(ctx.settings.backup_git_url), now)
+        max_bytes = int(ctx.settings.journal_max_mb * MIB)
+        plan = journal.prune_plan(scan.segments, until, scan.total_bytes, max_bytes)
+        removed = set(remove_segments(folder, plan)) if plan.numbers else set()
+        if removed:
+            scan = scan_journal(folder)
+        covered = tuple(n for n in plan.covered if n in removed)
+        over = tuple(n for n in plan.over_bound if n in removed)
+        return Pruned(scan, until, covered, over)
+
+    def report_pruned(self, pruned: Pruned, now: float) -> None:
+        ctx, state, scan = self.ctx, self.ctx.state.journal, pruned.scan
+        if pruned.covered:
+            ctx.events.record(
+                "journal", f"journal: {len(pruned.covered)} segments removed, held by backups"
+            )
+        if pruned.over_bound:
+            offsite = bool(ctx.settings.backup_git_url)
+            message = (
+                f"JOURNAL PAST ITS BOUND: {len(pruned.over_bound)} segments removed that no "
+                f"{'offsite ' if offsite else ''}backup holds yet (JOURNAL_MAX_MB="
+                f"{ctx.settings.journal_max_mb:g}); their updates are no longer on this disk"
+                + (" (their journal packages stay on the branch)" if state.offsite_enabled else "")
+            )
+            state.bound_pruned += len(pruned.over_bound)
+            state.bound_pruned_at, state.bound_message = now, message
+            ctx.events.record("journal", message, logging.ERROR)
+            ctx.events.alert(f"⚠️ {message}")
+        state.pruned += len(pruned.covered) + len(pruned.over_bound)
+        state.bytes, state.segments = scan.total_bytes, len(scan.segments)
+        state.oldest_at, state.newest_at = scan.oldest_at, scan.newest_at
+        state.problems, state.covered_until, state.measured_at = scan.problems, pruned.until, now
+
+    async def push_journal_if_due(self) -> None:
+        """The journal's new lines offsite, every JOURNAL_OFFSITE_EVERY when they changed
+        (the one backoff after failures; an alert after repeated ones)."""
+        ctx, store, state = self.ctx, self.offsite, self.ctx.state.journal
+        if store is None or ctx.stop_requested:
+            return
+        now = ctx.clock.time()
+        every = ctx.settings.journal_offsite_every
+        if not self.journal_retry.ready(now) or not journal.push_due(
+            now, state.last_push_at, every, changed=True
+        ):
+            return
+        try:
+            pushed = await asyncio.to_thread(store.push_journal, ctx.layout.journal, now)
+        except OffsiteError as error:
+            self.journal_retry.failed(now)
+            state.push_failures = self.journal_retry.failures
+            state.next_push_at = self.journal_retry.next_at
+            state.last_push_error = str(error)
+            ctx.events.record(
+                "journal",
+                f"journal push offsite failed ({state.push_failures}): {error}",
+                logging.ERROR,
+            )
+            if backoff.alert_due(state.push_failures):
+                ctx.events.alert(f"⚠️ journal offsite pushes failing {state.push_failures} times")
+            return
+        self.journal_retry.succeeded()
+        state.push_failures, state.last_push_error, state.next_push_at = 0, None, None
+        if pushed is None:  # nothing new: all of it is offsite already
+            state.pushed_newest_at = state.newest_at
+            return
+        state.pushes += 1
+        state.last_push_at = None if pushed.more else ctx.clock.time()
+        state.last_push_seconds = round(pushed.seconds, 3)
+        newest = [t for t in (state.pushed_newest_at, pushed.newest_at) if t is not None]
+        state.pushed_newest_at = max(newest) if newest else None
+        ctx.events.note(
+            "journal",
+            f"journal package {pushed.id} offsite: {pushed.updates} lines, "
+            f"{pushed.stored_bytes} bytes stored",
+        )
 
     def rotation_hold(self) -> float | None:
         """When the fresh start that holds rotation happened (None: rotation runs). After a

@@ -81,6 +81,7 @@ class WatchdogService:
             heartbeat_timeout=settings.bot_heartbeat_timeout,
             integrity_check_every=settings.integrity_check_every,
             offsite_every=settings.backup_offsite_every,
+            journal_offsite_every=settings.journal_offsite_every,
         )
         self.ctx = RuntimeContext(
             settings=settings,
