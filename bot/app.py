@@ -149,8 +149,10 @@ def run(
     *,
     persistence_factory: PersistenceFactory | None = None,
     durable: bool = True,
+    journaled: bool = True,
 ) -> int:
-    """Poll until SIGTERM/SIGINT; the exit status."""
+    """Poll until SIGTERM/SIGINT; the exit status. ``journaled`` False (the benchmark's
+    baseline only) runs without the update journal."""
     if settings.telegram_bot_token is None:
         log.error(
             "TELEGRAM_BOT_TOKEN is not set; the bot cannot start "
@@ -175,8 +177,9 @@ def run(
     application: Application | None = None
     journal: JournalWriter | None = None
     try:
-        if durable:
+        if durable and journaled:
             journal = open_journal(layout, db_thread)
+            db_thread.call(storage.lean_on_journal)
             # What a restore left out, before the first update is fetched.
             asyncio.run(
                 replay_journal(

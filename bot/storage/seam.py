@@ -20,6 +20,10 @@ SQLITE_PRAGMAS = (
     "PRAGMA foreign_keys=ON",
 )
 """Run on every new SQLite connection."""
+JOURNALED_PRAGMAS = ("PRAGMA synchronous=NORMAL",)
+"""Once the update journal is open: each batch is fsynced there before the database commits, so
+the database's own commit need not wait for the disk (WAL with NORMAL survives any crash of the
+process; what a power loss takes from it, the journal gives back at the next start)."""
 
 
 def sqlite_url(path: Path) -> str:

@@ -9,7 +9,7 @@ from sqlalchemy import text
 from bot.storage.account import AccountStore
 from bot.storage.batches import UpdateBatches
 from bot.storage.schema import create_schema
-from bot.storage.seam import connect, sqlite_url
+from bot.storage.seam import JOURNALED_PRAGMAS, connect, sqlite_url
 from bot.storage.search import SearchStore
 
 
@@ -40,6 +40,14 @@ class Storage(AccountStore, SearchStore, UpdateBatches):
             )
         with self.db:
             create_schema(self.db.executable)
+
+    def lean_on_journal(self) -> None:
+        """The journal now makes each batch durable first: commits stop waiting for the disk
+        (see ``seam.JOURNALED_PRAGMAS``). Call on the database thread, before any batch."""
+        if self.is_sqlite:
+            with self.db:
+                for pragma in JOURNALED_PRAGMAS:
+                    self._run(text(pragma))
 
     def tables(self) -> list[str]:
         return sorted(self.db.tables)

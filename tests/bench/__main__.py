@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-BENCHMARKS: list[str] = ["backup", "recovery", "bot_throughput"]
+BENCHMARKS: list[str] = ["backup", "recovery", "bot_throughput", "journal"]
 """Module names in run order; each has ``run(quick: bool) -> list[Table]``."""
 
 OUT = Path(__file__).resolve().parents[2] / "bench-results"

@@ -84,6 +84,14 @@ def test_sqlite_pragmas_are_set_on_connect(storage: Storage, db_path: Path) -> N
     }
 
 
+def test_with_the_journal_open_commits_stop_waiting_for_the_disk(storage: Storage) -> None:
+    storage.lean_on_journal()
+    storage.begin_batch()
+    storage.commit_batch([7], datetime.now(UTC))
+    with storage.db as tx:
+        assert next(iter(next(iter(tx.query("PRAGMA synchronous"))).values())) == 1  # NORMAL
+
+
 def test_touch_user_inserts_then_updates(storage: Storage, db_path: Path) -> None:
     first = storage.touch_user(ANN, T0)
     assert first == UserRecord(
