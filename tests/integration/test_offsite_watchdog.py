@@ -83,7 +83,10 @@ def test_pushes_offsite_and_a_lost_disk_comes_back_from_the_branch(
         return doc if at is not None and at >= manual_at["created_at"] else None
 
     doc = wait_until(pushed_after_the_users, timeout=90, what="the backup with the users pushed")
-    assert doc["checks"]["offsite"]["status"] == "healthy"
+    # Not the check's status: with BACKUP_OFFSITE_EVERY=1s, "older than twice the interval"
+    # is a matter of how busy the machine is. What matters: pushes work, nothing refused.
+    offsite = doc["backups"]["offsite"]
+    assert (offsite["failures"], offsite["last_error"], offsite["refused"]) == (0, None, [])
     listed = subprocess.run(
         [sys.executable, "-m", "watchdog", "list", "--offsite", "--json"],
         env=env,
