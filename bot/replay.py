@@ -31,7 +31,7 @@ from bot.replay_plan import plan_replay
 from bot.storage import DatabaseThread, Storage
 from bot.storage.batches import PROCESSED_UPDATES_KEPT
 from conf.files import atomic_write
-from conf.journal import UPDATE, JournalEntry, read_journal
+from conf.journal import UPDATE, JournalEntry, iter_updates, oldest_update_id, read_erasures
 
 log = logging.getLogger(__name__)
 
@@ -163,12 +163,17 @@ async def replay_journal(
     """Apply what the journal holds and the database lacks; the report of what was done."""
     started = time.monotonic()
     report = ReplayReport()
-    journal = read_journal(journal_folder)
-    report.problems.extend(journal.problems)
-    processed, newest = await db.run(storage.processed_memory)
+    erasures = read_erasures(journal_folder, report.problems)
+    oldest = oldest_update_id(journal_folder)
+    # Only what the journal could hold: a week of update_ids is not read for an hour of journal.
+    since = oldest if oldest is not None else 1 << 62
+    processed, newest = await db.run(storage.processed_memory, since)
+    for erasure in erasures:
+        if erasure.update_id < since and await db.run(storage.is_processed, erasure.update_id):
+            processed.add(erasure.update_id)
     plan = plan_replay(
-        journal.updates,
-        journal.erasures,
+        iter_updates(journal_folder, report.problems),
+        erasures,
         processed,
         newest.timestamp() if newest is not None else None,
         PROCESSED_UPDATES_KEPT.total_seconds(),
@@ -187,7 +192,7 @@ async def replay_journal(
             await application.shutdown()
         report.silenced = dict(request.calls)
     report.seconds = round(time.monotonic() - started, 3)
-    if plan.actions or journal.problems:
+    if plan.actions or report.problems:
         log.warning("%s in %.2f s", report.summary(), report.seconds)
     return report
 

@@ -8,6 +8,7 @@ an erasure is applied again when the database does not hold the update that made
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -41,8 +42,9 @@ def plan_replay(
     newest_processed_at: float | None,
     memory_seconds: float,
 ) -> ReplayPlan:
-    """``processed``: every update_id the database holds; ``newest_processed_at``: when the
-    newest of them was committed (None: it holds none, and every entry is replayed)."""
+    """``updates`` may be a stream (only the actions are kept); ``processed``: the update_ids
+    the database holds (at least those the journal could hold); ``newest_processed_at``: when
+    the newest was committed (None: it holds none, and every entry is replayed)."""
     erasures = list(erasures)
     last_erasure: dict[int, int] = {}
     for erasure in erasures:
@@ -56,10 +58,8 @@ def plan_replay(
         else newest_processed_at - memory_seconds + MEMORY_MARGIN
     )
     plan = ReplayPlan()
-    # An update and the erasure it made share an update_id: the update sorts first.
-    ordered = sorted([*updates, *erasures], key=lambda e: (e.update_id, e.kind == ERASURE))
     applied: set[tuple[str, int]] = set()
-    for entry in ordered:
+    for entry in itertools.chain(updates, erasures):
         if (entry.kind, entry.update_id) in applied:
             continue
         if entry.update_id in processed:
@@ -74,4 +74,6 @@ def plan_replay(
             continue
         applied.add((entry.kind, entry.update_id))
         plan.actions.append(entry)
+    # In Telegram's order; an update and the erasure it made share an update_id: update first.
+    plan.actions.sort(key=lambda e: (e.update_id, e.kind == ERASURE))
     return plan

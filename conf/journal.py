@@ -20,13 +20,14 @@ set aside beside it as ``cut-*.bin``, never deleted) and says so.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -193,23 +194,42 @@ class JournalRead:
     problems: list[str] = field(default_factory=list)
 
 
-def read_journal(folder: Path) -> JournalRead:
-    result = JournalRead()
-    seen: set[int] = set()
+def iter_updates(folder: Path, problems: list[str]) -> Iterator[JournalEntry]:
+    """Every journaled update, segment by segment (one in memory at a time), in the order
+    written; what could not be read is added to ``problems``. A copy may come twice."""
     for path in list_segments(folder):
         read = read_segment(path)
         if read.problem:
-            result.problems.append(read.problem)
-        for entry in read.entries:
-            if entry.kind == UPDATE and entry.update_id not in seen:
-                seen.add(entry.update_id)
-                result.updates.append(entry)
-            elif entry.kind == ERASURE:
-                result.erasures.append(entry)
+            problems.append(read.problem)
+        yield from (entry for entry in read.entries if entry.kind == UPDATE)
+
+
+def read_erasures(folder: Path, problems: list[str]) -> list[JournalEntry]:
     erasures = read_segment(folder / ERASURES_FILE)
     if erasures.problem:
-        result.problems.append(erasures.problem)
-    result.erasures.extend(e for e in erasures.entries if e.kind == ERASURE)
+        problems.append(erasures.problem)
+    return [entry for entry in erasures.entries if entry.kind == ERASURE]
+
+
+def oldest_update_id(folder: Path) -> int | None:
+    """The first update of the oldest segment that holds one (None: the journal is empty)."""
+    for path in list_segments(folder):
+        entries = [e for e in read_segment(path).entries if e.kind == UPDATE]
+        if entries:
+            return min(entry.update_id for entry in entries)
+    return None
+
+
+def read_journal(folder: Path) -> JournalRead:
+    """The whole journal in memory, each update once (for tests and small journals; replay
+    streams with :func:`iter_updates`)."""
+    result = JournalRead()
+    seen: set[int] = set()
+    for entry in iter_updates(folder, result.problems):
+        if entry.update_id not in seen:
+            seen.add(entry.update_id)
+            result.updates.append(entry)
+    result.erasures = read_erasures(folder, result.problems)
     return result
 
 
@@ -299,10 +319,17 @@ class JournalWriter:
             raise RuntimeError("the journal is not open")
         data = b"".join(encode(entry) for entry in entries)
         view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-        os.fsync(self._fd)
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            os.fsync(self._fd)
+        except OSError:
+            # A full disk may take half a batch: cut it off again, or every later line would
+            # sit behind a torn one (the next open cuts it if this fails too).
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._size)
+            raise
         self._size += len(data)
         if self._size >= self.segment_bytes:
             with journal_lock(self.folder):

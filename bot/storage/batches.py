@@ -61,18 +61,20 @@ class UpdateBatches(StorageBase):
             ).first()
         return row is not None
 
-    def processed_memory(self) -> tuple[set[int], datetime | None]:
-        """Every update_id the database holds, and when the newest of them was committed."""
+    def processed_memory(self, since_update_id: int = 0) -> tuple[set[int], datetime | None]:
+        """The update_ids the database holds from ``since_update_id`` on, and when the newest of
+        all was committed."""
         with self.db:
-            rows = self._run(text("SELECT update_id, processed_at FROM processed_updates"))
-            ids: set[int] = set()
-            newest: str | None = None
-            for update_id, processed_at in rows:
-                ids.add(int(update_id))
-                if newest is None or str(processed_at) > newest:
-                    newest = str(processed_at)
+            ids = {
+                int(row[0])
+                for row in self._run(
+                    text("SELECT update_id FROM processed_updates WHERE update_id >= :since"),
+                    {"since": int(since_update_id)},
+                )
+            }
+            newest = self._run(text("SELECT MAX(processed_at) FROM processed_updates")).scalar()
         try:
-            return ids, (datetime.fromisoformat(newest) if newest else None)
+            return ids, (datetime.fromisoformat(str(newest)) if newest else None)
         except ValueError:  # a salvaged row of another shape: no memory to trust
             return ids, None
 

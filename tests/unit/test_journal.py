@@ -193,3 +193,30 @@ def test_segments_set_aside_are_kept_but_never_read_and_erasures_stay(tmp_path):
     read = read_journal(tmp_path)
     assert read.updates == [] and [e.user_id for e in read.erasures] == [5]
     assert set_aside_segments(tmp_path, "again") is None
+
+
+def test_a_batch_the_disk_could_not_take_is_cut_off_and_later_batches_read(tmp_path, monkeypatch):
+    import errno
+
+    import conf.journal as journal
+
+    writer = JournalWriter(tmp_path)
+    writer.open()
+    writer.append([update(1)])
+    real_write = journal.os.write
+
+    def half_then_full(fd, data):
+        real_write(fd, bytes(data[: len(data) // 2]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(journal.os, "write", half_then_full)
+    try:
+        writer.append([update(2), update(3)])
+    except OSError as error:
+        assert error.errno == errno.ENOSPC
+    else:
+        raise AssertionError("a full disk must fail the append (and so the batch)")
+    monkeypatch.setattr(journal.os, "write", real_write)
+    writer.append([update(4)])
+    read = read_journal(tmp_path)
+    assert [e.update_id for e in read.updates] == [1, 4] and read.problems == []
