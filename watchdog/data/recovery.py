@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 import zstandard
 
+from conf.journal import list_segments
 from conf.layout import DataLayout
 from conf.schema import expected_schema
 from watchdog.data.catalogue import Backup, Catalogue, Manifest
@@ -467,6 +468,10 @@ def recover(
             # A lost disk lost the journal too: the branch's copy of it, for replay.
             brought = restore_journal(layout.journal, offsite, fetched[1].created_at)
             result.journal = brought.as_dict() if brought is not None else None
+    if result.restored_from is None and offsite is not None and not list_segments(layout.journal):
+        # Nothing to restore and no journal here: the branch's journal rebuilds what it holds.
+        brought = restore_journal(layout.journal, offsite, 0.0)
+        result.journal = brought.as_dict() if brought is not None else None
 
     for entry in list_quarantine(layout):
         pending = entry.note.get("salvage", {}).get("status") == "pending"
