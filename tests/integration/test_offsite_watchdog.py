@@ -9,6 +9,8 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
+from datetime import datetime
 
 import psutil
 import pytest
@@ -50,6 +52,7 @@ def test_pushes_offsite_and_a_lost_disk_comes_back_from_the_branch(
         BACKUP_AGE_KEY=str(identity),
         BACKUP_GIT_TIMEOUT="30",
         BACKUP_OFFSITE_EVERY="1s",
+        JOURNAL_OFFSITE_EVERY="1s",
     )
 
     def health() -> dict:
@@ -103,6 +106,19 @@ def test_pushes_offsite_and_a_lost_disk_comes_back_from_the_branch(
 
     # Make sure the offsite copy holds our users, then lose the disk whole.
     wait_until(lambda: health()["backups"]["offsite"]["newest_id"] in pushed, timeout=5)
+    # A user after every backup: only the journal on the branch knows them.
+    fake_api.send_text(14, "hello after the backups", first_name="U14")
+    wait_until(lambda: 14 in users(data / "erixcast.db"), timeout=20)
+    written_at = time.time()
+    wait_until(
+        lambda: (
+            (at := health()["journal"]["offsite"]["pushed_through"])
+            and datetime.fromisoformat(at).timestamp() >= written_at - 1
+        ),
+        timeout=60,
+        what="the journal with user 14 pushed",
+    )
+
     bot = psutil.Process(health()["bot"]["pid"])
     proc.popen.send_signal(signal.SIGKILL)
     proc.wait(10)
@@ -119,6 +135,8 @@ def test_pushes_offsite_and_a_lost_disk_comes_back_from_the_branch(
     assert doc["database"]["integrity"] == "ok"
     restored = users(data / "erixcast.db")
     assert restored & {11, 12, 13}, "the old users are back"
+    assert 14 in restored, "the user only the journal knew is back (replayed)"
+    assert doc["recovery"]["last"]["replay"]["replayed"] >= 1
     sent = len(fake_api.sent(12))
     fake_api.send_text(12, "/start", first_name="U12")
     assert "Welcome back" in fake_api.wait_for_sent(12, timeout=20, after=sent)["text"]
