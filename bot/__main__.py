@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = load_settings_or_exit("bot")
     layout = DataLayout.from_settings(settings)
-    setup_logging("bot", settings.log_level, settings.secrets(), layout.logs)
+    setup_logging("bot", settings.log_level, settings.secrets(), layout.logs, settings.log_format)
     layout.ensure()
     if arguments.command == "replay":
         from bot.replay_command import replay

@@ -19,7 +19,7 @@ def prepare(program: str = "watchdog") -> tuple[Settings, DataLayout]:
     layout.ensure()
     # One-shot commands print their results; log lines go to the watchdog's log file only, and
     # warnings to stdout, so an operator's terminal shows answers, not chatter.
-    setup_logging("cli", "WARNING", settings.secrets(), layout.logs)
+    setup_logging("cli", "WARNING", settings.secrets(), layout.logs, settings.log_format)
     return settings, layout
 
 

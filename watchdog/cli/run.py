@@ -56,7 +56,9 @@ def command(args: argparse.Namespace) -> int:
         layout.ensure()
     except OSError as error:
         return give_up(EXIT_REFUSED, f"DATA_DIR: cannot prepare {layout.root}: {error.strerror}")
-    setup_logging("watchdog", settings.log_level, settings.secrets(), layout.logs)
+    setup_logging(
+        "watchdog", settings.log_level, settings.secrets(), layout.logs, settings.log_format
+    )
     lock = InstanceLock(layout.lock_file)
     try:
         take_lock(lock, settings.shutdown_budget + settings.bot_stop_timeout)
