@@ -101,3 +101,25 @@ def test_a_young_watchdog_charts_its_last_hour_an_old_one_its_last_week():
     assert chart_window(now, []) == (now - 3600, now)
     assert chart_window(now, [now - 7200]) == (now - 7200, now)
     assert chart_window(now, [now - 30 * 86400]) == (now - 7 * 86400, now)
+
+
+def test_the_charts_are_drawn_again_only_when_the_history_or_the_minute_changes(monkeypatch):
+    import watchdog.web.status_page as page
+    from tests.unit.test_web_exposure import fake_watchdog
+    from watchdog.web.public import status_view
+
+    drawn: list[float] = []
+    original = page._charts
+
+    def counting(view: page.StatusView) -> str:
+        drawn.append(view.now)
+        return original(view)
+
+    monkeypatch.setattr(page, "_charts", counting)
+    service = fake_watchdog(None)
+    cache = page.ChartCache()
+    view = status_view(service)
+    first = page.render(view, cache)
+    assert page.render(view, cache) == first and len(drawn) == 1
+    service.state.history.note_size(view.now, 123_456_789)
+    assert page.render(status_view(service), cache) != first and len(drawn) == 2

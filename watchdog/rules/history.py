@@ -42,10 +42,13 @@ class BackupPoint:
 class History:
     sizes: deque[SizePoint] = field(default_factory=lambda: deque(maxlen=MAX_SIZES))
     backups: dict[str, BackupPoint] = field(default_factory=dict)
+    changes: int = 0
+    """Counts every change: what a cache of the charts is keyed on."""
 
     def note_size(self, at: float, size_bytes: int) -> None:
         """The database's size now: one point per ``SIZE_STEP``, the newest in a step kept."""
         point = SizePoint(at, size_bytes)
+        self.changes += 1
         if self.sizes and int(self.sizes[-1].at // SIZE_STEP) == int(at // SIZE_STEP):
             self.sizes[-1] = point
         else:
@@ -62,7 +65,10 @@ class History:
         kept = sorted(
             (p for p in self.backups.values() if p.at >= now - WINDOW), key=lambda p: p.at
         )
-        self.backups = {p.id: p for p in kept[-MAX_BACKUPS:]}
+        kept = kept[-MAX_BACKUPS:]
+        if [p.id for p in kept] != list(self.backups):
+            self.changes += 1
+        self.backups = {p.id: p for p in kept}
 
     def database_sizes(self, now: float) -> list[SizePoint]:
         """The database's size over the window, oldest first: the samples taken while this

@@ -119,7 +119,7 @@ def time_chart(
                     f"<title>{escape(one.name)}: {escape(unit(value))}</title></circle>"
                 )
         elif one.points:
-            path = " ".join(f"{x(at):.1f},{y(value):.1f}" for at, value in one.points)
+            path = " ".join(f"{px},{py:.1f}" for px, py in _per_pixel(one.points, x, y))
             parts.append(
                 f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>'
             )
@@ -134,6 +134,19 @@ def time_chart(
         legend_x += 14 + 7 * len(one.name)
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _per_pixel(
+    points: Sequence[tuple[float, float]],
+    x: Callable[[float], float],
+    y: Callable[[float], float],
+) -> list[tuple[int, float]]:
+    """A line's points, one per pixel column (the newest in each): a week of samples is more
+    points than the chart is wide."""
+    columns: dict[int, float] = {}
+    for at, value in points:
+        columns[round(x(at))] = y(value)
+    return sorted(columns.items())
 
 
 def megabytes(value: float) -> str:

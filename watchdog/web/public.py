@@ -27,7 +27,7 @@ from watchdog.version import app_version
 from watchdog.web.auth import authorised, authorised_person, sends_credentials
 from watchdog.web.exposure import public_health, scrub_text
 from watchdog.web.metrics import build_registry
-from watchdog.web.status_page import CONTENT_SECURITY_POLICY, StatusView, render
+from watchdog.web.status_page import CONTENT_SECURITY_POLICY, ChartCache, StatusView, render
 
 if TYPE_CHECKING:
     from watchdog.web.protocols import Observable
@@ -219,12 +219,13 @@ async def status_page(request: web.Request) -> web.Response:
                 "WWW-Authenticate": 'Basic realm="ErixCast", charset="UTF-8"',
             },
         )
-    page = redact(render(status_view(service)), service.settings.secrets())
+    page = redact(render(status_view(service), request.app[CHARTS_KEY]), service.settings.secrets())
     return web.Response(text=page, content_type="text/html", headers=_PAGE_HEADERS)
 
 
 REGISTRY_KEY = web.AppKey("registry", object)
 PUBLIC_REGISTRY_KEY = web.AppKey("public_registry", object)
+CHARTS_KEY = web.AppKey("charts", ChartCache)
 
 
 def build_app(service: Observable) -> web.Application:
@@ -232,6 +233,7 @@ def build_app(service: Observable) -> web.Application:
     app[SERVICE_KEY] = service
     app[REGISTRY_KEY] = build_registry(service)
     app[PUBLIC_REGISTRY_KEY] = build_registry(service, table_rows=False)
+    app[CHARTS_KEY] = ChartCache()
     app.router.add_get("/", status_page)
     app.router.add_get("/health", health)
     app.router.add_get("/stats", stats)

@@ -235,8 +235,26 @@ def _events(view: StatusView) -> str:
     )
 
 
-def render(view: StatusView) -> str:
+class ChartCache:
+    """The charts drawn once per change of the history and minute of the clock (the time axis
+    moves by the minute), not once per request: at 200 requests/s the page would otherwise
+    redraw the same week of points 200 times a second."""
+
+    def __init__(self) -> None:
+        self._key: tuple[int, int, int] | None = None
+        self._html = ""
+
+    def charts(self, view: StatusView) -> str:
+        key = (id(view.history), view.history.changes, int(view.now // 60))
+        if key != self._key:
+            self._html = _charts(view)
+            self._key = key
+        return self._html
+
+
+def render(view: StatusView, cache: ChartCache | None = None) -> str:
     document = view.document
+    charts = cache.charts(view) if cache is not None else _charts(view)
     status = _status_class(document.get("status"))
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
@@ -248,6 +266,6 @@ def render(view: StatusView) -> str:
         f'</span><span class="muted">as of {escape(moment(view.now))} · watchdog up '
         f"{escape(span(document.get('uptime_s')))} · version {escape(view.version)} · "
         f"refreshes every {REFRESH_SECONDS} s</span></header>"
-        f'<div class="grid">{_overview(document)}{_backups(view)}{_charts(view)}'
+        f'<div class="grid">{_overview(document)}{_backups(view)}{charts}'
         f"{_checks(document)}{_events(view)}</div></main></body></html>"
     )
