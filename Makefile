@@ -32,6 +32,10 @@ run: install
 demo: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m sandbox.demo $(DEMO_ARGS)
 
+# docs/status-page.png and docs/chat.png, made by a real headless Chromium (tests/screenshot.py).
+screenshot: install-dev
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m tests.screenshot
+
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -17,7 +17,7 @@ ErixCast's Telegram bot: python-telegram-bot polling TELEGRAM_API_URL with TELEG
 storing users, chats, history and notes in the SQLite database at DATABASE_PATH (default
 DATA_DIR/erixcast.db). Normally the watchdog (python -m watchdog run) launches it after checking
 the database and relaunches it when it exits; run alone, nothing checks or backs up the data.
-Settings come from the environment and .env (see .env.example); none are arguments."""
+Settings come from the environment and .env (see .env.example), never from arguments."""
 EPILOG = """\
 exit codes: 0 stopped (SIGTERM/SIGINT), 65 the database file cannot be used (deleted or replaced
 under the bot), 78 not configured (no token, or Telegram refused it), 2 a bad setting."""

@@ -118,10 +118,18 @@ def take_lock(lock: InstanceLock, grace: float) -> None:
         lock.acquire()
 
 
+SWITCH_INTERVAL = 0.001
+"""Seconds a thread may hold the GIL while another waits for it (Python's default: 0.005).
+Backups, checks and offsite pushes run in worker threads that take the GIL back between their
+C calls; with 1 ms the event loop that answers HTTP gets it back sooner (the loop's longest
+stall during a backup fell from about 20 ms to about 5 ms here)."""
+
+
 def run_bounded(service: WatchdogService) -> int:
     """Run the service; on the way out, do not wait for worker threads still busy (an offsite
     push, a drill): the shutdown budget is what supervisord and Render give us. Their work is
     restartable, and the next start cleans up what they leave."""
+    sys.setswitchinterval(SWITCH_INTERVAL)
     loop = asyncio.new_event_loop()
     try:
         code = loop.run_until_complete(service.run())

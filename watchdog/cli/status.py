@@ -6,13 +6,12 @@ import argparse
 import json
 import sys
 import urllib.error
-from datetime import datetime
 from typing import Any
 
 from conf.exitcodes import EXIT_REFUSED
 from conf.settings import load_settings_or_exit
 from watchdog.web.client import open_direct
-from watchdog.web.wording import span
+from watchdog.web.wording import ago, span
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -37,14 +36,7 @@ def local_address(host: str, port: int) -> str:
 
 
 def _when(document: dict[str, Any], iso: str | None) -> str:
-    """How long ago ``iso`` was, against the document's own ``time`` (no clock skew)."""
-    if not iso:
-        return "never"
-    try:
-        now = datetime.fromisoformat(document["time"])
-        return f"{span((now - datetime.fromisoformat(iso)).total_seconds())} ago"
-    except (KeyError, TypeError, ValueError):
-        return str(iso)
+    return ago(iso, document.get("time"))
 
 
 def summarise(document: dict[str, Any]) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 from watchdog.rules.history import WINDOW, History
 from watchdog.web.charts import Series, megabytes, seconds, time_chart
-from watchdog.web.wording import moment, span
+from watchdog.web.wording import ago, moment, span
 
 REFRESH_SECONDS = 30
 MIN_SPAN = 3600.0
@@ -106,7 +106,7 @@ def _overview(document: Mapping[str, Any]) -> str:
     db_rows = [
         ("integrity", str(db.get("integrity"))),
         ("size", f"{db.get('size_mb')} MB"),
-        ("rows", "hidden" if records is None else f"{records:,}"),
+        ("rows", "not shown" if records is None else f"{records:,}"),
         ("last backup", _newest_backup_age(document)),
     ]
     disk_rows = [
@@ -173,7 +173,7 @@ def _backups(view: StatusView) -> str:
     drill_text = (
         "not run yet"
         if not drill.get("last_at")
-        else f"{'passed' if drill.get('ok') else 'FAILED'} at {drill['last_at']}"
+        else f"{'passed' if drill.get('ok') else 'FAILED'} {ago(drill['last_at'], view.document.get('time'))}"
     )
     error = backups.get("last_error")
     extra = [("offsite", offsite_text), ("restore drill", drill_text)]

@@ -25,3 +25,18 @@ def moment(timestamp: float | None) -> str:
     if timestamp is None:
         return "-"
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def ago(iso: str | None, now_iso: str | None) -> str:
+    """``3m ago`` for an ISO time against another (the document's own ``time``, so no clock
+    skew between who wrote it and who reads it); ``never`` for none; the text as it is when it
+    cannot be read."""
+    if not iso:
+        return "never"
+    try:
+        seconds = (
+            datetime.fromisoformat(str(now_iso)) - datetime.fromisoformat(iso)
+        ).total_seconds()
+    except (TypeError, ValueError):
+        return str(iso)
+    return f"{span(seconds)} ago"
