@@ -70,7 +70,7 @@ class Chromium:
     def __init__(self, width: int = 1280, height: int = 900, timeout: float = 30.0) -> None:
         self.width, self.height, self.timeout = width, height, timeout
         self._profile = Path(tempfile.mkdtemp(prefix="erixcast-chromium-"))
-        self._log = (self._profile.parent / f"{self._profile.name}.log").open("wb")
+        self._log = (self._profile / "chromium-output.log").open("wb")  # removed with it
         self._loop = ThreadedLoop()
         self._ids = itertools.count(1)
         self._session: aiohttp.ClientSession | None = None
