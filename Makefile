@@ -1,12 +1,13 @@
 # make run   — the whole stack in the foreground (creates .venv and installs on first use)
 # make test  — lint and the whole test suite
 # make bench — benchmarks, printing a table
+# make demo  — the whole stack against a local Bot API stand-in, with a chat page (no token, no internet)
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench lint install install-dev clean
+.PHONY: run demo screenshot test bench lint install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +27,14 @@ install-dev: $(VENV)/.dev
 # bin/start execs supervisord in the foreground (see it for why it may relay stdout/stderr).
 run: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" exec sh bin/start
+
+# Chat with the bot at http://127.0.0.1:8081/, the status page at http://127.0.0.1:10000/ (sandbox/demo.py).
+demo: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m sandbox.demo $(DEMO_ARGS)
+
+# docs/status-page.png and docs/chat.png, made by a real headless Chromium (tests/screenshot.py).
+screenshot: install-dev
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m tests.screenshot
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -8,14 +8,27 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Sequence
 
 from bot import lifeline
+
+DESCRIPTION = """\
+ErixCast's Telegram bot: python-telegram-bot polling TELEGRAM_API_URL with TELEGRAM_BOT_TOKEN,
+storing users, chats, history and notes in the SQLite database at DATABASE_PATH (default
+DATA_DIR/erixcast.db). Normally the watchdog (python -m watchdog run) launches it after checking
+the database and relaunches it when it exits; run alone, nothing checks or backs up the data.
+Settings come from the environment and .env (see .env.example), never from arguments."""
+EPILOG = """\
+exit codes: 0 stopped (SIGTERM/SIGINT), 65 the database file cannot be used (deleted or replaced
+under the bot), 78 not configured (no token, or Telegram refused it), 2 a bad setting."""
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bot",
-        description="The ErixCast Telegram bot (normally launched by the watchdog).",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command")
     replay = commands.add_parser(
@@ -26,10 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = _parser().parse_args(argv)  # --help answers and exits here, before the bot exists
     lifeline.arm()  # before anything slow: a bot must not outlive its watchdog
     os.umask(0o077)  # the database and logs it creates are owner-only
-    arguments = _parser().parse_args(argv)
 
     from conf.layout import DataLayout
     from conf.logging import setup_logging
@@ -37,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = load_settings_or_exit("bot")
     layout = DataLayout.from_settings(settings)
-    setup_logging("bot", settings.log_level, settings.secrets(), layout.logs)
+    setup_logging("bot", settings.log_level, settings.secrets(), layout.logs, settings.log_format)
     layout.ensure()
     if arguments.command == "replay":
         from bot.replay_command import replay

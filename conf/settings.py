@@ -11,7 +11,7 @@ import ipaddress
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     bot_poll_timeout: int = Field(10, ge=0, le=50)
     shutdown_budget: Duration = 20
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    heartbeat_url: SecretStr | None = None
 
     render: bool = False
 
@@ -137,6 +139,7 @@ class Settings(BaseSettings):
         "backup_git_token",
         "backup_age_key",
         "backup_git_url",
+        "heartbeat_url",
         mode="before",
     )
     @classmethod
@@ -156,6 +159,18 @@ class Settings(BaseSettings):
                 "localhost): the token is part of every request URL; use https://"
             )
         return value
+
+    @field_validator("heartbeat_url")
+    @classmethod
+    def _heartbeat_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("http://", "https://")):
+            raise ValueError("must start with https:// (or http://)")
+        return value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _log_format(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("log_level")
     @classmethod
@@ -224,6 +239,7 @@ class Settings(BaseSettings):
                 self.backup_git_token,
                 self.backup_age_key,
                 self.watchdog_secret,
+                self.heartbeat_url,
             )
             if secret is not None
         ]
@@ -240,6 +256,7 @@ _SECRET_FIELDS = {
     "backup_git_token",
     "backup_age_key",
     "watchdog_secret",
+    "heartbeat_url",
 }
 
 

@@ -37,7 +37,7 @@ from conf.layout import TIERS, DataLayout
 from tests import dbgen
 from tests.bench.report import Table
 from watchdog.data.backups import BackupKeeper
-from watchdog.data.catalogue import fsync_file
+from watchdog.data.fs import fsync_file
 from watchdog.data.snapshot import _copy_online, integrity_problem, sha256_of
 
 MB = 1_048_576

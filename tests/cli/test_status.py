@@ -14,7 +14,8 @@ def test_status_summarises_the_running_watchdog(cli, processes):
     )
     done = cli("status")
     assert done.returncode == 1  # degraded: no token
-    assert "status:   degraded" in done.stdout
+    assert done.stdout.startswith("ErixCast is degraded")
+    assert "bot       not configured" in done.stdout and "None" not in done.stdout
     assert "TELEGRAM_BOT_TOKEN" in done.stdout
     assert '"status": "degraded"' in cli("status", "--json").stdout
     proc.popen.send_signal(signal.SIGTERM)

@@ -1,6 +1,7 @@
 """The tree's layers hold: each layer imports only those below it, no module imports itself back
 through others, and the watchdog and the bot never import each other. Read from the source's
-own import statements (``TYPE_CHECKING`` blocks included: a type is a dependency too)."""
+own import statements (``TYPE_CHECKING`` blocks included: a type is a dependency too). The
+sandbox (the Bot API stand-in of ``make demo``) stands apart from all of them."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def module_name(path: Path) -> str:
 
 def project_modules() -> dict[str, Path]:
     found = {}
-    for top in ("conf", "watchdog", "bot"):
+    for top in ("conf", "watchdog", "bot", "sandbox"):
         for path in (REPO / top).rglob("*.py"):
             found[module_name(path)] = path
     return found
@@ -89,6 +90,23 @@ def test_the_watchdog_and_the_bot_never_import_each_other():
         if module.split(".")[0] in ("watchdog", "bot", "conf")
         and other.split(".")[0] in ("watchdog", "bot")
         and other.split(".")[0] != module.split(".")[0]
+    ]
+    assert not wrong, "\n".join(sorted(wrong))
+
+
+def test_the_sandbox_stands_apart():
+    """The Bot API stand-in talks to the bot only as Telegram does, over HTTP."""
+    wrong = [
+        f"{module} -> {other}"
+        for module, imported in graph().items()
+        for other in imported
+        if module.split(".")[0] == "sandbox" and other.split(".")[0] != "sandbox"
+    ]
+    wrong += [
+        f"{module} -> {other}"
+        for module, imported in graph().items()
+        for other in imported
+        if module.split(".")[0] != "sandbox" and other.split(".")[0] == "sandbox"
     ]
     assert not wrong, "\n".join(sorted(wrong))
 

@@ -15,6 +15,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m watchdog",
         description="ErixCast's watchdog: keeps the bot running and its SQLite database safe.",
+        epilog=(
+            "Run from the repository with its virtualenv (made by `make run` or `make install`): "
+            "`.venv/bin/python -m watchdog COMMAND`, or `source .venv/bin/activate` first. "
+            "`python -m watchdog COMMAND --help` describes each command."
+        ),
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS:

@@ -9,6 +9,7 @@ import time
 from conf.layout import TIERS
 from conf.units import MIB
 from watchdog.cli.common import keeper_for, prepare
+from watchdog.cli.progress import Progress
 from watchdog.data.backups import BackupSkipped
 from watchdog.data.snapshot import SnapshotError
 
@@ -32,7 +33,8 @@ def command(args: argparse.Namespace) -> int:
     settings, layout = prepare()
     keeper = keeper_for(settings, layout)
     try:
-        outcome = keeper.take(args.tier, args.reason, time.time())
+        with Progress().running(f"{args.tier} backup: copying and proving it"):
+            outcome = keeper.take(args.tier, args.reason, time.time())
     except (SnapshotError, BackupSkipped) as error:
         print(f"watchdog backup: failed, nothing was added: {error}", file=sys.stderr)
         return 1

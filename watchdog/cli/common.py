@@ -11,6 +11,7 @@ from conf.settings import Settings, load_settings_or_exit
 from conf.units import MIB
 from watchdog.data.backups import BackupKeeper
 from watchdog.version import app_version
+from watchdog.web.wording import span
 
 
 def prepare(program: str = "watchdog") -> tuple[Settings, DataLayout]:
@@ -19,7 +20,7 @@ def prepare(program: str = "watchdog") -> tuple[Settings, DataLayout]:
     layout.ensure()
     # One-shot commands print their results; log lines go to the watchdog's log file only, and
     # warnings to stdout, so an operator's terminal shows answers, not chatter.
-    setup_logging("cli", "WARNING", settings.secrets(), layout.logs)
+    setup_logging("cli", "WARNING", settings.secrets(), layout.logs, settings.log_format)
     return settings, layout
 
 
@@ -34,14 +35,7 @@ def keeper_for(settings: Settings, layout: DataLayout) -> BackupKeeper:
 
 def age(created_at: float, now: float | None = None) -> str:
     """A short human age: ``45s``, ``12m``, ``3h05m``, ``2d04h``."""
-    seconds = max(0, int((time.time() if now is None else now) - created_at))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m"
-    if seconds < 86400:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
+    return span((time.time() if now is None else now) - created_at)
 
 
 def iso(timestamp: float) -> str:

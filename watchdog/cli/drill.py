@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from watchdog.cli.common import prepare
+from watchdog.cli.progress import Progress
 from watchdog.data.catalogue import Catalogue
 from watchdog.data.drill import run_drill
 
@@ -24,7 +25,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def command(args: argparse.Namespace) -> int:
     _, layout = prepare()
-    results = run_drill(Catalogue(layout), layout.run)
+    with Progress().running("restore drill: restoring each tier's newest backup"):
+        results = run_drill(Catalogue(layout), layout.run)
     if not results:
         print("no backups: nothing to drill")
         return 1

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
+from conf.units import MIB
 from watchdog.cli.common import prepare
+from watchdog.cli.progress import Progress
 from watchdog.data.catalogue import Backup, Catalogue
 from watchdog.data.snapshot import verify_backup
 
@@ -49,10 +52,24 @@ def command(args: argparse.Namespace) -> int:
         print("no backups to verify")
         return 0
     failed = 0
-    for backup in backups:
-        verdict = verify_backup(backup, layout.run)
+    progress = Progress()
+    for number, backup in enumerate(backups, 1):
+        with progress.running(f"[{number}/{len(backups)}] verifying {backup.id}"):
+            started = time.monotonic()
+            verdict = verify_backup(backup, layout.run)
         failed += not verdict.ok
-        print(f"{'ok    ' if verdict.ok else 'FAILED'}  {backup.id}  {verdict.detail}")
+        print(verdict_line(backup, verdict.ok, verdict.detail, time.monotonic() - started))
     if failed:
         print(f"{failed} of {len(backups)} backups failed verification", file=sys.stderr)
+    else:
+        print(f"{len(backups)} backup{'s' if len(backups) != 1 else ''} verified")
     return 1 if failed else 0
+
+
+def verdict_line(backup: Backup, ok: bool, detail: str, seconds: float) -> str:
+    """``verified  ID  (tier, 5.00 MB): sha256 matches, integrity_check ok  0.12 s`` or
+    ``FAILED    ID  (tier, …): what is wrong``."""
+    what = f"{backup.id}  ({backup.tier}, {backup.manifest.size_bytes / MIB:.2f} MB)"
+    if ok:
+        return f"verified  {what}: sha256 matches, integrity_check ok  ({seconds:.2f} s)"
+    return f"FAILED    {what}: {detail}"

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from watchdog.rules.history import History
+
 
 class BotPhase(StrEnum):
     STARTING = "starting"  # launched, no heartbeat yet
@@ -83,6 +85,7 @@ class BackupSummary:
     created_at: float
     size_bytes: int
     file_size: int
+    duration_s: float = 0.0
 
 
 @dataclass
@@ -94,6 +97,12 @@ class BackupsState:
     last_error: str | None = None
     last_error_at: float | None = None
     bytes_per_second: float = 0.0
+    failures_total: dict[str, int] = field(default_factory=dict)
+    """Failed backups per tier since the watchdog started (a Prometheus counter)."""
+
+    def failed(self, tier: str, message: str, at: float) -> None:
+        self.last_error, self.last_error_at = message, at
+        self.failures_total[tier] = self.failures_total.get(tier, 0) + 1
 
     @property
     def last_backup_at(self) -> float | None:
@@ -110,10 +119,19 @@ class RecoveryState:
     fresh_start_reason: str | None = None
     last_replay: dict[str, Any] | None = None
     """What the journal's last replay did (after a recovery or an operator's restore)."""
+    outcomes: dict[str, int] = field(default_factory=dict)
+    """Recoveries since the watchdog started, by outcome: ``restored`` or ``fresh``."""
+    rows_salvaged: int = 0
+    """Rows merged back from damaged files since the watchdog started."""
 
     def record(self, at: float, result: Any, replay: Any = None) -> None:
         """``result``: the recovery's; ``replay``: what the journal's replay did after it."""
         self.count += 1
+        outcome = "fresh" if result.fresh else "restored"
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        merged = (result.salvage or {}).get("merged")
+        if isinstance(merged, dict):
+            self.rows_salvaged += sum(n for n in merged.values() if isinstance(n, int))
         self.last_at = at
         self.last = {
             "reason": result.reason,
@@ -142,6 +160,8 @@ class OffsiteState:
     last_error: str | None = None
     last_error_kind: str | None = None
     failures: int = 0
+    failures_total: int = 0
+    """Failed pushes since the watchdog started (``failures`` is the ones in a row)."""
     next_try_at: float | None = None
     rotation_held_since: float | None = None
     """Set while a fresh start holds rotation: pushes keep every older package on the branch
@@ -215,6 +235,8 @@ class WatchdogState:
     files_set_aside: dict[str, str] = field(default_factory=dict)
     """Files in DATA_DIR not trusted (path → what and why); see ``data.fs.note_set_aside``."""
     events: deque[Event] = field(default_factory=lambda: deque(maxlen=50))
+    history: History = field(default_factory=History)
+    """Database size and backup runs over the last week (the status page's charts)."""
 
     def record(self, at: float, kind: str, message: str) -> None:
         self.events.append(Event(at=at, kind=kind, message=message))

@@ -28,6 +28,7 @@ BOT_SETTINGS = (
     "database_path",
     "bot_poll_timeout",
     "log_level",
+    "log_format",
 )
 """The settings the bot uses; it is given these and no other (it reads untrusted input, so it
 gets no secret it does not need: not the git token, the age key or the stats token)."""

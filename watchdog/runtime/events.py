@@ -1,17 +1,19 @@
 """Events and alerts: what happened, in the log, in /health's recent events, and — for what
 an admin must know — as a Telegram message sent by the watchdog itself, so it arrives even when
-the bot is down. Alerts are best effort: a failed one is logged, never raised."""
+the bot is down; and the heartbeat pings (``runtime.pings``). Alerts and pings are best effort:
+a failed one is logged, never raised."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 
 import aiohttp
 
 from conf.settings import Settings
 from watchdog.rules.state import WatchdogState
+from watchdog.runtime.pings import HeartbeatPinger
 
 log = logging.getLogger(__name__)
 MAX_TEXT = 4000
@@ -64,12 +66,17 @@ class Events:
     Telegram never keeps the bot held or the data lock taken."""
 
     def __init__(
-        self, state: WatchdogState, now: Callable[[], float], alerter: Alerter | None
+        self,
+        state: WatchdogState,
+        now: Callable[[], float],
+        alerter: Alerter | None,
+        pinger: HeartbeatPinger | None = None,
     ) -> None:
         self.state = state
         self._now = now
         self.alerter = alerter
-        self._background: set[asyncio.Task[int]] = set()
+        self.pinger = pinger
+        self._background: set[asyncio.Task[object]] = set()
 
     def record(self, kind: str, message: str, level: int = logging.INFO) -> None:
         log.log(level, message)
@@ -82,6 +89,14 @@ class Events:
     def alert(self, text: str) -> None:
         if self.alerter is None:
             return
-        task = asyncio.get_running_loop().create_task(self.alerter.send(text))
+        self._in_background(self.alerter.send(text))
+
+    def ping(self, ok: bool) -> None:
+        """The heartbeat ping after a scheduled backup (``HEARTBEAT_URL``), in the background."""
+        if self.pinger is not None:
+            self._in_background(self.pinger.ping(ok))
+
+    def _in_background(self, work: Coroutine[object, object, object]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)

@@ -12,6 +12,7 @@ from watchdog.data.backups import BackupKeeper, BackupSkipped, Outcome
 from watchdog.data.snapshot import Proceed, SnapshotError
 from watchdog.rules import schedule
 from watchdog.rules.backoff import Retry
+from watchdog.rules.history import BackupPoint
 from watchdog.rules.state import BackupSummary, Integrity
 from watchdog.runtime.context import RuntimeContext
 from watchdog.version import app_version
@@ -58,8 +59,7 @@ class BackupJobs:
                 skip_if_unchanged=skip_if_unchanged,
             )
         except (SnapshotError, BackupSkipped, OSError) as error:
-            ctx.state.backups.last_error = f"{tier}: {error}"
-            ctx.state.backups.last_error_at = ctx.clock.time()
+            ctx.state.backups.failed(tier, f"{tier}: {error}", ctx.clock.time())
             ctx.events.record("backup", f"{tier} backup failed: {error}", logging.ERROR)
             outcome = None
         finally:
@@ -84,7 +84,12 @@ class BackupJobs:
         summary.newest = {
             tier: (
                 BackupSummary(
-                    b.id, b.tier, b.created_at, b.manifest.size_bytes, b.manifest.file_size
+                    b.id,
+                    b.tier,
+                    b.created_at,
+                    b.manifest.size_bytes,
+                    b.manifest.file_size,
+                    b.manifest.duration_s,
                 )
                 if b
                 else None
@@ -93,6 +98,15 @@ class BackupJobs:
         }
         summary.count = len(backups)
         summary.total_bytes = sum(b.manifest.file_size for b in backups)
+        self.ctx.state.history.note_backups(
+            (
+                BackupPoint(
+                    b.created_at, b.id, b.tier, b.manifest.size_bytes, b.manifest.duration_s
+                )
+                for b in backups
+            ),
+            self.ctx.clock.time(),
+        )
 
     async def scheduled(self) -> None:
         """Every tier that is due, each with its own retry backoff after a failure."""
@@ -111,10 +125,12 @@ class BackupJobs:
             retry = self.retries.setdefault(tier, Retry(BACKUP_RETRY_FIRST, BACKUP_RETRY_MAX))
             if not retry.ready(now):
                 continue
-            if await self.backup(tier, "scheduled") is None:
+            outcome = await self.backup(tier, "scheduled")
+            if outcome is None:
                 retry.failed(now)
             else:
                 retry.succeeded()
+            ctx.events.ping(ok=outcome is not None and outcome.backup is not None)
 
     async def deploy_snapshot(self) -> None:
         """Before new code touches the data: a ``deploy`` backup when the app version changed."""

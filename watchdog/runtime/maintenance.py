@@ -89,6 +89,7 @@ class Maintenance:
                 entry = await asyncio.to_thread(functools.partial(store.push, rotate=False), newest)
         except OffsiteError as error:
             self.offsite_retry.failed(now)
+            offsite.failures_total += 1
             offsite.failures, offsite.next_try_at = (
                 self.offsite_retry.failures,
                 self.offsite_retry.next_at,

@@ -34,6 +34,7 @@ from watchdog.runtime.guard import DataGuard
 from watchdog.runtime.jobs import BackupJobs
 from watchdog.runtime.maintenance import Maintenance
 from watchdog.runtime.orphans import reap_leftover_bot
+from watchdog.runtime.pings import HeartbeatPinger
 from watchdog.runtime.requests import OperatorRequests
 from watchdog.runtime.supervision import BotSupervisor
 from watchdog.version import app_version
@@ -89,7 +90,12 @@ class WatchdogService:
             clock=self.clock,
             state=self.state,
             remembered=RememberedStore(layout.state_file),
-            events=Events(self.state, self.clock.time, Alerter.from_settings(settings)),
+            events=Events(
+                self.state,
+                self.clock.time,
+                Alerter.from_settings(settings),
+                HeartbeatPinger.from_settings(settings),
+            ),
         )
         keeper = BackupKeeper(
             layout,
@@ -201,6 +207,8 @@ class WatchdogService:
         self.state.files_set_aside = set_aside_files()
         await self.guard.tick()
         await self.jobs.scheduled()
+        if self.state.database.exists:
+            self.state.history.note_size(self.clock.time(), self.state.database.size_bytes)
 
     async def _before_relaunch(self, reason: str) -> None:
         if self.guard.database_appeared():

@@ -1,9 +1,11 @@
-"""HTTP on $HOST:$PORT: /health for the platform, /stats for people, /metrics for Prometheus.
+"""HTTP on $HOST:$PORT: /health for the platform, /stats for people who read JSON, /metrics for
+Prometheus, and the status page at / for everyone else.
 
 Every answer is built from the watchdog's cached state: no request touches the database.
 What each may show anonymously: /health no URL or path ever, and no row count once STATS_TOKEN
 is set (``exposure``); /stats everything, behind the token; /metrics everything but the rows per
-table, which need the token once it is set.
+table, which need the token once it is set; / what /health shows, laid out, behind the token
+once it is set (a browser's login prompt: any user name, the token as the password).
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from conf.logging import redact
 from conf.units import MIB
 from watchdog.version import app_version
-from watchdog.web.auth import authorised, sends_credentials
-from watchdog.web.exposure import public_health
+from watchdog.web.auth import authorised, authorised_person, sends_credentials
+from watchdog.web.exposure import public_health, scrub_text
 from watchdog.web.metrics import build_registry
+from watchdog.web.status_page import CONTENT_SECURITY_POLICY, ChartCache, StatusView, render
 
 if TYPE_CHECKING:
     from watchdog.web.protocols import Observable
@@ -169,8 +172,60 @@ async def metrics(request: web.Request) -> web.Response:
     )
 
 
+def status_view(service: Observable) -> StatusView:
+    """What the status page shows: nothing /health would not show anonymously."""
+    state = service.state
+    document, _ = health_document(service)
+    paths, addresses = known_paths(service), known_addresses(service)
+    secrets = service.settings.secrets()
+    events = [
+        (event.at, event.kind, redact(scrub_text(event.message, paths, addresses), secrets))
+        for event in state.events
+    ]
+    return StatusView(
+        document=document,
+        history=state.history,
+        intervals=dict(state.backups.intervals),
+        durations={
+            tier: summary.duration_s
+            for tier, summary in state.backups.newest.items()
+            if summary is not None and summary.duration_s > 0
+        },
+        events=events,
+        now=service.clock.time(),
+        version=app_version(),
+    )
+
+
+_PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+async def status_page(request: web.Request) -> web.Response:
+    service = _service(request)
+    token = _stats_token(service)
+    if token and not authorised_person(request, token):
+        return web.Response(
+            text="<!doctype html><title>ErixCast</title><p>This status page needs STATS_TOKEN: "
+            "sign in with any user name and the token as the password.</p>\n",
+            status=401,
+            content_type="text/html",
+            headers={
+                **_PAGE_HEADERS,
+                "WWW-Authenticate": 'Basic realm="ErixCast", charset="UTF-8"',
+            },
+        )
+    page = redact(render(status_view(service), request.app[CHARTS_KEY]), service.settings.secrets())
+    return web.Response(text=page, content_type="text/html", headers=_PAGE_HEADERS)
+
+
 REGISTRY_KEY = web.AppKey("registry", object)
 PUBLIC_REGISTRY_KEY = web.AppKey("public_registry", object)
+CHARTS_KEY = web.AppKey("charts", ChartCache)
 
 
 def build_app(service: Observable) -> web.Application:
@@ -178,6 +233,8 @@ def build_app(service: Observable) -> web.Application:
     app[SERVICE_KEY] = service
     app[REGISTRY_KEY] = build_registry(service)
     app[PUBLIC_REGISTRY_KEY] = build_registry(service, table_rows=False)
+    app[CHARTS_KEY] = ChartCache()
+    app.router.add_get("/", status_page)
     app.router.add_get("/health", health)
     app.router.add_get("/stats", stats)
     app.router.add_get("/metrics", metrics)
@@ -197,5 +254,5 @@ async def start_http(service: Observable, host: str, port: int) -> web.AppRunner
     except OSError as error:
         await runner.cleanup()
         raise CannotServe(f"cannot serve HTTP on {host}:{port} (HOST/PORT): {error}") from None
-    log.info("serving /health, /stats and /metrics on http://%s:%s", host, port)
+    log.info("serving /, /health, /stats and /metrics on http://%s:%s", host, port)
     return runner
