@@ -54,7 +54,7 @@ def test_status_and_restore_reach_the_watchdog_directly_whatever_the_proxy(cli, 
 
     status = cli("status")
     assert status.returncode == 1, status.stderr  # degraded: no bot token
-    assert "status:   degraded" in status.stdout
+    assert "ErixCast is degraded" in status.stdout
     as_json = cli("status", "--json")
     assert json.loads(as_json.stdout)["database"]["type"] == "sqlite"
 
