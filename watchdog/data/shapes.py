@@ -1,0 +1,90 @@
+"""What a record of each table looks like, from a healthy database's schema: the test the page
+scan (:mod:`watchdog.data.pagescan`) puts a row found on a page to before it says which table the
+row is of."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+
+def affinity(declared: str) -> str:
+    """A column's type affinity from its declared type (SQLite's rules, in their order)."""
+    kind = declared.upper()
+    if "INT" in kind:
+        return "INTEGER"
+    if any(word in kind for word in ("CHAR", "CLOB", "TEXT")):
+        return "TEXT"
+    if "BLOB" in kind or not kind:
+        return "BLOB"
+    if any(word in kind for word in ("REAL", "FLOA", "DOUB")):
+        return "REAL"
+    return "NUMERIC"
+
+
+_STORED = {
+    "INTEGER": (int,),
+    "TEXT": (str,),
+    "REAL": (int, float),
+    "NUMERIC": (int, float, str),
+    "BLOB": (int, float, str, bytes),
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    affinity: str
+    not_null: bool
+    alias: bool  # the rowid itself (INTEGER PRIMARY KEY): the record holds NULL
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a record of one table looks like."""
+
+    table: str
+    columns: tuple[Column, ...]
+
+    def fits(self, values: tuple[object, ...]) -> bool:
+        if len(values) != len(self.columns):
+            return False
+        for value, column in zip(values, self.columns, strict=True):
+            if column.alias:
+                if value is not None:
+                    return False
+            elif value is None:
+                if column.not_null:
+                    return False
+            elif not isinstance(value, _STORED[column.affinity]):
+                return False
+        return True
+
+    def row(self, rowid: int, values: tuple[object, ...]) -> tuple[object, ...]:
+        """``(rowid, *columns)``, the rowid alias filled in, as the salvage file keeps rows."""
+        filled = (rowid if c.alias else v for v, c in zip(values, self.columns, strict=True))
+        return (rowid, *filled)
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def shapes_of(connection: sqlite3.Connection) -> dict[str, Shape]:
+    """The shape of every rowid table with pages of its own (virtual and WITHOUT ROWID tables
+    have none that a table-leaf scan meets), ``sqlite_schema`` included."""
+    found: dict[str, Shape] = {}
+    for _, name, kind, _, without_rowid, _ in connection.execute("PRAGMA main.table_list"):
+        if kind not in ("table", "shadow") or without_rowid:
+            continue
+        info = connection.execute(f"PRAGMA main.table_info({quote(name)})").fetchall()
+        keys = [row for row in info if row[5]]
+        alias = keys[0][1] if len(keys) == 1 and str(keys[0][2]).upper() == "INTEGER" else None
+        found[name] = Shape(
+            name,
+            tuple(
+                Column(str(r[1]), affinity(str(r[2])), bool(r[3]) or bool(r[5]), r[1] == alias)
+                for r in info
+            ),
+        )
+    return found
