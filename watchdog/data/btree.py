@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from watchdog.data.pages import U32, PageImage, decode_record, signed, varint
 
@@ -71,8 +72,7 @@ def interior_children(page: bytes, number: int, usable: int) -> list[tuple[int, 
     return children
 
 
-@dataclass(frozen=True)
-class Cell:
+class Cell(NamedTuple):
     rowid: int
     payload: bytes | None  # None: its overflow chain could not be followed
     overflow: tuple[int, ...] = ()
@@ -131,6 +131,23 @@ def leaf_cells(
         whole = page[body : body + local] + rest if rest is not None else None
         cells.append(Cell(signed(rowid), whole, chain))
     return cells
+
+
+def leaf_rowids(page: bytes, number: int, usable: int) -> list[int] | None:
+    """The rowids of a table leaf page's cells (those that parse), or None if it is not one: what
+    a walk checks against the keys above it, without reading the rows."""
+    if page[_header_at(number)] != TABLE_LEAF:
+        return None
+    pointers = _cell_pointers(page, number, usable, interior=False)
+    if pointers is None:
+        return None
+    rowids = []
+    for at in pointers:
+        try:
+            rowids.append(signed(varint(page, varint(page, at)[1])[0]))
+        except IndexError:
+            continue
+    return rowids
 
 
 def _overlapping(spans: list[tuple[int, int, int]]) -> set[int]:
@@ -202,10 +219,9 @@ def walk_table(image: PageImage, root: int, avoid: frozenset[int] | set[int] = f
             for index in range(len(children) - 1, -1, -1):
                 stack.append((children[index][0], bounds[index], bounds[index + 1], depth + 1))
         elif kind == TABLE_LEAF:
-            cells = leaf_cells(image, number, page, frozenset(avoid))
-            rowids = [cell.rowid for cell in cells or () if cell is not None]
+            rowids = leaf_rowids(page, number, image.usable)
             if (
-                cells is None
+                rowids is None
                 or not _ascending([low, *rowids, high])
                 or leaf_depth not in (None, depth)
             ):

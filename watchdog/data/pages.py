@@ -200,39 +200,45 @@ _INT_SIZES = {1: 1, 2: 2, 3: 3, 4: 4, 5: 6, 6: 8}
 
 def decode_record(payload: bytes, encoding: str = "utf-8") -> tuple[object, ...] | None:
     """The values of a record, or None when it does not parse exactly: a header of serial types
-    whose sizes add up to the body, no reserved type, text that decodes."""
+    whose sizes add up to the body, no reserved type, text that decodes. (The hot loop of a
+    page scan: one-byte varints, the usual case, are read inline.)"""
     try:
-        size, at = varint(payload, 0)
+        size, at = payload[0], 1
+        if size >= 0x80:
+            size, at = varint(payload, 0)
         if size < 1 or size > len(payload):
             return None
         types = []
         while at < size:
-            kind, at = varint(payload, at)
+            kind = payload[at]
+            if kind < 0x80:
+                at += 1
+            else:
+                kind, at = varint(payload, at)
             types.append(kind)
         if at != size:
             return None
         values: list[object] = []
+        append = values.append
         for kind in types:
-            if kind == 0:
-                values.append(None)
-            elif kind in _INT_SIZES:
-                width = _INT_SIZES[kind]
-                values.append(int.from_bytes(payload[at : at + width], "big", signed=True))
-                at += width
+            if kind >= 12:
+                end = at + ((kind - 12) >> 1)
+                append(payload[at:end].decode(encoding) if kind & 1 else payload[at:end])
+                at = end
+            elif kind == 0:
+                append(None)
+            elif kind <= 6:
+                end = at + _INT_SIZES[kind]
+                append(int.from_bytes(payload[at:end], "big", signed=True))
+                at = end
             elif kind == 7:
-                values.append(struct.unpack_from(">d", payload, at)[0])
+                append(struct.unpack_from(">d", payload, at)[0])
                 at += 8
-            elif kind in (8, 9):
-                values.append(kind - 8)
-            elif kind >= 12:
-                width = (kind - 12) // 2
-                raw = payload[at : at + width]
-                values.append(raw if kind % 2 == 0 else raw.decode(encoding))
-                at += width
+            elif kind <= 9:
+                append(kind - 8)
             else:
                 return None
-            if at > len(payload):
-                return None
+        # A value cut short by the payload's end leaves ``at`` past it: not a record.
         return tuple(values) if at == len(payload) else None
     except (IndexError, struct.error, UnicodeDecodeError):
         return None

@@ -99,12 +99,12 @@ def page_owners(path: Path, roots: dict[str, int], tables: set[str]) -> dict[int
                 "SELECT pageno, name FROM dbstat WHERE pagetype = 'leaf'"
             ).fetchall()
         return {int(page): str(name) for page, name in rows if name in tables}
-    except sqlite3.OperationalError:  # no dbstat in this build
+    except sqlite3.DatabaseError:  # no dbstat in this build (or not allowed)
         wal = Path(f"{path}-wal")
         with pages.PageImage(path, wal if wal.exists() else None) as image:
             return {
                 leaf: name
-                for name, root in roots.items()
+                for name, root in {"sqlite_schema": 1, **roots}.items()
                 if name in tables
                 for leaf in btree.walk_table(image, root).leaves
             }
@@ -235,9 +235,9 @@ def attribute(
 
     Every record has the set of tables it fits. If some table fits them all and it is the only
     one, it is the page's; if several do, ``tie`` may settle it (see :func:`_tie`). If none fits
-    them all, the records that fit a single table must all name the same one (damaged cells fit
-    nothing and are ignored; two tables named exclusively is a contradiction). When none of the
-    tables that fit them all is ``wanted``, which of them it is does not matter.
+    them all, the page is no table's: damaged cells fit nothing and are ignored, but a record
+    that fits only another table contradicts the rest. When none of the tables that fit them all
+    is ``wanted``, which of them it is does not matter.
     """
     by_width: dict[int, list[Shape]] = {}
     for shape in shapes.values():
@@ -251,10 +251,7 @@ def attribute(
         return common.pop()
     if common and wanted is not None and not common & set(wanted):
         return min(common)
-    if common:
-        return tie(common)
-    exclusive = {next(iter(s)) for s in sets if len(s) == 1}
-    return exclusive.pop() if len(exclusive) == 1 else None
+    return tie(common) if common else None
 
 
 def _tie(

@@ -62,8 +62,10 @@ class Shape:
 
     def row(self, rowid: int, values: tuple[object, ...]) -> tuple[object, ...]:
         """``(rowid, *columns)``, the rowid alias filled in, as the salvage file keeps rows."""
-        filled = (rowid if c.alias else v for v, c in zip(values, self.columns, strict=True))
-        return (rowid, *filled)
+        for index, column in enumerate(self.columns):
+            if column.alias:
+                return (rowid, *values[:index], rowid, *values[index + 1 :])
+        return (rowid, *values)
 
 
 def quote(name: str) -> str:
