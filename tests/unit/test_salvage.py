@@ -241,7 +241,12 @@ def check(site: Site, restored: Path, damaged_pages: list[int]) -> dict[str, tup
 
 
 def assert_erased_stays_erased(restored: Path, damaged_bytes: bytes) -> None:
+    """Not in the merged database, nor among the rows the salvage file holds as salvaged."""
     assert b"ERASEDMARK" in damaged_bytes, "the erased user's old rows must be in the file"
+    with closing(sqlite3.connect(restored.with_name("salvage.db"))) as salvage:
+        for table, column in (("users", "id"), ("chats", "id"), ("messages", "user_id")):
+            query = f"SELECT count(*) FROM {table} WHERE {column} = ?"
+            assert salvage.execute(query, (ERASED,)).fetchone()[0] == 0, table
     with closing(sqlite3.connect(restored)) as connection:
         for query in (
             "SELECT count(*) FROM users WHERE id = ?",

@@ -207,8 +207,8 @@ def _page_scan(
 
 
 def _settle(out: sqlite3.Connection, table: str, names: list[str]) -> int:
-    """Staged rows into the table (SQLite's own rows first: they win on a rowid) or, unguarded,
-    into ``<table>__unguarded``; rows on stale pages into neither. Returns the stale pages."""
+    """Staged rows into the table (SQLite's own rows win on a rowid) or, unguarded, into
+    ``<table>__unguarded``; rows on stale pages into neither. Returns the stale pages."""
     staged, spec = table + "__pages", ", ".join(quote(n) for n in names)
     out.execute(f"CREATE INDEX {quote(staged + '_rowid')} ON {quote(staged)} (_rowid)")
     out.execute("CREATE TEMP TABLE IF NOT EXISTS stale (page INTEGER PRIMARY KEY)")
@@ -222,7 +222,10 @@ def _settle(out: sqlite3.Connection, table: str, names: list[str]) -> int:
         f"WHERE b._rowid = a._rowid AND b._page != a._page) "
         f"OR a._rowid IN (SELECT _rowid FROM {quote(table)}))"
     )
-    fresh = f"_page NOT IN (SELECT page FROM temp.stale) AND _rowid NOT IN (SELECT _rowid FROM {quote(table)})"
+    fresh = (
+        f"_page NOT IN (SELECT page FROM temp.stale) "
+        f"AND _rowid NOT IN (SELECT _rowid FROM {quote(table)})"
+    )
     unguarded = quote(table + "__unguarded")
     out.execute(f"CREATE TABLE IF NOT EXISTS {unguarded} (_rowid INTEGER PRIMARY KEY, {spec})")
     out.execute(
@@ -234,6 +237,8 @@ def _settle(out: sqlite3.Connection, table: str, names: list[str]) -> int:
         f"WHERE _origin != '{pagescan.UNGUARDED}' AND {fresh} "
         f"ORDER BY _origin != '{pagescan.TREE}', _rowid"
     )
+    # The staging table goes: rows judged stale are no salvage (the damaged file keeps them).
+    out.execute(f"DROP TABLE {quote(staged)}")
     return int(out.execute("SELECT count(*) FROM temp.stale").fetchone()[0])
 
 
