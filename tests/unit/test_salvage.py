@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests import dbgen
+from watchdog.data.rowscan import ScanCounts, scan_rows
 from watchdog.data.salvage import SalvageReport, salvage_and_merge
 
 PAGE = 4096
@@ -285,7 +286,8 @@ def test_a_zeroed_messages_root_loses_no_row_on_an_intact_leaf(site, tmp_path) -
     report, restored = salvaged(site, tmp_path, pages)
     figures = check(site, restored, pages)
     print(f"messages root zeroed: (recovered, lost) {figures}; pages {report.pages}")
-    assert report.pages and report.pages["roots"] == {"messages": "unreadable"}
+    assert report.pages and report.pages["targets"] == ["messages"]
+    assert report.pages["roots"]["messages"] == "unreadable"  # type: ignore[index]
     assert figures["messages"] == (AFTER + 300, 0)
     assert figures["processed_updates"] == (AFTER + 300, 0)
     assert_erased_stays_erased(restored, (tmp_path / "quarantine.db").read_bytes())
@@ -406,3 +408,90 @@ def test_without_a_backup_the_salvage_file_holds_the_rows(site, tmp_path) -> Non
         found = {row[0] for row in connection.execute("SELECT id FROM messages")}
         unguarded = {row[0] for row in connection.execute("SELECT id FROM messages__unguarded")}
     assert found == set() and unguarded == set(keyed(site.live, "messages"))
+
+
+class SeeksBelowStart:
+    """A connection to a damaged b-tree as a fault campaign found one (the scan then looped
+    forever, the recovery with it): a batch read fails, a one-row read answers with a row
+    *below* the rowid asked for, and no rowid can be confirmed."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def execute(self, query: str, args: tuple = ()) -> SeeksBelowStart:
+        self.reads += 1
+        self.rows = []
+        if "LIMIT" in query:
+            start, limit = args
+            if limit > 1:
+                raise sqlite3.DatabaseError("database disk image is malformed")
+            self.rows = [(min(start - 1, 8225), "x")]
+        return self
+
+    def fetchall(self) -> list:
+        return self.rows
+
+    def fetchone(self) -> tuple | None:
+        return None
+
+
+def test_the_rowid_scan_ends_when_a_seek_answers_below_its_start() -> None:
+    counts, connection = ScanCounts(), SeeksBelowStart()
+    assert list(scan_rows(connection, "messages", counts)) == []  # type: ignore[arg-type]
+    assert counts.skipped_ranges["messages"] >= 1
+    assert connection.reads < 2_000
+
+
+def redirect(path: Path, parent: int, child: int, to: int) -> None:
+    """Point the interior page ``parent``'s pointer at ``child`` to page ``to`` instead: what one
+    unlucky bit flip in a child pointer does."""
+    data = bytearray(path.read_bytes())
+    page = data[(parent - 1) * PAGE : parent * PAGE]
+    count = int.from_bytes(page[3:5], "big")
+    spots = [int.from_bytes(page[12 + 2 * i : 14 + 2 * i], "big") for i in range(count)] + [8]
+    (spot,) = [at for at in spots if int.from_bytes(page[at : at + 4], "big") == child]
+    at = (parent - 1) * PAGE + spot
+    data[at : at + 4] = to.to_bytes(4, "big")
+    path.write_bytes(bytes(data))
+
+
+def freed_leaf_with(path: Path, marker: bytes) -> int:
+    """A page on the free-list that is an old table leaf holding ``marker``."""
+    from watchdog.data.btree import read_freelist
+    from watchdog.data.pages import PageImage
+
+    with PageImage(path) as image:
+        for number in sorted(read_freelist(image).pages):
+            page = image.page(number) or b""
+            if page[:1] == b"\x0d" and marker in page:
+                return number
+    raise AssertionError("no freed leaf holds the marker")
+
+
+@pytest.mark.parametrize("into", ["a freed page of the erased user", "another table's leaf"])
+def test_a_child_pointer_gone_astray_brings_back_no_foreign_row(site, tmp_path, into) -> None:
+    """SQLite follows a damaged child pointer wherever it leads and reads what it finds as rows
+    of the table: an erased user's old rows on a freed page, or another table's cells (their
+    missing columns filled in). The page scan finds every live leaf (the free-list is read), so
+    what SQLite read elsewhere is left out, and the leaf the pointer lost comes back."""
+    rows = leaf_rows(site.live, "messages")
+    with closing(site.connect()) as connection:
+        first_kept = connection.execute(
+            "SELECT min(id) FROM messages WHERE user_id = ?", (KEPT,)
+        ).fetchone()[0]
+    lost_leaf = next(page for page, rowids in rows.items() if first_kept in rowids)
+    if into.startswith("a freed"):
+        target = freed_leaf_with(site.live, b"ERASEDMARK")
+    else:
+        target = next(iter(leaf_rows(site.live, "processed_updates")))
+    damaged = tmp_path / "astray.db"
+    shutil.copyfile(site.live, damaged)
+    redirect(damaged, root(site.live, "messages"), lost_leaf, target)
+    site = Site(damaged, None, site.backup)
+    folder = tmp_path / "run"
+    folder.mkdir()
+    report, restored = salvaged(site, folder, [])
+    figures = check(Site(tmp_path / "pristine.db", None, site.backup), restored, [])
+    print(f"child pointer into {into}: (recovered, lost) {figures}; {report.problems}")
+    assert figures["messages"] == (AFTER + 300, 0)
+    assert_erased_stays_erased(restored, damaged.read_bytes())

@@ -37,16 +37,17 @@ def _cell_pointers(page: bytes, number: int, usable: int, interior: bool) -> lis
     return pointers
 
 
-def _free_spans(page: bytes, number: int, usable: int) -> list[tuple[int, int]] | None:
-    """The page's freeblocks as (start, end), or None if the chain is broken."""
-    spans = []
+def _free_spans(page: bytes, number: int, usable: int) -> list[tuple[int, int]]:
+    """The page's freeblocks as (start, end), as far as the chain reads (SQLite does not read
+    it to read a page, so neither is a broken chain a reason to leave the page's cells)."""
+    spans: list[tuple[int, int]] = []
     at = int.from_bytes(page[_header_at(number) + 1 : _header_at(number) + 3], "big")
     while at:
         if at + 4 > usable or (spans and at <= spans[-1][0]):
-            return None
+            break
         size = int.from_bytes(page[at + 2 : at + 4], "big")
         if size < 4 or at + size > usable:
-            return None
+            break
         spans.append((at, at + size))
         at = int.from_bytes(page[at : at + 2], "big")
     return spans
@@ -94,9 +95,9 @@ def leaf_cells(
         return None
     usable = image.usable
     pointers = _cell_pointers(page, number, usable, interior=False)
-    free = _free_spans(page, number, usable)
-    if pointers is None or free is None:
+    if pointers is None:
         return None
+    free = _free_spans(page, number, usable)
     most_local = usable - 35
     least_local = (usable - 12) * 32 // 255 - 23
     found: list[tuple[int, int, int, int] | None] = []  # rowid, body start, local size, size
@@ -144,7 +145,8 @@ def leaf_rowids(page: bytes, number: int, usable: int) -> list[int] | None:
     rowids = []
     for at in pointers:
         try:
-            rowids.append(signed(varint(page, varint(page, at)[1])[0]))
+            at = at + 1 if page[at] < 0x80 else varint(page, at)[1]  # the payload's size
+            rowids.append(page[at] if page[at] < 0x80 else signed(varint(page, at)[0]))
         except IndexError:
             continue
     return rowids
@@ -191,6 +193,8 @@ class Walk:
     leaves: list[int]
     pages: set[int]
     complete: bool
+    cells: int = 0  # on the leaves reached
+    rowid_sum: int = 0  # of those cells: with ``cells``, what SQLite must have read too
 
 
 def walk_table(image: PageImage, root: int, avoid: frozenset[int] | set[int] = frozenset()) -> Walk:
@@ -230,6 +234,8 @@ def walk_table(image: PageImage, root: int, avoid: frozenset[int] | set[int] = f
             leaf_depth = depth
             walk.pages.add(number)
             walk.leaves.append(number)
+            walk.cells += len(rowids)
+            walk.rowid_sum += sum(rowids)
         else:
             walk.complete = False
     return walk

@@ -26,12 +26,15 @@ read); free-list pages (trunks and leaves, from header offsets 32 and 36) are ne
 unreachable page of a table whose walk *is* complete is a stale copy and is skipped; and an
 orphan page that shares a rowid with another page is a stale copy too (``salvage``).
 
-When the free-list cannot be read (page 1's header is damaged), a freed page cannot be told
-from an orphaned one: its rows are marked ``unguarded``. That can only happen for a table whose
-walk is incomplete (without the header and without the root). Unguarded rows are kept apart in
-the salvage file and merged only when anchored by a row from a trusted source (see
-``salvage.ANCHORS``): an erasure deletes the user's rows everywhere at once, so a stale page
-holding them finds no anchor outside the stale pages themselves.
+When the free-list cannot be read (page 1's header is damaged), freed pages are looked for by
+their trunk pages (:func:`btree.find_freelist`), but the free-list is then not known to be
+whole, and a freed page whose trunk is lost looks like an orphan: orphan rows are then marked
+``unguarded``. That needs the header *and* a root (or interior) page damaged. Unguarded rows
+are kept apart in the salvage file and merged only when anchored by a row from a trusted source
+(``salvage.ANCHORS``): an erasure deletes the user's rows everywhere at once, so an old copy
+finds no anchor outside the old copies themselves. What is left: with the header damaged too, a
+bit flip in a child pointer that leads into a freed page whose rowids fit the pointer's range
+would be read as part of the tree.
 """
 
 from __future__ import annotations
@@ -115,7 +118,9 @@ class PageScan:
     """What the page scan saw (page counts only: row counts are the report's)."""
 
     view: str = "main file"
+    targets: list[str] = field(default_factory=list)  # the tables read page by page
     freelist: str = ""
+    freelist_read: bool = False  # so every live leaf of a target was found (tree or orphan)
     roots: dict[str, str] = field(default_factory=dict)  # table -> where its walk started
     complete: dict[str, bool] = field(default_factory=dict)
     leaves: int = 0  # leaf pages whose rows were taken
@@ -132,16 +137,28 @@ Sink = Callable[[str, int, str, tuple[object, ...]], None]
 """Receives ``(table, page, origin, (rowid, *columns))`` for every row found."""
 
 
-def scan(image: pages.PageImage, ref: Reference, targets: Sequence[str], sink: Sink) -> PageScan:
-    """Find the rows of ``targets`` (tables SQLite could not read whole) in ``image``."""
+def scan(
+    image: pages.PageImage,
+    ref: Reference,
+    tables: Sequence[str],
+    sink: Sink,
+    sqlite_read: dict[str, tuple[int, int] | None],
+) -> PageScan:
+    """Walk every table of ``tables`` (a rowid-only pass, cheap); a table SQLite read without
+    trouble, whose walk is complete and reaches as many rows with the same rowids' sum as SQLite
+    read (``sqlite_read``), is done. Any other is a *target*: its rows are found page by page
+    and given to ``sink``. (A damaged child pointer can lead SQLite, silently, into a freed page:
+    the walk sees that page is on the free-list.)"""
     result = PageScan(view="main file and -wal" if image.with_wal else "main file")
     free = btree.read_freelist(image)
     result.freelist = ("read: " if free.trusted else "UNREADABLE: ") + free.detail
+    result.freelist_read = free.trusted
     result.freed = len(free.pages)
     master = btree.read_master(image)
     claimed: set[int] = set(free.pages)
     walks: dict[str, btree.Walk] = {}
-    for table in targets:
+    targets: list[str] = []
+    for table in tables:
         shape = ref.shapes.get(table)
         if shape is None:
             continue
@@ -151,8 +168,12 @@ def scan(image: pages.PageImage, ref: Reference, targets: Sequence[str], sink: S
         if walk is not None:
             walks[table] = walk
             claimed |= walk.pages
-    for table, walk in walks.items():
-        for number in walk.leaves:
+        read = sqlite_read.get(table)
+        if walk is None or not walk.complete or read != (walk.cells, walk.rowid_sum):
+            targets.append(table)
+    result.targets = targets
+    for table in targets:
+        for number in walks[table].leaves if table in walks else ():
             cells = btree.leaf_cells(image, number, avoid=free.pages) or []
             rows = _rows(ref.shapes[table], _decoded(image, cells))
             result.unplaced_cells += len(cells) - len(rows)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from watchdog.data.database import connect
+from watchdog.data.shapes import shape_of
 
 BATCH = 500
 MAX_PROBE = 1 << 62
@@ -24,6 +25,7 @@ class ScanCounts:
 
     skipped_ranges: dict[str, int] = field(default_factory=dict)
     unbelieved: dict[str, int] = field(default_factory=dict)
+    read: dict[str, tuple[int, int]] = field(default_factory=dict)  # rows and their rowids' sum
 
 
 def quote(name: str) -> str:
@@ -124,7 +126,7 @@ def _believable(
 
 
 MAX_STALLS = 64
-"""Steps in a row that yield nothing believable before the scan jumps past what it read."""
+"""Steps in a row that yield nothing believable before the scan leaps (doubling) ahead."""
 
 
 def scan_rows(connection: sqlite3.Connection, table: str, counts: ScanCounts) -> Iterator[tuple]:
@@ -133,7 +135,8 @@ def scan_rows(connection: sqlite3.Connection, table: str, counts: ScanCounts) ->
     Reads in batches; when a batch fails, walks the same stretch one row at a time so the rows
     before the damage are kept, then seeks past the damaged page and goes on. Rows with
     unbelievable rowids (see ``_believable``) are left out; a stretch that yields nothing
-    believable is stepped over, a row at a time and then by leaps, so the scan always ends.
+    believable is stepped over, a row at a time and then by doubling leaps, so the scan always
+    ends, after a number of reads bounded whatever a damaged tree answers.
     """
     select = f"SELECT rowid, * FROM {quote(table)} WHERE rowid >= ? ORDER BY rowid LIMIT ?"
     start, last, stalls = -MAX_PROBE, None, 0
@@ -170,7 +173,13 @@ def scan_rows(connection: sqlite3.Connection, table: str, counts: ScanCounts) ->
         stalls += 1
         if stalls == 1:
             counts.skipped_ranges[table] = counts.skipped_ranges.get(table, 0) + 1
-        start = start + 1 if stalls <= MAX_STALLS else max(int(row[0]) for row in rows) + 1
+        # Forward, always (a damaged tree can answer a seek with rows below ``start``), and past
+        # MAX_STALLS by doubling leaps, so a damaged stretch costs a bounded number of reads.
+        # What a leap steps over is the page scan's to find (a skipped range makes it run).
+        start += 1
+        if stalls > MAX_STALLS:
+            leap = 1 << min(stalls - MAX_STALLS, 62)
+            start = max(start - 1 + leap, max(int(row[0]) for row in rows) + 1)
 
 
 def read_view(
@@ -185,7 +194,8 @@ def read_view(
     """Copy every readable row of ``tables`` into ``out`` (one table each, keyed by rowid), the
     damaged file (copied into a folder under ``scratch``) read with ``wal`` or alone. Per table: True when SQLite read it to the end
     without trouble, False when it stepped over damage, None when it could not read it at all
-    (the schema unreadable, the table missing)."""
+    (the schema unreadable, the table missing). A row that does not fit the table's shape is
+    left out (and the table is then not read without trouble)."""
     status: dict[str, bool | None] = dict.fromkeys(tables)
     with tempfile.TemporaryDirectory(prefix="salvage-", dir=scratch) as workdir:
         try:
@@ -197,6 +207,7 @@ def read_view(
             for table in tables:
                 try:
                     columns = columns_of(source, table)
+                    shape = shape_of(source, table)
                 except sqlite3.DatabaseError as error:
                     problems.append(f"{table}: schema unreadable: {error}")
                     continue
@@ -213,8 +224,13 @@ def read_view(
                 marks = ", ".join("?" for _ in range(len(columns) + 1))
                 insert = f"INSERT OR IGNORE INTO {quote(table)} VALUES ({marks})"
                 batch: list[tuple] = []
+                rows = rowid_sum = 0
                 for row in scan_rows(source, table, counts):
+                    if not shape.holds(row):  # read from a page of another table
+                        counts.unbelieved[table] = counts.unbelieved.get(table, 0) + 1
+                        continue
                     batch.append(row)
+                    rows, rowid_sum = rows + 1, rowid_sum + int(row[0])
                     if len(batch) >= BATCH:
                         out.executemany(insert, batch)
                         batch.clear()
@@ -222,6 +238,7 @@ def read_view(
                 out.commit()
                 after = (counts.skipped_ranges.get(table, 0), counts.unbelieved.get(table, 0))
                 status[table] = before == after
+                counts.read[table] = (rows, rowid_sum)
         finally:
             source.close()
     return status

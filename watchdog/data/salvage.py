@@ -5,12 +5,15 @@ Two readers, each into a separate ``salvage.db`` beside the quarantine (kept, as
 1. **The rowid scan** (:mod:`watchdog.data.rowscan`): SQLite reads each table in rowid order,
    stepping over pages that fail to read. (The sqlite3 shell's ``.recover`` needs the
    ``sqlite_dbpage`` table, which Debian's build of the shell lacks; this is the equal method.)
-2. **The page scan** (:mod:`watchdog.data.pagescan`), for the tables SQLite could not read
-   whole: the file's pages parsed directly, rows found on table-leaf pages reached from the
-   table's root (the damaged file's, else the restored backup's) or, when that tree is broken,
-   on any leaf page whose rows fit the table. Run only then, not always: when SQLite read every
-   table to its end without an error or a row out of order, there is no page it could not reach,
-   and a pass over every page in Python costs seconds that the bot is down.
+2. **The page scan** (:mod:`watchdog.data.pagescan`): the file's pages parsed directly. Every
+   table's b-tree is walked from its root (the damaged file's, else the restored backup's), a
+   rowid-only pass that costs about a second per 50 MB; a table SQLite read without trouble and
+   whose complete walk reaches the same rows (count and rowids' sum) is done. For any other,
+   rows are found on the leaves the walk reached or, below a broken tree, on any leaf page
+   whose rows fit the table, and they replace what SQLite read at their rowid. The walk always
+   runs because SQLite can go wrong silently: a damaged child pointer into a freed page reads as
+   a run of believable rows (old ones, perhaps an erased user's); decoding every page of every
+   table always would cost seconds more per 50 MB while the bot is down.
 
 The damaged file is read as SQLite sees it: with its ``-wal`` (where the newest commits are).
 The main file alone is read only for a table the ``-wal`` view cannot read at all, neither
@@ -120,10 +123,8 @@ def salvage_to(
         status = read_view(
             damaged, wal if has_wal else None, out, target.parent, tables, counts, report.problems
         )
-        rooted: set[str] = set()
-        troubled = [table for table in tables if not status[table]]
-        if troubled:
-            rooted = _page_scan(damaged, wal if has_wal else None, out, report, restored, troubled)
+        read = {t: counts.read.get(t) if status[t] else None for t in tables}
+        rooted = _page_scan(damaged, wal if has_wal else None, out, report, restored, tables, read)
         alone = [t for t in tables if has_wal and status[t] is None and t not in rooted]
         if alone:
             report.problems.append(f"read from the main file alone: {', '.join(alone)}")
@@ -151,9 +152,11 @@ def _page_scan(
     report: SalvageReport,
     restored: Path | None,
     tables: Sequence[str],
+    read: dict[str, tuple[int, int] | None],
 ) -> set[str]:
-    """Rows of ``tables`` found page by page, staged then settled into ``out``; returns the
-    tables whose tree was found from a root page."""
+    """The page scan of ``tables`` (see :func:`pagescan.scan`; ``read``: what SQLite read of
+    each without trouble), rows staged then settled into ``out``; returns the tables whose tree
+    was found from a root page."""
     try:
         ref = pagescan.reference(restored)
     except sqlite3.DatabaseError as error:
@@ -193,34 +196,42 @@ def _page_scan(
 
     try:
         with PageImage(damaged, wal, page_size_hint=ref.page_size) as image:
-            found = pagescan.scan(image, ref, targets, sink)
+            found = pagescan.scan(image, ref, targets, sink, read)
     except OSError as error:
         report.problems.append(f"page scan: cannot read the damaged file: {error}")
         return set()
     for table in targets:
-        flush(table)
-        found.stale += _settle(out, table, [c.name for c in ref.shapes[table].columns])
+        if table in found.targets:
+            flush(table)
+            found.stale += _settle(out, table, [c.name for c in ref.shapes[table].columns])
+            if found.freelist_read:
+                _confirm(out, table, report)
+        out.execute(f"DROP TABLE {quote(table + '__pages')}")  # old copies are no salvage
     out.commit()
     report.pages = found.as_dict()
-    log.warning("page scan of %s: %s", damaged, report.pages)
+    if found.targets:
+        log.warning("page scan of %s: %s", damaged, report.pages)
     return {table for table, where in found.roots.items() if where != "unreadable"}
 
 
 def _settle(out: sqlite3.Connection, table: str, names: list[str]) -> int:
-    """Staged rows into the table (SQLite's own rows win on a rowid) or, unguarded, into
-    ``<table>__unguarded``; rows on stale pages into neither. Returns the stale pages."""
+    """Staged rows into the table or, unguarded, into ``<table>__unguarded``; rows on stale
+    pages into neither. Returns the stale pages."""
     staged, spec = table + "__pages", ", ".join(quote(n) for n in names)
     out.execute(f"CREATE INDEX {quote(staged + '_rowid')} ON {quote(staged)} (_rowid)")
     out.execute("CREATE TEMP TABLE IF NOT EXISTS stale (page INTEGER PRIMARY KEY)")
     out.execute("DELETE FROM temp.stale")
-    # Pages not reached from a root that share a rowid with another page, or with a row SQLite
-    # read: a live tree holds each rowid once, so one of the two is an old copy (which one
-    # cannot be told).
+    # Unguarded pages (the free-list unreadable) that share a rowid with another page, or hold
+    # another version of a row SQLite read: a live tree holds each rowid once, so one of the two
+    # is an old copy, and which one cannot be told. (The same row SQLite read is no sign: SQLite
+    # may have read this very page. With the free-list read, an orphan page is no old copy: it
+    # is what a damaged interior page no longer points to.)
+    same = " AND ".join(f"t.{quote(n)} IS a.{quote(n)}" for n in names)
     out.execute(
         f"INSERT INTO temp.stale SELECT DISTINCT a._page FROM {quote(staged)} AS a "
-        f"WHERE a._origin != '{pagescan.TREE}' AND (EXISTS (SELECT 1 FROM {quote(staged)} AS b "
-        f"WHERE b._rowid = a._rowid AND b._page != a._page) "
-        f"OR a._rowid IN (SELECT _rowid FROM {quote(table)}))"
+        f"WHERE a._origin = '{pagescan.UNGUARDED}' AND (EXISTS (SELECT 1 FROM {quote(staged)} AS b "
+        f"WHERE b._rowid = a._rowid AND b._page != a._page) OR EXISTS (SELECT 1 FROM "
+        f"{quote(table)} AS t WHERE t._rowid = a._rowid AND NOT ({same})))"
     )
     fresh = (
         f"_page NOT IN (SELECT page FROM temp.stale) "
@@ -232,14 +243,28 @@ def _settle(out: sqlite3.Connection, table: str, names: list[str]) -> int:
         f"INSERT OR IGNORE INTO {unguarded} SELECT _rowid, {spec} FROM {quote(staged)} "
         f"WHERE _origin = '{pagescan.UNGUARDED}' AND {fresh}"
     )
+    # Rows the page scan proved live replace what SQLite read at their rowid: SQLite reads a
+    # damaged tree wherever its pointers lead (a freed page, another table's), the walk does
+    # not. The tree's rows go last, so they win over an orphan's.
     out.execute(
-        f"INSERT OR IGNORE INTO {quote(table)} SELECT _rowid, {spec} FROM {quote(staged)} "
-        f"WHERE _origin != '{pagescan.UNGUARDED}' AND {fresh} "
-        f"ORDER BY _origin != '{pagescan.TREE}', _rowid"
+        f"INSERT OR REPLACE INTO {quote(table)} SELECT _rowid, {spec} FROM {quote(staged)} "
+        f"WHERE _origin != '{pagescan.UNGUARDED}' AND _page NOT IN (SELECT page FROM temp.stale) "
+        f"ORDER BY _origin = '{pagescan.TREE}', _rowid"
     )
-    # The staging table goes: rows judged stale are no salvage (the damaged file keeps them).
-    out.execute(f"DROP TABLE {quote(staged)}")
     return int(out.execute("SELECT count(*) FROM temp.stale").fetchone()[0])
+
+
+def _confirm(out: sqlite3.Connection, table: str, report: SalvageReport) -> None:
+    """With the free-list read, the page scan found every live leaf of the table: a row SQLite
+    read that is on none of them came through a damaged pointer (into a freed page, an old copy,
+    perhaps of an erased user's row), and is left out."""
+    gone = out.execute(
+        f"DELETE FROM {quote(table)} WHERE _rowid NOT IN "
+        f"(SELECT _rowid FROM {quote(table + '__pages')})"
+    ).rowcount
+    if gone:
+        report.withheld[table] = report.withheld.get(table, 0) + gone
+        report.problems.append(f"{table}: {gone} rows SQLite read are on no live page: left out")
 
 
 def _primary_key(connection: sqlite3.Connection, table: str) -> list[str]:

@@ -60,6 +60,16 @@ class Shape:
                 return False
         return True
 
+    def holds(self, row: tuple[object, ...]) -> bool:
+        """``(rowid, *columns)`` as SQLite reads it (the alias filled in) fits: what a read
+        through a damaged tree that strayed into another table's pages fails."""
+        values = []
+        for value, column in zip(row[1:], self.columns, strict=False):
+            if column.alias and value != row[0]:
+                return False
+            values.append(None if column.alias else value)
+        return self.fits(tuple(values))
+
     def row(self, rowid: int, values: tuple[object, ...]) -> tuple[object, ...]:
         """``(rowid, *columns)``, the rowid alias filled in, as the salvage file keeps rows."""
         for index, column in enumerate(self.columns):
@@ -72,21 +82,26 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def shape_of(connection: sqlite3.Connection, table: str) -> Shape:
+    """The shape of one rowid table, from its ``table_info`` (the rowid alias: the one primary
+    key column declared exactly ``INTEGER``)."""
+    info = connection.execute(f"PRAGMA main.table_info({quote(table)})").fetchall()
+    keys = [row for row in info if row[5]]
+    alias = keys[0][1] if len(keys) == 1 and str(keys[0][2]).upper() == "INTEGER" else None
+    return Shape(
+        table,
+        tuple(
+            Column(str(r[1]), affinity(str(r[2])), bool(r[3]) or bool(r[5]), r[1] == alias)
+            for r in info
+        ),
+    )
+
+
 def shapes_of(connection: sqlite3.Connection) -> dict[str, Shape]:
     """The shape of every rowid table with pages of its own (virtual and WITHOUT ROWID tables
     have none that a table-leaf scan meets), ``sqlite_schema`` included."""
-    found: dict[str, Shape] = {}
-    for _, name, kind, _, without_rowid, _ in connection.execute("PRAGMA main.table_list"):
-        if kind not in ("table", "shadow") or without_rowid:
-            continue
-        info = connection.execute(f"PRAGMA main.table_info({quote(name)})").fetchall()
-        keys = [row for row in info if row[5]]
-        alias = keys[0][1] if len(keys) == 1 and str(keys[0][2]).upper() == "INTEGER" else None
-        found[name] = Shape(
-            name,
-            tuple(
-                Column(str(r[1]), affinity(str(r[2])), bool(r[3]) or bool(r[5]), r[1] == alias)
-                for r in info
-            ),
-        )
-    return found
+    return {
+        name: shape_of(connection, name)
+        for _, name, kind, _, without_rowid, _ in connection.execute("PRAGMA main.table_list")
+        if kind in ("table", "shadow") and not without_rowid
+    }
