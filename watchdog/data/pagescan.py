@@ -31,7 +31,7 @@ their trunk pages (:func:`btree.find_freelist`), but the free-list is then not k
 whole, and a freed page whose trunk is lost looks like an orphan: orphan rows are then marked
 ``unguarded``. That needs the header *and* a root (or interior) page damaged. Unguarded rows
 are kept apart in the salvage file and merged only when anchored by a row from a trusted source
-(``salvage.ANCHORS``): an erasure deletes the user's rows everywhere at once, so an old copy
+(``merge.ANCHORS``): an erasure deletes the user's rows everywhere at once, so an old copy
 finds no anchor outside the old copies themselves. What is left: with the header damaged too, a
 bit flip in a child pointer that leads into a freed page whose rowids fit the pointer's range
 would be read as part of the tree.
