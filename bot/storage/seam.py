@@ -18,8 +18,11 @@ SQLITE_PRAGMAS = (
     "PRAGMA synchronous=FULL",
     "PRAGMA busy_timeout=5000",
     "PRAGMA foreign_keys=ON",
+    "PRAGMA secure_delete=ON",
 )
-"""Run on every new SQLite connection."""
+"""Run on every new SQLite connection. ``secure_delete``: an erased user's rows are overwritten,
+not left in free pages for a page scan (or anyone with the file) to find, whatever SQLite's
+build defaults to."""
 JOURNALED_PRAGMAS = ("PRAGMA synchronous=NORMAL",)
 """Once the update journal is open: each batch is fsynced there before the database commits, so
 the database's own commit need not wait for the disk (WAL with NORMAL survives any crash of the

@@ -73,7 +73,13 @@ def test_sqlite_pragmas_are_set_on_connect(storage: Storage, db_path: Path) -> N
     with storage.db as tx:
         values = {
             pragma: next(iter(tx.query(f"PRAGMA {pragma}")))
-            for pragma in ("journal_mode", "synchronous", "busy_timeout", "foreign_keys")
+            for pragma in (
+                "journal_mode",
+                "synchronous",
+                "busy_timeout",
+                "foreign_keys",
+                "secure_delete",
+            )
         }
     flat = {pragma: next(iter(row.values())) for pragma, row in values.items()}
     assert flat == {
@@ -81,6 +87,7 @@ def test_sqlite_pragmas_are_set_on_connect(storage: Storage, db_path: Path) -> N
         "synchronous": 2,
         "busy_timeout": 5000,
         "foreign_keys": 1,
+        "secure_delete": 1,
     }
 
 

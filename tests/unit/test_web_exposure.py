@@ -81,7 +81,12 @@ def busy_state(now: float) -> WatchdogState:
         "source": "local",
         "rejected": [f"{DATA_DIR}/backups/daily/bad.db: sha256 mismatch"],
         "quarantine": f"{DATA_DIR}/quarantine/20240101T010000",
-        "salvage": {"read": {"messages": 120}, "merged": {"messages": 5}, "seconds": 0.2},
+        "salvage": {
+            "read": {"messages": 120},
+            "merged": {"messages": 5},
+            "withheld": {"processed_updates": 3},
+            "seconds": 0.2,
+        },
         "seconds": 1.5,
     }
     state.recovery.fresh_start_at = now - 600
@@ -206,7 +211,7 @@ def test_with_a_stats_token_health_shows_no_row_count(loop):
     assert "records" in document["database"] and document["database"]["records"] is None
     assert "tables" not in document["database"]
     salvage = document["recovery"]["last"]["salvage"]
-    assert salvage["read"] is None and salvage["merged"] is None
+    assert salvage["read"] is None and salvage["merged"] is None and salvage["withheld"] is None
     for count in (str(n) for n in (*TABLES.values(), sum(TABLES.values()))):
         assert count not in body
     assert "5 rows" not in body and "<n> rows salvaged" in document["checks"]["recovery"]["detail"]

@@ -86,7 +86,7 @@ def public_health(
         if isinstance(last, dict) and isinstance(last.get("salvage"), dict):
             # Rows read and merged per table: the tables' sizes by another name.
             last["salvage"] = {
-                key: (None if key in ("read", "merged", "rejected") else item)
+                key: (None if key in ("read", "merged", "rejected", "withheld") else item)
                 for key, item in last["salvage"].items()
             }
     return public
