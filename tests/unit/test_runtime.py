@@ -360,7 +360,7 @@ def test_a_heal_stops_the_bot_recovers_reports_then_lets_it_relaunch(ctx):
     guard.count_tables = lambda path: {"users": 3}
     guard.read_disk = lambda path: DiskReading(str(path), 10.0, 1 << 30, 1 << 31, "/", True)
 
-    def recover(layout, reason, detail, now, offsite):
+    def recover(layout, reason, detail, now, offsite, trust_hash=True):
         assert spawner.runs[0].stopped, "the bot is stopped before the files are touched"
         assert not bot.launchable(), "and held while they are"
         order.append(f"recover: {reason}")
@@ -465,7 +465,7 @@ def test_a_lost_disk_with_an_unreadable_branch_is_recovered_loudly_never_a_first
     guard.count_tables = lambda path: {}
     recovered: list[str] = []
 
-    def recover(layout, reason, detail, now, offsite):
+    def recover(layout, reason, detail, now, offsite, trust_hash=True):
         recovered.append(reason)
         return RecoveryResult(reason=reason, rejected=["offsite: could not list the backups"])
 
