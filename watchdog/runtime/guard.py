@@ -64,9 +64,6 @@ class DataGuard:
         self.offsite = offsite
         self.last_check: float | None = None
         """Monotonic time of the last integrity check."""
-        self.full_check_owed: str | None = None
-        """Why the live file still owes a full integrity_check (a quick start, an install proven
-        by its hash); the check is made due at once, and runs with the bot up."""
         self.full_check_passed = False
         """A full check passed on the live file in this life, and nothing since made one owed."""
         self.installed_by_hash = False
@@ -173,11 +170,11 @@ class DataGuard:
             database.tables = result.tables
             database.size_bytes = result.size_bytes
             if quick:
-                self.full_check_owed, self.full_check_passed = "a quick start", False
+                database.full_check_owed, self.full_check_passed = "a quick start", False
                 database.detail = f"{detail}; the full check runs with the bot up"
                 self._due_now()
             else:
-                self.full_check_owed, self.full_check_passed = None, True
+                database.full_check_owed, self.full_check_passed = None, True
                 self.installed_by_hash, self.trust_hash = False, True
             log.info(
                 "database ok (%s): %s rows in %s tables, %.1f MB, checked in %.2f s",
@@ -198,7 +195,7 @@ class DataGuard:
                     "next recovery checks every candidate fully"
                 )
                 self.trust_hash = False
-            self.full_check_owed, self.full_check_passed = None, False
+            database.full_check_owed, self.full_check_passed = None, False
             self.installed_by_hash = False
             first_report = database.integrity is not Integrity.CORRUPT
             database.integrity = Integrity.CORRUPT
@@ -237,12 +234,12 @@ class DataGuard:
                 f"{how}; proven by sha256 at install (those bytes passed integrity_check when "
                 "backed up); the full check runs with the bot up"
             )
-            self.full_check_owed, self.installed_by_hash = "an install proven by its hash", True
+            database.full_check_owed, self.installed_by_hash = "an install proven by its hash", True
             self.full_check_passed = False
             self._due_now()
         else:
             database.detail = f"{how}; integrity_check ok at install"
-            self.full_check_owed, self.installed_by_hash = None, False
+            database.full_check_owed, self.installed_by_hash = None, False
             self.full_check_passed, self.trust_hash = True, True
             self.last_check = ctx.clock.monotonic()
 
