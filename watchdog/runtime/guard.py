@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import sqlite3
 
 from conf.units import MIB
 from watchdog.data.cleanstop import forget_record, read_facts, take_record, write_record
@@ -214,14 +215,21 @@ class DataGuard:
         if changes:
             self.ctx.remembered.update(**changes)
 
-    async def mark_restored(self, how: str, check_deferred: bool = False) -> None:
+    async def mark_restored(self, how: str, check_deferred: bool = False) -> bool:
         """The installed database was proven at install: take that verdict instead of checking
         the same bytes again before the bot is back. ``check_deferred``: it was proven by the
         sha256 of bytes a full check passed on when they were backed up (not checked again at
         install); the full check of the installed file is then made due at once, and runs with
-        the bot up — a failure is a new recovery."""
+        the bot up — a failure is a new recovery. False when the installed file cannot even be
+        counted: it is then checked fully at once (and found corrupt)."""
         ctx = self.ctx
-        tables = await asyncio.to_thread(self.count_tables, ctx.settings.database)
+        try:
+            tables = await asyncio.to_thread(self.count_tables, ctx.settings.database)
+        except sqlite3.DatabaseError as error:
+            log.error("the installed database cannot be read (%s): checking it fully now", error)
+            self.installed_by_hash = check_deferred
+            await self.check_locked()
+            return ctx.state.database.integrity is Integrity.OK
         database = ctx.state.database
         database.integrity, database.exists = Integrity.OK, True
         database.checked_at, database.check_seconds = ctx.clock.time(), 0.0
@@ -242,6 +250,7 @@ class DataGuard:
             database.full_check_owed, self.installed_by_hash = None, False
             self.full_check_passed, self.trust_hash = True, True
             self.last_check = ctx.clock.monotonic()
+        return True
 
     # -- start and orderly stop -----------------------------------------------------------------
 
@@ -295,37 +304,46 @@ class DataGuard:
         ctx = self.ctx
         ctx.events.record("recovery", f"recovering the database: {reason}", logging.ERROR)
         async with self.bot.held("recovering"):
-            result = await asyncio.to_thread(
-                functools.partial(
-                    self.recover_files,
-                    ctx.layout,
-                    reason,
-                    detail,
-                    ctx.clock.time(),
-                    self.offsite,  # the last resort: every offsite backup, newest first
-                    trust_hash=self.trust_hash,
-                )
-            )
-            # What we restored (or start afresh with) defines the tables from now on.
-            ctx.remembered.update(known_tables=[])
-            if result.fresh:
-                await asyncio.to_thread(self.create_empty, ctx.layout.database)
-                ctx.remembered.update(
-                    fresh_start_at=ctx.clock.time(), fresh_start_reason=result.summary()
-                )
-            replay = await self.replay_journal()
-            ctx.state.recovery.record(ctx.clock.time(), result, replay)
-            summary = f"{result.summary()}; {replay.summary()}"
-            level = logging.CRITICAL if result.fresh else logging.WARNING
-            ctx.events.record("recovery", summary, level if replay.ok else logging.ERROR)
-            ctx.events.alert(("🚨 " if result.fresh else "♻️ ") + summary)
-            if result.fresh:
-                await self.check_locked()
-            else:
-                await self.mark_restored(
-                    f"restored from backup {result.restored_from}", result.check_deferred
-                )
+            result = await self._recover_held(reason, detail)
+            if ctx.state.database.integrity is Integrity.CORRUPT and not self.trust_hash:
+                # Installed on its hash, and not even readable: once more, checking fully.
+                detail = ctx.state.database.detail or ""
+                result = await self._recover_held("the installed backup failed its check", detail)
             self.bot.forget_failures()
+        return result
+
+    async def _recover_held(self, reason: str, detail: str) -> RecoveryResult:
+        ctx = self.ctx
+        result = await asyncio.to_thread(
+            functools.partial(
+                self.recover_files,
+                ctx.layout,
+                reason,
+                detail,
+                ctx.clock.time(),
+                self.offsite,  # the last resort: every offsite backup, newest first
+                trust_hash=self.trust_hash,
+            )
+        )
+        # What we restored (or start afresh with) defines the tables from now on.
+        ctx.remembered.update(known_tables=[])
+        if result.fresh:
+            await asyncio.to_thread(self.create_empty, ctx.layout.database)
+            ctx.remembered.update(
+                fresh_start_at=ctx.clock.time(), fresh_start_reason=result.summary()
+            )
+        replay = await self.replay_journal()
+        ctx.state.recovery.record(ctx.clock.time(), result, replay)
+        summary = f"{result.summary()}; {replay.summary()}"
+        level = logging.CRITICAL if result.fresh else logging.WARNING
+        ctx.events.record("recovery", summary, level if replay.ok else logging.ERROR)
+        ctx.events.alert(("🚨 " if result.fresh else "♻️ ") + summary)
+        if result.fresh:
+            await self.check_locked()
+        else:
+            await self.mark_restored(
+                f"restored from backup {result.restored_from}", result.check_deferred
+            )
         return result
 
     async def _recovery_reason(self) -> str | None:
