@@ -535,3 +535,29 @@ def test_a_quick_start_owes_the_full_check_and_runs_it_next(ctx):
     run(guard.tick())
     assert ran == ["quick", "full"] and ctx.state.database.full_check_owed is None
     assert not guard.check_due()
+
+
+def test_an_orderly_stop_records_the_file_unless_a_recovery_or_restore_holds_the_bot(ctx):
+    from tests import dbgen
+    from watchdog.data.cleanstop import record_path, take_record
+
+    bot = make_supervisor(ctx, supervisor_with(ctx, [Script()], launches=0))
+    guard = DataGuard(ctx, bot, BackupJobs(ctx, FailingKeeper()), None)  # type: ignore[arg-type]
+    dbgen.create_bot(ctx.settings.database, 100_000)
+    run(guard.check())
+    guard.record_clean_stop(bot_stopped=False)
+    assert not record_path(ctx.layout).exists(), "a bot still running may still write"
+    guard.record_clean_stop(bot_stopped=True)
+    record, _ = take_record(ctx.layout)
+    assert record is not None and record.proof == "full-check"
+
+    async def stop_while_held() -> None:
+        async with bot.held("restoring"):
+            guard.record_clean_stop(bot_stopped=True)
+
+    run(stop_while_held())
+    assert not record_path(ctx.layout).exists()
+    run(guard.check_and_heal(quick=True))  # a quick start whose full check has not run yet
+    guard.record_clean_stop(bot_stopped=True)
+    record, _ = take_record(ctx.layout)
+    assert record is not None and record.proof == "none", "the next start checks fully first"

@@ -271,10 +271,11 @@ class DataGuard:
     def record_clean_stop(self, bot_stopped: bool) -> None:
         """At an orderly stop, the bot stopped: what the file looks like, and what vouches for it
         (``rules.startup.proof_at_stop``). Nothing is recorded for a file that is not known to be
-        sound or while an operation on the data is under way (the next start checks fully)."""
+        sound, or while a recovery or a restore (what changes the file, holding the bot) is under
+        way: the next start checks fully. A check, a backup or a drill under way only reads."""
         ctx = self.ctx
         sound = ctx.state.database.integrity is Integrity.OK
-        if not bot_stopped or not sound or ctx.data_lock.locked():
+        if not bot_stopped or not sound or self.bot.holding:
             forget_record(ctx.layout)
             return
         proof = proof_at_stop(self.full_check_passed, self.installed_by_hash)
