@@ -86,8 +86,11 @@ def run(quick: bool) -> list[Table]:
     level = quiet.level
     quiet.setLevel(logging.CRITICAL)  # recover() warns on every run: it is expected here
     try:
+        from tests.bench import restore_speed
+
         tables = list(_rows_kept(work / "rows", quick))
         tables.append(_time_to_answer(work / "time", quick))
+        tables.extend(restore_speed.run(quick, work / "speed"))
         tables[-1].notes.append(
             f"Whole benchmark: {time.monotonic() - started:.0f} s. Machine: {os.cpu_count()} "
             f"CPUs, SQLite {sqlite3.sqlite_version}, Python {sys.version.split()[0]}."

@@ -360,7 +360,7 @@ def test_a_heal_stops_the_bot_recovers_reports_then_lets_it_relaunch(ctx):
     guard.count_tables = lambda path: {"users": 3}
     guard.read_disk = lambda path: DiskReading(str(path), 10.0, 1 << 30, 1 << 31, "/", True)
 
-    def recover(layout, reason, detail, now, offsite):
+    def recover(layout, reason, detail, now, offsite, trust_hash=True):
         assert spawner.runs[0].stopped, "the bot is stopped before the files are touched"
         assert not bot.launchable(), "and held while they are"
         order.append(f"recover: {reason}")
@@ -465,7 +465,7 @@ def test_a_lost_disk_with_an_unreadable_branch_is_recovered_loudly_never_a_first
     guard.count_tables = lambda path: {}
     recovered: list[str] = []
 
-    def recover(layout, reason, detail, now, offsite):
+    def recover(layout, reason, detail, now, offsite, trust_hash=True):
         recovered.append(reason)
         return RecoveryResult(reason=reason, rejected=["offsite: could not list the backups"])
 
@@ -475,3 +475,89 @@ def test_a_lost_disk_with_an_unreadable_branch_is_recovered_loudly_never_a_first
     assert recovered == ["the database file is missing"]
     assert store.asked == (3 if kind == "unreachable" else 1)  # passing errors are retried
     assert ctx.remembered.load().fresh_start_at is not None  # so offsite rotation is held
+
+
+# -- check once: a file proven by its hash is checked next, with the bot up ---------------------
+
+
+def test_a_hash_proven_install_is_checked_at_once_and_a_failure_recovers_checking_fully(ctx):
+    bot = make_supervisor(ctx, supervisor_with(ctx, [Script()], launches=0))
+    guard = DataGuard(ctx, bot, BackupJobs(ctx, FailingKeeper()), None)  # type: ignore[arg-type]
+    ctx.remembered.update(database_seen=True)
+    verdicts = [
+        DatabaseCheck("corrupt", "bad header", 4096),
+        DatabaseCheck("corrupt", "integrity_check: Page 7: btreeInitPage() returns error", 4096),
+    ]
+    guard.check_file = lambda path: verdicts.pop(0)
+    guard.count_tables = lambda path: {"users": 3}
+    trusted: list[bool] = []
+
+    def recover(layout, reason, detail, now, offsite, trust_hash=True):
+        trusted.append(trust_hash)
+        return RecoveryResult(
+            reason=reason,
+            restored_from=f"b{len(trusted)}",
+            source="local",
+            check_deferred=trust_hash,
+        )
+
+    async def replay() -> ReplayOutcome:
+        return ReplayOutcome(True, counts={"replayed": 0, "erasures": 0})
+
+    guard.recover_files = recover
+    guard.replay_journal = replay
+    run(guard.check_and_heal())
+    database = ctx.state.database
+    assert trusted == [True] and database.integrity is Integrity.OK
+    assert database.full_check_owed and "proven by sha256" in (database.detail or "")
+    assert guard.check_due(), "the full check of the installed file is due at once"
+    run(guard.check_and_heal())  # that check fails: a new recovery, trusting no hash
+    assert trusted == [True, False]
+    assert database.full_check_owed is None and "integrity_check ok at install" in database.detail
+    assert not guard.check_due()
+
+
+def test_a_quick_start_owes_the_full_check_and_runs_it_next(ctx):
+    bot = make_supervisor(ctx, supervisor_with(ctx, [Script()], launches=0))
+    guard = DataGuard(ctx, bot, BackupJobs(ctx, FailingKeeper()), None)  # type: ignore[arg-type]
+    guard.read_disk = lambda path: DiskReading(str(path), 10.0, 1 << 30, 1 << 31, "/", True)
+    ctx.settings.database.write_bytes(b"a database")
+    ran: list[str] = []
+    guard.quick_check_file = lambda path: (
+        ran.append("quick") or DatabaseCheck("ok", "quick_check ok", 1)
+    )
+    guard.check_file = lambda path: (
+        ran.append("full") or DatabaseCheck("ok", "integrity_check ok", 1)
+    )
+    run(guard.check_and_heal(quick=True))
+    assert ran == ["quick"] and ctx.state.database.full_check_owed == "a quick start"
+    assert guard.check_due()
+    run(guard.tick())
+    assert ran == ["quick", "full"] and ctx.state.database.full_check_owed is None
+    assert not guard.check_due()
+
+
+def test_an_orderly_stop_records_the_file_unless_a_recovery_or_restore_holds_the_bot(ctx):
+    from tests import dbgen
+    from watchdog.data.cleanstop import record_path, take_record
+
+    bot = make_supervisor(ctx, supervisor_with(ctx, [Script()], launches=0))
+    guard = DataGuard(ctx, bot, BackupJobs(ctx, FailingKeeper()), None)  # type: ignore[arg-type]
+    dbgen.create_bot(ctx.settings.database, 100_000)
+    run(guard.check())
+    guard.record_clean_stop(bot_stopped=False)
+    assert not record_path(ctx.layout).exists(), "a bot still running may still write"
+    guard.record_clean_stop(bot_stopped=True)
+    record, _ = take_record(ctx.layout)
+    assert record is not None and record.proof == "full-check"
+
+    async def stop_while_held() -> None:
+        async with bot.held("restoring"):
+            guard.record_clean_stop(bot_stopped=True)
+
+    run(stop_while_held())
+    assert not record_path(ctx.layout).exists()
+    run(guard.check_and_heal(quick=True))  # a quick start whose full check has not run yet
+    guard.record_clean_stop(bot_stopped=True)
+    record, _ = take_record(ctx.layout)
+    assert record is not None and record.proof == "none", "the next start checks fully first"

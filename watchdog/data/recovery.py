@@ -40,13 +40,16 @@ from watchdog.data.fs import atomic_write_json, fsync_dir, fsync_file, move_file
 from watchdog.data.journal import restore_journal
 from watchdog.data.salvage import SalvageReport, salvage_and_merge
 from watchdog.data.snapshot import (
-    Verdict,
     integrity_problem,
     materialize,
     sha256_of,
-    verify_stored_file,
 )
-from watchdog.rules.recovery import candidates_newest_first, future_dated, schema_differences
+from watchdog.rules.recovery import (
+    candidates_newest_first,
+    full_check_needed,
+    future_dated,
+    schema_differences,
+)
 
 log = logging.getLogger(__name__)
 
@@ -263,30 +266,40 @@ def discard(candidate: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def prepare_backup(layout: DataLayout, backup: Backup) -> Path:
-    """The backup's database materialized beside the live one, proven (sha256, schema,
-    integrity_check) and switched to WAL; the caller swaps it in (or discards it). Nothing live
-    is touched. Raises RestoreError.
+def prepare_backup(layout: DataLayout, backup: Backup, *, trust_hash: bool = True) -> Path:
+    """The backup's database materialized beside the live one, proven and switched to WAL; the
+    caller swaps it in (or discards it). Nothing live is touched. Raises RestoreError.
 
-    For a plain backup, ``integrity_check`` runs on the stored file while it is being copied
-    (SQLite releases the GIL; the machine has a second core), and the copy must then hash to the
-    manifest's sha256: the same bytes that passed. That takes the copy off the time the bot is
-    down. A compressed backup is checked after decompression, as it must be.
+    The copy is hashed as it is made and must match the manifest's sha256; the schema must be
+    the bot's. A backup whose manifest records a full ``integrity_check`` of these very bytes
+    (``rules.recovery.full_check_needed``) is proven by that: no second check on the critical
+    path (the caller has the installed file checked once the bot is back, see
+    :func:`check_deferred`). Otherwise ``integrity_check`` runs too: for a plain backup on the
+    stored file while it is being copied (SQLite releases the GIL; the machine has a second
+    core), for a compressed one after decompression, as it must.
     """
     temporary = candidate_path(layout, backup.id)
+    manifest = backup.manifest
     try:
-        if backup.manifest.compression is not None:
-            materialize(backup, temporary)
-            same = sha256_of(temporary) == backup.manifest.sha256
+        problem: str | None = None
+        if manifest.compression is not None and sha256_of(backup.data_path) != manifest.file_sha256:
+            raise RestoreError(
+                f"backup {backup.id}: sha256 mismatch: the stored file is not what was backed up"
+            )
+        if check_deferred(backup, trust_hash):
+            same = materialize(backup, temporary) == manifest.sha256
+        elif manifest.compression is not None:
+            same = materialize(backup, temporary) == manifest.sha256
             problem = integrity_problem(temporary) if same else None
         else:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="restore-check") as pool:
                 checking = pool.submit(integrity_problem, backup.data_path)
-                materialize(backup, temporary)
-                same = sha256_of(temporary) == backup.manifest.sha256
+                same = materialize(backup, temporary) == manifest.sha256
                 problem = checking.result()
         if not same:
-            raise RestoreError(f"backup {backup.id}: the copy does not match its sha256")
+            raise RestoreError(
+                f"backup {backup.id}: sha256 mismatch: the copy is not what was backed up"
+            )
         check_schema(temporary, backup.id)
         if problem:
             raise RestoreError(f"backup {backup.id}: integrity_check failed: {problem}")
@@ -298,6 +311,13 @@ def prepare_backup(layout: DataLayout, backup: Backup) -> Path:
         discard(temporary)
         raise
     return temporary
+
+
+def check_deferred(backup: Backup, trust_hash: bool = True) -> bool:
+    """Whether :func:`prepare_backup` proves ``backup`` by its hash alone, leaving the full
+    check of the installed file for after the bot is back."""
+    manifest = backup.manifest
+    return not full_check_needed(manifest.checked_sha256, manifest.sha256, trust_hash)
 
 
 def fetch_offsite(
@@ -340,21 +360,20 @@ def offsite_candidates(
 
 
 def first_good_local(
-    layout: DataLayout, now: float, rejected: list[str]
+    layout: DataLayout, now: float, rejected: list[str], trust_hash: bool = True
 ) -> tuple[Path, Backup] | None:
-    """The first local backup that proves itself, made ready beside the live database; each one
-    refused on the way is appended to ``rejected`` with its id and the reason."""
+    """The first local backup that proves itself (:func:`prepare_backup`), made ready beside the
+    live database; each one refused on the way is appended to ``rejected`` with its id and the
+    reason."""
     for backup in local_candidates(layout, now):
         if future_dated(backup.created_at, now):
             log.warning("backup %s is dated in the future: tried after every other", backup.id)
         try:
-            verdict = verify_stored_file(backup)  # cheap and first: the file we made, untouched
-        except OSError as error:
-            verdict = Verdict(False, f"unreadable: {error.strerror or error}")
-        try:
-            if not verdict.ok:
-                raise RestoreError(f"backup {backup.id}: {verdict.detail}")
-            return prepare_backup(layout, backup), backup
+            if not backup.data_path.is_file():
+                raise RestoreError(
+                    f"backup {backup.id}: data file {backup.data_path.name} is missing"
+                )
+            return prepare_backup(layout, backup, trust_hash=trust_hash), backup
         except RestoreError as error:
             rejected.append(f"local {error}")
             log.error("local %s", error)
@@ -401,6 +420,9 @@ class RecoveryResult:
     journal: dict[str, object] | None = None
     """From offsite only: the journal packages brought back into DATA_DIR/journal (replay
     rebuilds the updates after the backup from them)."""
+    check_deferred: bool = False
+    """The installed backup was proven by its hash (its manifest records a full check of those
+    bytes): the full check of the installed file is still to run, with the bot back."""
     seconds: float = 0.0
 
     @property
@@ -442,9 +464,13 @@ def recover(
     detail: str,
     now: float,
     offsite: OffsiteSource | None = None,
+    *,
+    trust_hash: bool = True,
 ) -> RecoveryResult:
     """Blocking. The bot must already be stopped. Every refused candidate is named in
-    ``rejected``; with none left, the result is a fresh start (``fresh``)."""
+    ``rejected``; with none left, the result is a fresh start (``fresh``). ``trust_hash`` False:
+    every local candidate passes ``integrity_check`` before it is installed (after a file proven
+    by its hash alone failed its full check)."""
     started = time.monotonic()
     result = RecoveryResult(reason=reason)
     moved = quarantine_database(layout, reason, detail, now)
@@ -452,13 +478,14 @@ def recover(
         result.quarantine = str(moved.folder)
         log.warning("quarantined the database in %s (%s)", moved.folder, reason)
 
-    chosen = first_good_local(layout, now, result.rejected)
+    chosen = first_good_local(layout, now, result.rejected, trust_hash)
     if chosen is not None:
         candidate, backup = chosen
         if moved is not None:  # said before the swap, so a salvage left pending can resume
             moved = update_note(moved, restored_from=backup.id, source="local")
         if _install(layout, candidate, result):
             result.restored_from, result.source = backup.id, "local"
+            result.check_deferred = check_deferred(backup, trust_hash)
         elif moved is not None:
             moved = update_note(moved, restored_from=None, source=None)
     if result.restored_from is None and offsite is not None:

@@ -12,12 +12,14 @@ from pathlib import Path
 from conf.journal import set_aside_segments
 from conf.layout import DataLayout
 from watchdog.data.catalogue import Backup, Catalogue, Manifest
+from watchdog.data.cleanstop import forget_record, write_record
 from watchdog.data.journal import restore_journal
 from watchdog.data.recovery import (
     RESTORE_PREFIX,
     OffsiteSource,
     Quarantined,
     RestoreError,
+    check_deferred,
     discard,
     fetch_offsite,
     first_good_offsite,
@@ -26,9 +28,9 @@ from watchdog.data.recovery import (
     swap_in,
     update_note,
 )
-from watchdog.data.snapshot import verify_backup
 from watchdog.rules.recovery import latest_trusted
 from watchdog.rules.schedule import FUTURE_SLACK
+from watchdog.rules.startup import Proof
 
 __all__ = ["OffsiteSource", "RestoreError", "choose", "restore_requested"]
 
@@ -37,6 +39,8 @@ __all__ = ["OffsiteSource", "RestoreError", "choose", "restore_requested"]
 class ManualRestore:
     backup_id: str
     quarantine: str | None
+    check_deferred: bool = False
+    """Proven by its hash at install: the full check of the installed file is still owed."""
 
     def summary(self) -> str:
         kept = f"; the previous database is kept in {self.quarantine}" if self.quarantine else ""
@@ -68,24 +72,35 @@ def choose(catalogue: Catalogue, wanted: str, now: float | None = None) -> Backu
 
 def restore_chosen(layout: DataLayout, backup: Backup, now: float) -> ManualRestore:
     """Blocking; the bot must be stopped. Raises RestoreError before touching anything live
-    when the backup does not verify."""
-    verdict = verify_backup(backup, layout.run)
-    if not verdict.ok:
-        raise RestoreError(f"backup {backup.id} does not verify: {verdict.detail}; nothing changed")
-    try:  # proven (sha256, schema, integrity) and ready beside the live database first
+    when the backup does not prove itself (``prepare_backup``: sha256 of the copy, schema, and
+    ``integrity_check`` unless its manifest records one of these very bytes — then the full
+    check of the installed file is owed, see ``check_deferred``): one check at most."""
+    try:  # proven and ready beside the live database first
         candidate = prepare_backup(layout, backup)
     except RestoreError as error:
-        raise RestoreError(f"{error}; nothing changed") from None
-    moved = install_chosen(layout, candidate, f"backup {backup.id}", backup.id, now)
-    return ManualRestore(backup.id, str(moved.folder) if moved else None)
+        detail = str(error).removeprefix(f"backup {backup.id}: ")
+        raise RestoreError(
+            f"backup {backup.id} does not verify: {detail}; nothing changed"
+        ) from None
+    deferred = check_deferred(backup)
+    proof: Proof = "sha256" if deferred else "full-check"
+    moved = install_chosen(layout, candidate, f"backup {backup.id}", backup.id, now, proof)
+    return ManualRestore(backup.id, str(moved.folder) if moved else None, deferred)
 
 
 def install_chosen(
-    layout: DataLayout, candidate: Path, what: str, backup_id: str, now: float
+    layout: DataLayout,
+    candidate: Path,
+    what: str,
+    backup_id: str,
+    now: float,
+    proof: Proof = "full-check",
 ) -> Quarantined | None:
     """Put an operator's proven candidate in place: the live database to quarantine, the
     candidate renamed in. The operator chose this state, so the old file's rows are kept there,
-    not merged back."""
+    not merged back. The file is then as we left it: a clean-stop record says so (and what
+    proved it), so the next start needs no full check before launch (``rules.startup``)."""
+    forget_record(layout)
     try:
         moved = quarantine_database(
             layout, f"manual restore of {what}", "set aside by an operator's restore", now
@@ -93,6 +108,7 @@ def install_chosen(
         swap_in(layout, candidate)
     finally:
         discard(candidate)
+    write_record(layout, proof, now)
     if moved is not None:
         moved = update_note(
             moved, restored_from=backup_id, salvage={"status": "not merged (manual restore)"}
@@ -134,9 +150,18 @@ def restore_requested(
     """The one entry for an operator's restore, from the CLI or the admin API: ``wanted`` is
     ``latest`` or an id, from the offsite branch when ``offsite`` is given. Returns a summary;
     raises RestoreError (or the offsite store's error) with nothing live changed."""
+    return restore_and_tell(layout, wanted, now, offsite)[0]
+
+
+def restore_and_tell(
+    layout: DataLayout, wanted: str, now: float, offsite: OffsiteSource | None = None
+) -> tuple[str, bool]:
+    """``restore_requested``, also saying whether the installed file's full check is still owed
+    (it was proven by its hash): the running watchdog then runs it with the bot back."""
     if offsite is not None:
-        return restore_from_offsite(layout, offsite, wanted, now)
-    return restore_chosen(layout, choose(Catalogue(layout), wanted), now).summary()
+        return restore_from_offsite(layout, offsite, wanted, now), False
+    done = restore_chosen(layout, choose(Catalogue(layout), wanted), now)
+    return done.summary(), done.check_deferred
 
 
 def prove_requested(
@@ -148,7 +173,8 @@ def prove_requested(
     refused: list[str] = []
     if offsite is None:
         backup = choose(Catalogue(layout), wanted, now)
-        discard(prepare_backup(layout, backup))
+        # Not on anyone's critical path: a dry run proves it fully (its one check).
+        discard(prepare_backup(layout, backup, trust_hash=False))
         return backup.manifest, refused
     if wanted == "latest":
         fetched = first_good_offsite(layout, offsite, now, refused)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-import shutil
 import sqlite3
 import time
 from collections.abc import Callable
@@ -115,24 +114,40 @@ def _compress(plain: Path, packed: Path, proceed: Proceed) -> None:
         os.fsync(target.fileno())
 
 
-def decompress(packed: Path, plain: Path, limit: int | None = None) -> None:
-    """``limit``: at most this many bytes out, else ValueError (zstd reaches 32,700:1 on crafted
-    input: a manifest's size is the bound on what one of its files may become)."""
+def decompress(packed: Path, plain: Path, limit: int | None = None) -> str:
+    """The sha256 of what was written. ``limit``: at most this many bytes out, else ValueError
+    (zstd reaches 32,700:1 on crafted input: a manifest's size is the bound on what one of its
+    files may become)."""
+    digest = hashlib.sha256()
+    written = 0
     with packed.open("rb") as source, plain.open("wb") as target:
-        if limit is None:
-            zstandard.ZstdDecompressor().copy_stream(
-                source, target, read_size=CHUNK, write_size=CHUNK
-            )
-        else:
-            written = 0
-            with zstandard.ZstdDecompressor().stream_reader(source, read_size=CHUNK) as reader:
-                while chunk := reader.read(CHUNK):
-                    written += len(chunk)
-                    if written > limit:
-                        raise ValueError(f"decompresses to more than its {limit} bytes")
-                    target.write(chunk)
+        with zstandard.ZstdDecompressor().stream_reader(source, read_size=CHUNK) as reader:
+            while chunk := reader.read(CHUNK):
+                written += len(chunk)
+                if limit is not None and written > limit:
+                    raise ValueError(f"decompresses to more than its {limit} bytes")
+                digest.update(chunk)
+                target.write(chunk)
         target.flush()
         os.fsync(target.fileno())
+    return digest.hexdigest()
+
+
+COPY_CHUNK = 8 << 20
+
+
+def copy_hashed(source: Path, target: Path) -> str:
+    """Copy ``source`` to ``target`` (fsynced) in one pass, returning the sha256 of the bytes
+    written: the copy is hashed as it is made, not read again."""
+    digest = hashlib.sha256()
+    with source.open("rb") as reader, target.open("wb") as writer:
+        view = memoryview(bytearray(COPY_CHUNK))
+        while count := reader.readinto(view):
+            digest.update(view[:count])
+            writer.write(view[:count])
+        writer.flush()
+        os.fsync(writer.fileno())
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -201,6 +216,7 @@ def make_snapshot(
             sqlite_version=sqlite_version(),
             app_version=request.app_version,
             duration_s=round(time.monotonic() - started, 3),
+            checked_sha256=digest,  # the full check above passed on these very bytes
         )
         return manifest, data_tmp
     except BaseException:
@@ -237,10 +253,10 @@ def verify_backup(backup: Backup, scratch_dir: Path) -> Verdict:
     plain = scratch_dir / f".verify-{manifest.id}.db"
     try:
         try:
-            decompress(backup.data_path, plain)
+            digest = decompress(backup.data_path, plain)
         except zstandard.ZstdError as error:
             return Verdict(False, f"cannot decompress: {error}")
-        if sha256_of(plain) != manifest.sha256:
+        if digest != manifest.sha256:
             return Verdict(False, "decompressed database does not match its sha256")
         problem = integrity_problem(plain)
         return Verdict(problem is None, problem or "ok")
@@ -248,10 +264,9 @@ def verify_backup(backup: Backup, scratch_dir: Path) -> Verdict:
         plain.unlink(missing_ok=True)
 
 
-def materialize(backup: Backup, target: Path) -> None:
-    """The plain database of ``backup`` at ``target`` (copied or decompressed), fsynced."""
+def materialize(backup: Backup, target: Path) -> str:
+    """The plain database of ``backup`` at ``target`` (copied or decompressed), fsynced; returns
+    the sha256 of the bytes written (compare it with the manifest's ``sha256``)."""
     if backup.manifest.compression == "zstd":
-        decompress(backup.data_path, target, limit=backup.manifest.size_bytes)
-    else:
-        shutil.copyfile(backup.data_path, target)
-        fsync_file(target)
+        return decompress(backup.data_path, target, limit=backup.manifest.size_bytes)
+    return copy_hashed(backup.data_path, target)

@@ -70,6 +70,10 @@ def check_database(state: WatchdogState, limits: Thresholds, now: float) -> Chec
     overdue = now - db.checked_at > 2 * limits.integrity_check_every + 60
     if overdue:
         return Check(DEGRADED, f"last integrity check {now - db.checked_at:.0f} s ago")
+    if db.full_check_owed:
+        return Check(
+            HEALTHY, f"full integrity_check running with the bot up ({db.full_check_owed})"
+        )
     return Check(HEALTHY, "integrity_check ok")
 
 

@@ -72,6 +72,17 @@ def latest_trusted(candidates: Iterable[B], now: float) -> B | None:
     return None
 
 
+def full_check_needed(checked_sha256: str | None, sha256: str, trust_hash: bool) -> bool:
+    """Whether a local backup must pass ``integrity_check`` again before it is installed.
+
+    Not when its manifest records that the full check passed on the very bytes its sha256 names
+    (``checked_sha256 == sha256``) and the hash may be trusted for it: a copy that hashes to it is
+    those bytes, and the full check of the installed file runs once the bot is back (a failure
+    then is a new recovery). ``trust_hash`` is False in the recovery that follows such a failure:
+    a manifest can be forged with the file, so the hash alone is never trusted twice in a row."""
+    return not (trust_hash and checked_sha256 is not None and checked_sha256 == sha256)
+
+
 # -- the schema: a candidate must hold the bot's, nothing more --------------------------------
 
 SQLITE_STAT_TABLES: tuple[SchemaRow, ...] = (

@@ -61,6 +61,9 @@ class DatabaseState:
     check_seconds: float | None = None
     tables: dict[str, int] = field(default_factory=dict)
     sqlite_version: str = ""
+    full_check_owed: str | None = None
+    """Why the live file still owes a full integrity_check (a quick start, an install proven by
+    its hash); it runs with the bot up."""
 
     @property
     def records(self) -> int | None:

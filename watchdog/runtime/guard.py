@@ -20,14 +20,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import sqlite3
 
 from conf.units import MIB
-from watchdog.data.database import check_database, count_tables, create_empty_database
+from watchdog.data.cleanstop import forget_record, read_facts, take_record, write_record
+from watchdog.data.database import (
+    check_database,
+    count_tables,
+    create_empty_database,
+    quick_check_database,
+)
 from watchdog.data.disk import read_disk
 from watchdog.data.recovery import RecoveryResult, recover, resume_pending_salvage
 from watchdog.offsite import OffsiteError, OffsiteStore
 from watchdog.rules.recovery import integrity_verdict, recovery_reason, vanished_tables
+from watchdog.rules.startup import proof_at_stop, start_check
 from watchdog.rules.state import Integrity
 from watchdog.runtime.context import RuntimeContext
 from watchdog.runtime.jobs import BackupJobs
@@ -56,9 +65,17 @@ class DataGuard:
         self.offsite = offsite
         self.last_check: float | None = None
         """Monotonic time of the last integrity check."""
+        self.full_check_passed = False
+        """A full check passed on the live file in this life, and nothing since made one owed."""
+        self.installed_by_hash = False
+        """The live file was installed in this life, proven by its hash; not yet fully checked."""
+        self.trust_hash = True
+        """False after a file installed by its hash failed its full check: the next recovery
+        checks every candidate fully (the manifest may have been forged with the file)."""
         # The effects, as attributes so a test can put fakes in their place.
         self.read_disk = read_disk
         self.check_file = check_database
+        self.quick_check_file = quick_check_database
         self.count_tables = count_tables
         self.recover_files = recover
         self.create_empty = create_empty_database
@@ -127,10 +144,15 @@ class DataGuard:
         async with self.ctx.data_lock:
             await self.check_locked()
 
-    async def check_locked(self) -> None:
+    def _due_now(self) -> None:
+        self.last_check = self.ctx.clock.monotonic() - self.ctx.settings.integrity_check_every
+
+    async def check_locked(self, quick: bool = False) -> None:
+        """A full check (``quick``: ``quick_check``, the full one then owed and due at once)."""
         ctx = self.ctx
         self.last_check = ctx.clock.monotonic()
-        result = await asyncio.to_thread(self.check_file, ctx.settings.database)
+        check = self.quick_check_file if quick else self.check_file
+        result = await asyncio.to_thread(check, ctx.settings.database)
         database = ctx.state.database
         if result.state == "unknown":
             log.warning("%s; checking again in %.0f s", result.detail, RECHECK_AFTER)
@@ -148,8 +170,16 @@ class DataGuard:
             self._remember_tables(set(result.tables))
             database.tables = result.tables
             database.size_bytes = result.size_bytes
+            if quick:
+                database.full_check_owed, self.full_check_passed = "a quick start", False
+                database.detail = f"{detail}; the full check runs with the bot up"
+                self._due_now()
+            else:
+                database.full_check_owed, self.full_check_passed = None, True
+                self.installed_by_hash, self.trust_hash = False, True
             log.info(
-                "database ok: %s rows in %s tables, %.1f MB, checked in %.2f s",
+                "database ok (%s): %s rows in %s tables, %.1f MB, checked in %.2f s",
+                "quick_check" if quick else "integrity_check",
                 sum(result.tables.values()),
                 len(result.tables),
                 result.size_bytes / MIB,
@@ -160,6 +190,14 @@ class DataGuard:
             database.tables = {}
             log.info("no database at %s yet: the bot will create it", ctx.settings.database)
         else:
+            if self.installed_by_hash and not quick:
+                log.error(
+                    "the file installed on the proof of its hash failed its full check: the "
+                    "next recovery checks every candidate fully"
+                )
+                self.trust_hash = False
+            database.full_check_owed, self.full_check_passed = None, False
+            self.installed_by_hash = False
             first_report = database.integrity is not Integrity.CORRUPT
             database.integrity = Integrity.CORRUPT
             if first_report:
@@ -177,27 +215,86 @@ class DataGuard:
         if changes:
             self.ctx.remembered.update(**changes)
 
-    async def _mark_restored(self, how: str) -> None:
-        """The installed database passed integrity_check at install: take that verdict instead of
-        checking the same bytes again, so the bot is back sooner."""
+    async def mark_restored(self, how: str, check_deferred: bool = False) -> bool:
+        """The installed database was proven at install: take that verdict instead of checking
+        the same bytes again before the bot is back. ``check_deferred``: it was proven by the
+        sha256 of bytes a full check passed on when they were backed up (not checked again at
+        install); the full check of the installed file is then made due at once, and runs with
+        the bot up — a failure is a new recovery. False when the installed file cannot even be
+        counted: it is then checked fully at once (and found corrupt)."""
         ctx = self.ctx
-        tables = await asyncio.to_thread(self.count_tables, ctx.settings.database)
+        try:
+            tables = await asyncio.to_thread(self.count_tables, ctx.settings.database)
+        except sqlite3.DatabaseError as error:
+            log.error("the installed database cannot be read (%s): checking it fully now", error)
+            self.installed_by_hash = check_deferred
+            await self.check_locked()
+            return ctx.state.database.integrity is Integrity.OK
         database = ctx.state.database
-        database.integrity, database.detail = Integrity.OK, f"{how}; integrity_check ok at install"
+        database.integrity, database.exists = Integrity.OK, True
         database.checked_at, database.check_seconds = ctx.clock.time(), 0.0
-        database.tables, database.exists = tables, True
+        database.tables = tables
         with contextlib.suppress(FileNotFoundError):
             database.size_bytes = ctx.settings.database.stat().st_size
-        self.last_check = ctx.clock.monotonic()
         self._remember_tables(set(tables))
+        if check_deferred:
+            database.detail = (
+                f"{how}; proven by sha256 at install (those bytes passed integrity_check when "
+                "backed up); the full check runs with the bot up"
+            )
+            database.full_check_owed, self.installed_by_hash = "an install proven by its hash", True
+            self.full_check_passed = False
+            self._due_now()
+        else:
+            database.detail = f"{how}; integrity_check ok at install"
+            database.full_check_owed, self.installed_by_hash = None, False
+            self.full_check_passed, self.trust_hash = True, True
+            self.last_check = ctx.clock.monotonic()
+        return True
+
+    # -- start and orderly stop -----------------------------------------------------------------
+
+    async def start_up(self) -> None:
+        """The check before the first launch: ``quick_check`` when the file is the one the last
+        clean stop left (``rules.startup.start_check``), else the full check; healing if need be."""
+        ctx = self.ctx
+        record, problem = await asyncio.to_thread(take_record, ctx.layout)
+        facts = await asyncio.to_thread(read_facts, ctx.settings.database)
+        decision = start_check(record, problem, str(ctx.settings.database), facts)
+        log.info(
+            "start-up check: %s (%s)",
+            "quick_check now, the full check with the bot up" if decision.quick else "full",
+            decision.why,
+        )
+        await self.check_and_heal(quick=decision.quick)
+
+    def record_clean_stop(self, bot_stopped: bool) -> None:
+        """At an orderly stop, the bot stopped: what the file looks like, and what vouches for it
+        (``rules.startup.proof_at_stop``). Nothing is recorded for a file that is not known to be
+        sound, or while a recovery or a restore (what changes the file, holding the bot) is under
+        way: the next start checks fully. A check, a backup or a drill under way only reads."""
+        ctx = self.ctx
+        sound = ctx.state.database.integrity is Integrity.OK
+        if not bot_stopped or not sound or self.bot.holding:
+            forget_record(ctx.layout)
+            return
+        proof = proof_at_stop(self.full_check_passed, self.installed_by_hash)
+        try:
+            record = write_record(ctx.layout, proof, ctx.clock.time())
+        except OSError as error:
+            log.warning("no clean-stop record (the next start checks fully): %s", error)
+            forget_record(ctx.layout)
+            return
+        if record is not None:
+            log.info("clean-stop record written (%s)", proof)
 
     # -- recovery -----------------------------------------------------------------------------
 
-    async def check_and_heal(self) -> None:
+    async def check_and_heal(self, quick: bool = False) -> None:
         """Check the database and, if it must be recovered, recover it, under one hold of the
         data lock, so nothing (a restore, a backup) changes the files between verdict and act."""
         async with self.ctx.data_lock:
-            await self.check_locked()
+            await self.check_locked(quick)
             reason = await self._recovery_reason()
             if reason is None:
                 return
@@ -208,32 +305,46 @@ class DataGuard:
         ctx = self.ctx
         ctx.events.record("recovery", f"recovering the database: {reason}", logging.ERROR)
         async with self.bot.held("recovering"):
-            result = await asyncio.to_thread(
+            result = await self._recover_held(reason, detail)
+            if ctx.state.database.integrity is Integrity.CORRUPT and not self.trust_hash:
+                # Installed on its hash, and not even readable: once more, checking fully.
+                detail = ctx.state.database.detail or ""
+                result = await self._recover_held("the installed backup failed its check", detail)
+            self.bot.forget_failures()
+        return result
+
+    async def _recover_held(self, reason: str, detail: str) -> RecoveryResult:
+        ctx = self.ctx
+        result = await asyncio.to_thread(
+            functools.partial(
                 self.recover_files,
                 ctx.layout,
                 reason,
                 detail,
                 ctx.clock.time(),
                 self.offsite,  # the last resort: every offsite backup, newest first
+                trust_hash=self.trust_hash,
             )
-            # What we restored (or start afresh with) defines the tables from now on.
-            ctx.remembered.update(known_tables=[])
-            if result.fresh:
-                await asyncio.to_thread(self.create_empty, ctx.layout.database)
-                ctx.remembered.update(
-                    fresh_start_at=ctx.clock.time(), fresh_start_reason=result.summary()
-                )
-            replay = await self.replay_journal()
-            ctx.state.recovery.record(ctx.clock.time(), result, replay)
-            summary = f"{result.summary()}; {replay.summary()}"
-            level = logging.CRITICAL if result.fresh else logging.WARNING
-            ctx.events.record("recovery", summary, level if replay.ok else logging.ERROR)
-            ctx.events.alert(("🚨 " if result.fresh else "♻️ ") + summary)
-            if result.fresh:
-                await self.check_locked()
-            else:
-                await self._mark_restored(f"restored from backup {result.restored_from}")
-            self.bot.forget_failures()
+        )
+        # What we restored (or start afresh with) defines the tables from now on.
+        ctx.remembered.update(known_tables=[])
+        if result.fresh:
+            await asyncio.to_thread(self.create_empty, ctx.layout.database)
+            ctx.remembered.update(
+                fresh_start_at=ctx.clock.time(), fresh_start_reason=result.summary()
+            )
+        replay = await self.replay_journal()
+        ctx.state.recovery.record(ctx.clock.time(), result, replay)
+        summary = f"{result.summary()}; {replay.summary()}"
+        level = logging.CRITICAL if result.fresh else logging.WARNING
+        ctx.events.record("recovery", summary, level if replay.ok else logging.ERROR)
+        ctx.events.alert(("🚨 " if result.fresh else "♻️ ") + summary)
+        if result.fresh:
+            await self.check_locked()
+        else:
+            await self.mark_restored(
+                f"restored from backup {result.restored_from}", result.check_deferred
+            )
         return result
 
     async def _recovery_reason(self) -> str | None:

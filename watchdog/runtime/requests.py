@@ -8,7 +8,7 @@ import asyncio
 import logging
 
 from watchdog.data.backups import Outcome
-from watchdog.data.restore import RestoreError, journal_set_aside, restore_requested
+from watchdog.data.restore import RestoreError, journal_set_aside, restore_and_tell
 from watchdog.offsite import OffsiteError, OffsiteStore
 from watchdog.runtime.context import RuntimeContext
 from watchdog.runtime.guard import DataGuard
@@ -42,14 +42,16 @@ class OperatorRequests:
     ) -> tuple[bool, str]:
         """Stop the bot, restore the chosen backup (the live database is quarantined, never
         deleted), replay the journal onto it — or, ``replay`` False, set the journal aside: a
-        restore made on purpose to an earlier state — check it, let the bot relaunch."""
+        restore made on purpose to an earlier state — let the bot relaunch. The backup was proven
+        before it was installed (``prepare_backup``); a full check it still owes runs next, with
+        the bot up: one check per restore."""
         ctx = self.ctx
         if from_git and self.offsite is None:
             return False, "no offsite store configured (BACKUP_GIT_URL)"
         async with ctx.data_lock, self.bot.held("restoring"):
             try:
-                summary = await asyncio.to_thread(
-                    restore_requested,
+                summary, deferred = await asyncio.to_thread(
+                    restore_and_tell,
                     ctx.layout,
                     wanted,
                     ctx.clock.time(),
@@ -63,7 +65,8 @@ class OperatorRequests:
             summary = f"{summary}; {await self._journal_after_restore(replay)}"
             ctx.events.record("restore", summary, logging.WARNING)
         await self.jobs.refresh()
-        await self.guard.check()
+        async with ctx.data_lock:  # proven at install; a check still owed runs with the bot up
+            await self.guard.mark_restored(f"restored by an operator ({wanted})", deferred)
         self.bot.forget_failures()
         ctx.events.alert(f"♻️ {summary} (by an operator)")
         return True, summary

@@ -233,7 +233,7 @@ class WatchdogService:
             log.warning("removed %s, left by an interrupted restore (a copy of a backup)", path)
         await self.jobs.refresh()
         await self.guard.measure()
-        await self.guard.check_and_heal()
+        await self.guard.start_up()
         await self.guard.resume_salvage()
         await self.jobs.deploy_snapshot()
         self._preflight_done.set()
@@ -253,6 +253,10 @@ class WatchdogService:
         bot.pid = None
         if process is not None and self.state.database.integrity is Integrity.OK:
             await self.jobs.shutdown_snapshot(budget - (self.clock.monotonic() - started))
+        stopped = process is None or process.returncode is not None
+        await asyncio.to_thread(
+            self.guard.record_clean_stop, stopped and self._preflight_done.is_set()
+        )
 
     def _build_offsite(self) -> OffsiteStore | None:
         try:
