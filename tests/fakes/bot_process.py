@@ -20,6 +20,8 @@ class Script:
     lasts: float = FOREVER
     code: int = 1
     stop_code: int = -15
+    launch_error: OSError | None = None
+    """Raised by ``start``: no process could be made (a full disk, no memory)."""
 
 
 @dataclass
@@ -34,6 +36,9 @@ class FakeRun:
     stopped: bool = False
 
     async def start(self) -> int:
+        if self.script.launch_error is not None:
+            self.log.append(f"cannot start {self.number}")
+            raise self.script.launch_error
         self.pid = 4000 + self.number
         self.started_at = self.clock.monotonic()
         self.log.append(f"start {self.number}")

@@ -88,6 +88,19 @@ def make_supervisor(ctx: RuntimeContext, spawner: FakeSpawner) -> BotSupervisor:
 # -- supervision ------------------------------------------------------------------------------
 
 
+def test_a_bot_that_cannot_be_launched_is_tried_again_and_supervision_goes_on(ctx):
+    full = OSError(28, "No space left on device")
+    scripts = [Script(launch_error=full), Script(launch_error=full), Script(lasts=FOREVER)]
+    spawner = supervisor_with(ctx, scripts, launches=2)
+    bot = make_supervisor(ctx, spawner)
+    run(bot.run())
+    assert spawner.log[:3] == ["cannot start 1", "cannot start 2", "start 3"]
+    assert spawner.launched_at[1] - spawner.launched_at[0] > 0, "backed off, not a busy loop"
+    failures = [e.message for e in ctx.state.events if "could not be launched" in e.message]
+    assert len(failures) == 2 and "No space left" in failures[0]
+    assert ctx.state.loop_error is None
+
+
 def test_a_crashing_bot_is_relaunched_with_growing_capped_delays_and_a_crash_loop(ctx):
     spawner = supervisor_with(ctx, [Script(lasts=0.2, code=1)], launches=6)
     bot = make_supervisor(ctx, spawner)

@@ -94,7 +94,10 @@ class BotProcess:
         self._process = await asyncio.create_subprocess_exec(
             *self.argv, env=self.env, cwd=self.cwd, stdin=asyncio.subprocess.DEVNULL
         )
-        self.pid_file.write_text(f"{self._process.pid}\n")
+        try:
+            self.pid_file.write_text(f"{self._process.pid}\n")
+        except OSError as error:  # a full disk: the bot runs; only a later orphan hunt is blind
+            log.warning("cannot write %s (%s): the bot runs anyway", self.pid_file, error)
         return self._process.pid
 
     async def wait(self, timeout: float | None = None) -> int | None:

@@ -141,7 +141,13 @@ class BotSupervisor:
         bot.phase = BotPhase.STARTING
         bot.message = None
         bot.next_launch_at = None
-        bot.pid = await process.start()
+        try:
+            bot.pid = await process.start()
+        except OSError as error:
+            # No process (out of memory, a full disk, a missing interpreter): a failed run,
+            # backed off like any other, never the end of supervision.
+            await self._launch_failed(error)
+            return
         self.process = process
         bot.launches += 1
         ctx.events.record("bot", f"bot launched (pid {bot.pid}, launch {bot.launches})")
@@ -183,6 +189,22 @@ class BotSupervisor:
         snapshot_started = ctx.clock.monotonic()
         await self.before_relaunch(f"bot {reason} with code {code}")
         await ctx.sleep(delay - (ctx.clock.monotonic() - snapshot_started))
+
+    async def _launch_failed(self, error: OSError) -> None:
+        ctx, bot = self.ctx, self.ctx.state.bot
+        bot.pid = None
+        bot.consecutive_failures = restarts.failures_after_exit(bot.consecutive_failures, 0.0)
+        delay = restarts.restart_delay(
+            bot.consecutive_failures, ctx.settings.bot_restart_backoff_max
+        )
+        bot.phase = BotPhase.BACKOFF
+        bot.next_launch_at = ctx.clock.time() + delay
+        ctx.events.record(
+            "bot",
+            f"bot could not be launched ({error}); trying again in {delay:.1f} s",
+            logging.ERROR,
+        )
+        await ctx.sleep(delay)
 
     async def _watch(self, process: BotRun, launched_mono: float) -> tuple[int | None, str]:
         """Until the bot exits (its code and why), or a stop is requested (None)."""
