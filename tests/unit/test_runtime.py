@@ -574,3 +574,27 @@ def test_an_orderly_stop_records_the_file_unless_a_recovery_or_restore_holds_the
     guard.record_clean_stop(bot_stopped=True)
     record, _ = take_record(ctx.layout)
     assert record is not None and record.proof == "none", "the next start checks fully first"
+
+
+def test_a_loop_whose_round_fails_says_so_backs_off_and_goes_on(ctx):
+    from watchdog.runtime.service import WatchdogService
+
+    service = WatchdogService(ctx.settings, ctx.layout, clock=ctx.clock)
+    service._preflight_done.set()
+    seen: list[str | None] = []
+    rounds = iter([OSError(28, "No space left on device"), OSError(28, "again"), None, "stop"])
+
+    async def work() -> None:
+        seen.append(service.state.loop_error)
+        outcome = next(rounds)
+        if isinstance(outcome, OSError):
+            raise outcome
+        if outcome == "stop":
+            service.ctx.stopping.set()
+
+    started = ctx.clock.monotonic()
+    run(service._loop(work, "monitor", every=5.0))
+    assert seen[0] is None and "No space left" in (seen[1] or "") and "again" in (seen[2] or "")
+    assert seen[3] is None, "a round that worked clears the error"
+    assert service.state.loop_error is None
+    assert ctx.clock.monotonic() - started >= 1.0 + 2.0 + 5.0  # backed off, then its own pace

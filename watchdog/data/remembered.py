@@ -125,9 +125,14 @@ class RememberedStore:
         return dataclasses.replace(self._record, known_tables=list(self._record.known_tables))
 
     def update(self, **changes: Any) -> Remembered:
+        """Change the record; kept in memory even when the disk refuses it (full), and
+        written whole again by the next update."""
         record = dataclasses.replace(self.load(), **changes)
-        atomic_write_json(self.path, record.to_document())
         self._record = record
+        try:
+            atomic_write_json(self.path, record.to_document())
+        except OSError as error:
+            log.error("cannot write %s (%s): kept in memory until it can", self.path, error)
         return self.load()
 
     def _read(self) -> Remembered:

@@ -24,6 +24,7 @@ from watchdog.data.fs import set_aside_files
 from watchdog.data.remembered import RememberedStore
 from watchdog.data.restore import cleanup_restore_leftovers
 from watchdog.offsite import OffsiteError, OffsiteStore
+from watchdog.rules import backoff
 from watchdog.rules.health import HealthReport, Thresholds, assess
 from watchdog.rules.state import BotPhase, Integrity, WatchdogState
 from watchdog.runtime.child import AdminAddress, bot_environment
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 MONITOR_EVERY = 5.0
 """Seconds between rounds of the data guard and of maintenance."""
 PARENT_EVERY = 1.0
+LOOP_RETRY_FIRST, LOOP_RETRY_MAX = 1.0, 60.0
+"""Backoff of a loop whose round failed."""
 
 
 class Front(Protocol):
@@ -115,6 +118,7 @@ class WatchdogService:
         self._admin: AdminAddress | None = None
         self.bot.environment = lambda: bot_environment(settings, self._admin)
         self._preflight_done = asyncio.Event()
+        self._loop_errors: dict[str, str] = {}
 
     # -- what the web layer sees (watchdog.web.protocols) ----------------------------------------
 
@@ -181,21 +185,36 @@ class WatchdogService:
     async def _loop(
         self, work: Callable[[], Awaitable[None]], name: str, every: float | None
     ) -> None:
-        """After preflight: run ``work`` (once, or every ``every`` seconds) until a stop; if it
-        dies, say so in /health (503: restarting the service would help)."""
+        """After preflight: run ``work`` (once, or every ``every`` seconds) until a stop. A round
+        that fails (a full disk under a state write, anything unforeseen) is said in /health
+        (503: restarting the service may help) and tried again with the one backoff; the next
+        round that succeeds clears it. A loop never ends on an error."""
         ctx = self.ctx
         await ctx.wait_or_stop(self._preflight_done.wait())
-        try:
-            while not ctx.stop_requested:
+        failures = 0
+        while not ctx.stop_requested:
+            try:
                 await work()
-                if every is None:
-                    return
-                await ctx.sleep(every)
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            log.exception("%s loop failed", name)
-            self.state.loop_error = f"{name}: {type(error).__name__}: {error}"
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                failures += 1
+                pause = backoff.delay(failures, LOOP_RETRY_FIRST, LOOP_RETRY_MAX)
+                log.exception(
+                    "%s loop failed (%d in a row); again in %.0f s", name, failures, pause
+                )
+                self._loop_errors[name] = f"{name}: {type(error).__name__}: {error}"
+                self.state.loop_error = "; ".join(self._loop_errors.values())
+                await ctx.sleep(pause)
+                continue
+            if failures:
+                failures = 0
+                self._loop_errors.pop(name, None)
+                self.state.loop_error = "; ".join(self._loop_errors.values()) or None
+                log.info("%s loop going again", name)
+            if every is None:
+                return
+            await ctx.sleep(every)
 
     async def _follow_parent(self) -> None:
         """Where the kernel's parent-death signal is missing: re-parented means orphaned."""
