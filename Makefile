@@ -1,12 +1,14 @@
 # make run   — the whole stack in the foreground (creates .venv and installs on first use)
 # make test  — lint and the whole test suite
 # make bench — benchmarks, printing a table
+# make chaos — random faults against the whole stack for about 10 minutes, accounting for every
+#              acknowledged update (CHAOS_ARGS="--duration 600 --seed 7"; --help for the rest)
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench lint install install-dev clean
+.PHONY: run test bench chaos lint install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +41,9 @@ test: lint
 
 bench: install-dev
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m tests.bench $(BENCH_ARGS)
+
+chaos: install-dev
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m tests.chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
