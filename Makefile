@@ -2,12 +2,14 @@
 # make test  — lint and the whole test suite
 # make bench — benchmarks, printing a table
 # make demo  — the whole stack against a local Bot API stand-in, with a chat page (no token, no internet)
+# make chaos — random faults against the whole stack for about 10 minutes, accounting for every
+#              acknowledged update (CHAOS_ARGS="--duration 600 --seed 7"; --help for the rest)
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run demo screenshot test bench lint install install-dev clean
+.PHONY: run demo screenshot test bench chaos lint install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +50,9 @@ test: lint
 
 bench: install-dev
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m tests.bench $(BENCH_ARGS)
+
+chaos: install-dev
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m tests.chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
