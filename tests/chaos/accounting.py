@@ -7,7 +7,8 @@ API recorded when). It is *present* when the final database has its ``update_id`
 Each acknowledged update that is not present is *lost*, and classified:
 
 - **within a destroyed-data window**: acknowledged after the newest good backup taken before a
-  data-destroying fault whose kind is in ``WINDOW_EXCUSED``, and before that fault;
+  data-destroying fault whose kind is in ``WINDOW_EXCUSED``, and before that fault (for a lost
+  disk, also within ``LOST_DISK_WINDOW`` of it: older ones the journal on the branch holds);
 - **otherwise**, with the nearest reason: in the window of a fault whose kind is not excused;
   acknowledged after a data-destroying fault and before the stack had recovered from it; or no
   fault at all explains it.
@@ -25,7 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.chaos.faults import WINDOW_EXCUSED
+from tests.chaos.faults import LOST_DISK_WINDOW, WINDOW_EXCUSED
 from tests.chaos.workload import Sent
 
 
@@ -45,6 +46,8 @@ class Window:
         return self.kind in WINDOW_EXCUSED
 
     def holds(self, at: float) -> bool:
+        if self.kind == "lost_disk" and at < self.fault_at - LOST_DISK_WINDOW:
+            return False  # the journal on the branch holds it: losing it is not excused
         return (self.start is None or at >= self.start) and at < self.fault_at
 
     def after_fault(self, at: float) -> bool:

@@ -30,6 +30,10 @@ from tests.chaos.stack import BRANCH
 PAGE = 4096
 
 WINDOW_EXCUSED = frozenset({"lost_disk"})
+LOST_DISK_WINDOW = 25.0
+"""Seconds before a lost disk whose updates may be gone: the journal goes offsite every
+JOURNAL_OFFSITE_EVERY (10 s in the campaign), plus a maintenance round (5 s) and the push itself.
+An update acknowledged earlier and lost is not excused."""
 """Fault kinds whose destroyed-data window is excused: an acknowledged update lost because it
 was committed after the newest good backup taken before such a fault (and before the fault) is
 "lost within a destroyed-data window", not a failure. With the update journal, deletion, page

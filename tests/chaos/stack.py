@@ -68,6 +68,7 @@ class StackSettings:
     weekly_every: str = "150s"
     integrity_every: str = "5s"
     offsite_every: str = "30s"
+    journal_offsite_every: str = "10s"
     git_timeout: str = "20s"
     heartbeat_timeout: str = "20s"
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -139,6 +140,7 @@ class ChaosStack:
             BACKUP_AGE_KEY=self.secrets.age_key,
             BACKUP_GIT_TIMEOUT=s.git_timeout,
             BACKUP_OFFSITE_EVERY=s.offsite_every,
+            JOURNAL_OFFSITE_EVERY=s.journal_offsite_every,
             BACKUP_HOURLY_EVERY=s.hourly_every,
             BACKUP_DAILY_EVERY=s.daily_every,
             BACKUP_WEEKLY_EVERY=s.weekly_every,
