@@ -23,12 +23,15 @@ class Anchor:
 
 
 REQUIRES: dict[str, tuple[Anchor, ...]] = {
-    "processed_updates": (Anchor("update_id", "messages", "update_id"),),
+    "processed_updates": (),
 }
-"""Rows merged only together with the effects they record, checked after the other tables are
-merged. A ``processed_updates`` row without its message would make the bot skip the update when
-Telegram redelivers it (or the journal replays it): a silent loss. Left out, the update is
-handled again, and the bot's effects are idempotent by their natural keys."""
+"""Rows merged only together with the effects they record (no anchor: never), checked after the
+other tables are merged. A ``processed_updates`` row stands for every effect of its update — the
+message, a note it saved, the conversation state it moved (persistence, never merged) — and its
+message alone does not prove the rest: merged, it would make the journal's replay (or Telegram's
+redelivery) skip an update whose note sat on a damaged page (a chaos campaign lost two notes so).
+Left out, every update after the backup is handled again, in order, and the bot's effects are
+idempotent by their natural keys (a message by chat and message id, a note by its source)."""
 
 ANCHORS: dict[str, tuple[Anchor, ...]] = {
     "users": (Anchor("id", "messages", "user_id"),),
