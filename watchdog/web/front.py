@@ -7,6 +7,7 @@ The runtime is handed a front (``WatchdogService(front=…)``) and never imports
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 from aiohttp import web
@@ -14,6 +15,8 @@ from aiohttp import web
 from watchdog.web.admin import AdminEndpoint, start_admin
 from watchdog.web.protocols import Operable
 from watchdog.web.public import start_http
+
+log = logging.getLogger(__name__)
 
 
 class WebFront:
@@ -31,7 +34,15 @@ class WebFront:
             self._runners.append(await start_http(service, self.host, self.port))
         runner, endpoint = await start_admin(service)
         self._runners.append(runner)
-        await asyncio.to_thread(endpoint.save, admin_file)
+        try:
+            await asyncio.to_thread(endpoint.save, admin_file)
+        except OSError as error:  # a full disk must not keep the watchdog from starting
+            log.error(
+                "cannot write %s (%s): local commands will not find the running watchdog",
+                admin_file,
+                error,
+            )
+            return endpoint
         self._admin_file = admin_file
         return endpoint
 
