@@ -30,7 +30,7 @@ class AccountHandlers(Handlers):
         else:
             times = record.message_count
             text = f"Welcome back, {name}! I have seen you {times} time{'s' * (times != 1)}."
-        await message.reply_text(text)
+        await self.reply(message, text)
 
     async def help(self, update: Update, context: Context) -> None:
         message, user = update.effective_message, update.effective_user
@@ -42,7 +42,7 @@ class AccountHandlers(Handlers):
             lines += ["", "For administrators:"]
             lines += [f"/{command} – {description}" for command, description in ADMIN_COMMANDS]
         lines += ["", "Everything else you send me is kept, so you can /search it later."]
-        await message.reply_text("\n".join(lines))
+        await self.reply(message, "\n".join(lines))
 
     async def unknown(self, update: Update, context: Context) -> None:
         message = update.effective_message
@@ -52,7 +52,9 @@ class AccountHandlers(Handlers):
         if addressee and addressee.lower() != (context.bot.username or "").lower():
             return  # a command for another bot in the same group
         command = command[:40]
-        await message.reply_text(f"Sorry, I don't know {command}. Send /help to see what I can do.")
+        await self.reply(
+            message, f"Sorry, I don't know {command}. Send /help to see what I can do."
+        )
 
     @private_chat_only()
     async def stats(self, update: Update, context: Context) -> None:
@@ -68,7 +70,7 @@ class AccountHandlers(Handlers):
             f"Edited: {stats['edited']}",
             f"Notes: {stats['notes']}",
         ]
-        await message.reply_text("\n".join(lines))
+        await self.reply(message, "\n".join(lines))
 
     @private_chat_only()
     async def export(self, update: Update, context: Context) -> None:
@@ -104,7 +106,8 @@ class AccountHandlers(Handlers):
                 ]
             ]
         )
-        await message.reply_text(
+        await self.reply(
+            message,
             "This erases your messages, your notes and everything else I keep about you. "
             "It cannot be undone. Are you sure?",
             reply_markup=keyboard,
@@ -116,21 +119,22 @@ class AccountHandlers(Handlers):
             return
         chat = query.message.chat if query.message is not None else None
         if chat is None or chat.type != ChatType.PRIVATE or chat.id != user.id:
-            await query.answer("This button is not yours.")
+            await self.answer(query, "This button is not yours.")
             return
         if query.data != DELETE_YES:
-            await query.answer()
-            await query.edit_message_text("Nothing was erased.")
+            await self.answer(query)
+            await self.edit(query, "Nothing was erased.")
             return
         counts = await self.db.run(self.storage.erase_user, user.id)
         if self.journal is not None:
             # Out of the journal too, and recorded there, so no replay brings the user back.
             await self.db.run(self.journal.erase_user, user.id, update.update_id)
         forget_in_memory(context.application, self.persistence, user.id)
-        await query.answer("Erased.")
-        await query.edit_message_text(
+        await self.answer(query, "Erased.")
+        await self.edit(
+            query,
             f"Done: I erased {counts['messages']} messages and {counts['notes']} notes, and "
-            "everything else I kept about you. If you write again, I start from scratch."
+            "everything else I kept about you. If you write again, I start from scratch.",
         )
 
 

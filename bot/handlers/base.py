@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from telegram import Update
+from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
 from telegram.ext import ContextTypes
 
 from bot.journaling import BatchJournal
@@ -33,6 +33,29 @@ class Handlers:
     persistence: SQLitePersistence | None = None
     journal: BatchJournal | None = None
     """Where an erasure is recorded (None while replaying: replay applies erasures itself)."""
+
+    # Every message to a user goes through these three, never through the Message or
+    # CallbackQuery methods directly: they are where delivery is decided (see bot.delivery).
+
+    async def reply(
+        self, message: Message, text: str, *, reply_markup: InlineKeyboardMarkup | None = None
+    ) -> None:
+        """Send ``text`` to the chat of ``message``."""
+        await message.reply_text(text, reply_markup=reply_markup)
+
+    async def edit(
+        self,
+        query: CallbackQuery,
+        text: str,
+        *,
+        reply_markup: InlineKeyboardMarkup | None = None,
+    ) -> None:
+        """Replace the text (and buttons) of the message that carried ``query``'s button."""
+        await query.edit_message_text(text, reply_markup=reply_markup)
+
+    async def answer(self, query: CallbackQuery, text: str | None = None) -> None:
+        """Answer a button press (Telegram shows ``text`` briefly, or just stops the spinner)."""
+        await query.answer(text)
 
 
 H = TypeVar("H", bound=Handlers)

@@ -28,7 +28,7 @@ def private_chat_only(
             if message is None or (needs_sender and update.effective_user is None):
                 return refused
             if chat is None or chat.type != ChatType.PRIVATE:
-                await message.reply_text(NOT_HERE)
+                await self.reply(message, NOT_HERE)
                 return refused
             return await callback(self, update, context)
 
@@ -45,7 +45,7 @@ def admin_only(command: Callable[[H, Message], Awaitable[None]]) -> Callback[H, 
         user, message = update.effective_user, update.effective_message
         if user is None or user.id not in self.admin_ids:
             if message is not None:
-                await message.reply_text(ADMINS_ONLY)
+                await self.reply(message, ADMINS_ONLY)
             return
         assert message is not None
         await command(self, message)
