@@ -57,6 +57,12 @@ class Handlers:
         """Answer a button press (Telegram shows ``text`` briefly, or just stops the spinner)."""
         await query.answer(text)
 
+    async def in_background(self, chat_id: int, work: Callable[[], Awaitable[None]]) -> None:
+        """Run slow work for ``chat_id`` (an export, a watchdog call) outside the handling of
+        updates, so that no other chat waits for it; it sends its own messages when done.
+        Such work writes nothing to the database."""
+        await work()
+
 
 H = TypeVar("H", bound=Handlers)
 R = TypeVar("R")
