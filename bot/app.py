@@ -13,10 +13,11 @@ from telegram.ext import Application, ApplicationBuilder, BasePersistence
 from telegram.request import HTTPXRequest
 
 from bot import handlers, lifeline
-from bot.durable import DurableBot, DurableUpdateProcessor, UpdateLedger
+from bot.durable import DurableBot, UpdateLedger
 from bot.heartbeat import Heartbeat, HeartbeatRequest
 from bot.journaling import BatchJournal
 from bot.persistence import SQLitePersistence
+from bot.processor import DurableUpdateProcessor
 from bot.replay import remember_identity, replay_journal
 from bot.retry_after import RetryAfterLimiter
 from bot.storage import DatabaseReplaced, DatabaseThread, Storage
@@ -109,7 +110,7 @@ def build_application(
             persistence if isinstance(persistence, SQLitePersistence) else None,
             journal=batch_journal,
         )
-        builder = builder.concurrent_updates(processor)
+        builder = builder.concurrent_updates(processor).post_stop(_finish_processor)
     application = builder.build()
     if processor is not None:
         processor.attach(application)
@@ -124,6 +125,14 @@ def build_application(
         journal=batch_journal,
     )
     return application
+
+
+async def _finish_processor(application: Application) -> None:
+    """Polling stopped: the last batch commits, and its messages are sent, while the bot can
+    still reach Telegram (python-telegram-bot shuts the bot down before the processor)."""
+    processor = application.update_processor
+    if isinstance(processor, DurableUpdateProcessor):
+        await processor.finish()
 
 
 async def _started(application: Application, *, settings: Settings, layout: DataLayout) -> None:

@@ -9,17 +9,17 @@ Three pieces close the gap:
   (an ``ExtBot``) asks ``getUpdates`` for an offset no higher than the oldest of them, so Telegram
   keeps them until they are committed — after a kill they are delivered again — and drops the
   copies it sends back meanwhile.
-- :class:`DurableUpdateProcessor` runs updates one at a time inside a database batch
+- :class:`bot.processor.DurableUpdateProcessor` handles updates inside a database batch
   (:meth:`Storage.begin_batch`): the handlers' writes, the persistence rows of the data they
-  changed and the update_ids all commit in one transaction, after the update (or a few of them
-  under load: group commit, at most ``max_batch`` updates or ``max_batch_age`` seconds). An
-  update whose id is already recorded is skipped, so a redelivered update changes nothing twice.
+  changed, the messages they decided to send and the update_ids all commit in one transaction.
+  An update whose id is already recorded is skipped, so a redelivered update changes nothing
+  twice.
 - The journal (:mod:`bot.journaling`) receives each batch's raw updates, fsynced before the
   batch commits, so no update is confirmed that a restore could not replay.
 
-Replies may be sent twice (an update handled, replied to, then killed before its commit is
-handled again after the restart); stored state never changes twice and is never lost once
-Telegram was told the update is done.
+Messages are sent after their update commits (:mod:`bot.delivery`) and may arrive twice (sent,
+then killed before the outbox row was deleted); stored state never changes twice and is never
+lost once Telegram was told the update is done.
 """
 
 from __future__ import annotations
@@ -28,22 +28,14 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Sequence
-from datetime import datetime
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from telegram import Update
 from telegram.error import InvalidToken, NetworkError
-from telegram.ext import Application, BaseUpdateProcessor, ExtBot
+from telegram.ext import ExtBot
 from telegram.request import BaseRequest, HTTPXRequest
-
-from bot import crashpoints
-from bot.clock import utc_now
-from bot.journaling import BatchJournal
-from bot.persistence import SQLitePersistence
-from bot.storage import DatabaseThread, Storage
 
 log = logging.getLogger(__name__)
 
@@ -261,122 +253,3 @@ class DurableBot(ExtBot):
         it cannot read, and do_api_request warns on every call for an endpoint the Bot has a
         method for. Bot._post, which get_updates itself uses, is the one way; only here."""
         return await self._post("getUpdates", data, **request_options)
-
-
-class DurableUpdateProcessor(BaseUpdateProcessor):
-    """One update at a time, each inside the database batch; see the module docstring."""
-
-    def __init__(
-        self,
-        storage: Storage,
-        db_thread: DatabaseThread,
-        ledger: UpdateLedger,
-        persistence: SQLitePersistence | None = None,
-        *,
-        journal: BatchJournal | None = None,
-        max_batch: int = MAX_BATCH,
-        max_batch_age: float = MAX_BATCH_AGE,
-        clock: Callable[[], datetime] = utc_now,
-    ) -> None:
-        super().__init__(max_concurrent_updates=1)
-        self.storage = storage
-        self.db = db_thread
-        self.ledger = ledger
-        self.persistence = persistence
-        self.journal = journal
-        self.max_batch = max_batch
-        self.max_batch_age = max_batch_age
-        self.clock = clock
-        self.application: Application | None = None
-        self.failed: BaseException | None = None
-        self.committed = 0
-        self.skipped = 0
-        self._batch: list[int] = []
-        self._batch_started = 0.0
-        self._commit_lock = asyncio.Lock()
-
-    def attach(self, application: Application) -> None:
-        self.application = application
-
-    async def initialize(self) -> None:
-        pruned = await self.db.run(self.storage.prune_processed, self.clock())
-        if pruned:
-            log.debug("forgot %d update ids older than a week", pruned)
-
-    async def shutdown(self) -> None:
-        """The application is stopping: commit what the last batch did."""
-        if self._batch or self.storage.batch_open:
-            await self.commit()
-
-    async def do_process_update(self, update: object, coroutine: Coroutine[Any, Any, Any]) -> None:
-        if self.failed is not None:
-            coroutine.close()  # stopping: leave it to the next run (it is not confirmed)
-            return
-        update_id = update.update_id if isinstance(update, Update) else None
-        if update_id is not None and await self.db.run(self.storage.is_processed, update_id):
-            coroutine.close()
-            self.skipped += 1
-            log.info("update %s was handled before a restart; not applied twice", update_id)
-            self.ledger.finish([update_id])
-            return
-        if not self._batch:
-            self._batch_started = time.monotonic()
-        await self.db.run(self.storage.begin_batch)
-        await coroutine  # handler errors are caught and reported by the application
-        if update_id is not None:
-            self._batch.append(update_id)
-            if self.journal is not None and isinstance(update, Update):
-                self.journal.add(update, self.ledger.raw(update_id))
-        if self._should_commit():
-            await self.commit()
-
-    def _should_commit(self) -> bool:
-        queue = self.application.update_queue if self.application is not None else None
-        return (
-            queue is None
-            or queue.empty()
-            or len(self._batch) >= self.max_batch
-            or time.monotonic() - self._batch_started >= self.max_batch_age
-        )
-
-    async def commit(self) -> None:
-        """Persist changed data into the batch, record its update_ids, commit; then tell the
-        ledger, which lets the next getUpdates confirm them to Telegram."""
-        async with self._commit_lock:
-            if self.application is not None and self.application.persistence is not None:
-                await self.application.update_persistence()
-            ids, self._batch = self._batch, []
-            try:
-                await self.db.run(self._commit_durably, ids, self.clock())
-            except Exception as error:
-                self.failed = error
-                if self.journal is not None:
-                    self.journal.discard()
-                if self.persistence is not None:
-                    self.persistence.invalidate()
-                log.critical(
-                    "cannot commit handled updates %s to the database (%s: %s); stopping "
-                    "without confirming them to Telegram, they will be handled again",
-                    ids,
-                    type(error).__name__,
-                    error,
-                )
-                if self.application is not None and self.application.running:
-                    self.application.stop_running()
-                return
-            self.committed += len(ids)
-            self.ledger.finish(ids)
-
-    def _commit_durably(self, ids: list[int], now: datetime) -> None:
-        """On the database thread: the journal first (one fsync for the batch), then the
-        database. A journal that cannot be written rolls the batch back: nothing is confirmed
-        that the journal does not hold."""
-        if self.journal is not None:
-            try:
-                self.journal.flush()
-            except BaseException:
-                self.storage.rollback_batch()
-                raise
-            crashpoints.reached("journal-written")
-        self.storage.commit_batch(ids, now)
-        crashpoints.reached("committed")

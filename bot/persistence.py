@@ -74,6 +74,8 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
         self._written: dict[RowId, str] = {}
         """The value text of every row as last written or read: unchanged rows are skipped."""
         self._reported: set[str] = set()
+        self._erased: set[int] = set()
+        """Users (and their private chats) erased while the bot runs."""
 
     # ------------------------------------------------------------------------------ helpers
     async def _load(self, kind: str, name: str | None = None) -> list[tuple[str, str, str]]:
@@ -103,7 +105,13 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
         return {codec.loads(key): codec.loads(value) for _, key, value in await self._load(kind)}
 
     async def _write_data(self, kind: str, owner_id: int, data: dict[Any, Any]) -> None:
-        """The user_data or chat_data of one user or chat, as one row."""
+        """The user_data or chat_data of one user or chat, as one row. Empty data of an erased
+        user is not written: python-telegram-bot marks the user of an update again once its
+        task ended, after the erasure was committed, and the row would be theirs."""
+        if owner_id in self._erased:
+            if not data:
+                return
+            self._erased.discard(owner_id)
         value = self._encode(data, f"{kind}[{owner_id!r}]")
         await self._write([(kind, "", codec.dumps(owner_id), value)])
 
@@ -121,6 +129,7 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
         """After :meth:`Storage.erase_user` removed the rows: forget them here too, so that the
         same value written again later is written, not skipped as unchanged."""
         key = codec.dumps(user_id)
+        self._erased.add(user_id)
         for row in list(self._written):
             kind, _, row_key = row
             if (kind in (USER_DATA, CHAT_DATA) and row_key == key) or (

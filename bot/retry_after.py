@@ -17,8 +17,13 @@ log = logging.getLogger(__name__)
 JSONDict = dict[str, Any]
 
 
-class RetryAfterLimiter(BaseRateLimiter[None]):
-    """Not a rate limiter: when Telegram answers 429, wait ``retry_after`` and try again."""
+ONE_ATTEMPT = "one-attempt"
+"""``rate_limit_args`` of a call whose caller retries by itself (a delivery lane)."""
+
+
+class RetryAfterLimiter(BaseRateLimiter[str]):
+    """Not a rate limiter: when Telegram answers 429, wait ``retry_after`` and try again
+    (unless the call says :data:`ONE_ATTEMPT`)."""
 
     def __init__(self, max_retries: int = 3, max_wait: float = 60.0) -> None:
         self.max_retries = max_retries
@@ -37,8 +42,10 @@ class RetryAfterLimiter(BaseRateLimiter[None]):
         kwargs: dict[str, Any],
         endpoint: str,
         data: dict[str, Any],
-        rate_limit_args: None,
+        rate_limit_args: str | None,
     ) -> bool | JSONDict | list[JSONDict]:
+        if rate_limit_args == ONE_ATTEMPT:
+            return await callback(*args, **kwargs)
         attempt = 0
         while True:
             try:

@@ -99,3 +99,14 @@ CREATE TRIGGER IF NOT EXISTS notes_fts_insert AFTER INSERT ON notes BEGIN INSERT
 CREATE TRIGGER IF NOT EXISTS notes_fts_delete AFTER DELETE ON notes BEGIN INSERT INTO notes_fts(notes_fts, rowid, text) VALUES ('delete', old.id, old.text); END;
 
 CREATE TRIGGER IF NOT EXISTS notes_fts_update AFTER UPDATE OF text ON notes BEGIN INSERT INTO notes_fts(notes_fts, rowid, text) VALUES ('delete', old.id, old.text); INSERT INTO notes_fts(rowid, text) VALUES (new.id, new.text); END;
+
+-- @role state
+-- Messages decided while an update was handled, not sent yet (bot/delivery.py).
+CREATE TABLE IF NOT EXISTS outbox (
+	id INTEGER NOT NULL,
+	chat_id BIGINT NOT NULL,
+	method TEXT NOT NULL,
+	params TEXT NOT NULL,
+	created_at TEXT NOT NULL,
+	PRIMARY KEY (id)
+);

@@ -8,12 +8,13 @@ from sqlalchemy import text
 
 from bot.storage.account import AccountStore
 from bot.storage.batches import UpdateBatches
+from bot.storage.outbox import OutboxStore
 from bot.storage.schema import create_schema
 from bot.storage.seam import JOURNALED_PRAGMAS, connect, sqlite_url
 from bot.storage.search import SearchStore
 
 
-class Storage(AccountStore, SearchStore, UpdateBatches):
+class Storage(AccountStore, SearchStore, UpdateBatches, OutboxStore):
     """The bot's tables. Synchronous: call it from one thread (see
     :class:`~bot.storage.DatabaseThread`)."""
 

@@ -83,7 +83,7 @@ def test_429_honours_retry_after_on_polling_and_on_replies(
     reply = fake_api.wait_for_sent(4, timeout=15)
     assert reply["text"].startswith("Hello")
     assert time.monotonic() - started >= 2.0
-    assert "Telegram asks to slow down (429) on sendMessage" in bot.output()
+    assert "chat 4: Telegram asks to wait 2 s (429); trying again in 2.0 s" in bot.output()
 
 
 def test_telegram_unreachable_at_start_up_is_waited_for(

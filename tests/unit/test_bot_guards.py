@@ -29,7 +29,13 @@ def update(chat_type: str | None, *, user_id: int | None = 7, message: bool = Tr
 
 
 class Guarded:
+    """Stands in for Handlers: the guards answer through ``self.reply`` (with no update
+    processor around, Handlers.reply sends straight away, as here)."""
+
     admin_ids = frozenset({1})
+
+    async def reply(self, message: Any, text: str, **_: Any) -> None:
+        await message.reply_text(text)
 
     @private_chat_only()
     async def personal(self, update: Any, context: Any) -> str:

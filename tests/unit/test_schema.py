@@ -51,6 +51,7 @@ def test_the_tables_and_their_roles() -> None:
         "notes",
         "persistence",
         "processed_updates",
+        "outbox",
     )
     assert schema.MERGEABLE_TABLES == ("users", "chats", "messages", "notes", "processed_updates")
     assert set(schema.MERGEABLE_TABLES) < set(schema.TABLES)
