@@ -123,10 +123,10 @@ class ExportWriter:
 
     def items(self, values: Iterable[Mapping[str, Any]]) -> None:
         assert self._in_list
-        text = "".join(("\n    " if self._first_item else ",\n    ") + _json(v) for v in values)
+        text = ",\n    ".join(_json(value) for value in values)
         if text:
+            self._write(("\n    " if self._first_item else ",\n    ") + text)
             self._first_item = False
-            self._write(text)
 
     def close_list(self) -> None:
         self._write("]" if self._first_item else "\n  ]")
