@@ -29,9 +29,16 @@ def stored_size(text: str | None) -> int:
 
 @dataclass(frozen=True)
 class LimitSettings:
-    per_minute: float = 30.0
-    burst: int = 20
-    quota_bytes: int = 10 * MB
+    per_minute: float
+    burst: int
+    quota_bytes: int
+
+    @classmethod
+    def defaults(cls) -> LimitSettings:
+        """What ``conf/settings.py`` gives when nothing is set."""
+        from conf.settings import Settings
+
+        return cls.from_settings(Settings.model_construct())
 
     @classmethod
     def from_settings(cls, settings: Any) -> LimitSettings:

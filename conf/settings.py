@@ -86,8 +86,8 @@ class Settings(BaseSettings):
     bot_poll_timeout: int = Field(10, ge=0, le=50)
     # Per-user limits (bot/limits.py): a token bucket of RATE_LIMIT_BURST updates refilled at
     # RATE_LIMIT_PER_MINUTE, and USER_QUOTA_MB of stored messages and notes.
-    rate_limit_per_minute: float = Field(30, ge=1, le=6000)
-    rate_limit_burst: int = Field(20, ge=1, le=1000)
+    rate_limit_per_minute: float = Field(60, ge=1, le=6000)
+    rate_limit_burst: int = Field(30, ge=1, le=1000)
     user_quota_mb: float = Field(10, ge=0.01, le=100_000)
     shutdown_budget: Duration = 20
     log_level: str = "INFO"

@@ -10,13 +10,14 @@ from telegram import Update
 from telegram.ext import ApplicationHandlerStop
 
 from bot.handlers.base import Context, Handlers
+from bot.handlers.formatting import human_size
 from bot.limits import LimitSettings, UserLimits, Verdict
 
 log = logging.getLogger("bot.handlers")
 
 
 def _default_limits() -> UserLimits:
-    return UserLimits.build(LimitSettings())
+    return UserLimits.build(LimitSettings.defaults())
 
 
 def slow_down(seconds: int) -> str:
@@ -34,7 +35,7 @@ def slow_down_short(seconds: int) -> str:
 
 def quota_reached(quota_bytes: int) -> str:
     return (
-        f"Your storage is full: you have reached the {quota_bytes / 1024 / 1024:,.1f} MB I keep "
+        f"Your storage is full: you have reached the {human_size(quota_bytes)} I keep "
         "per person, so I did not save that, and I will not save new messages or notes until "
         "you make room. /forget a note, or /export everything and then /deleteme to start over."
     )
