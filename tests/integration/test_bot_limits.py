@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import random
 import sqlite3
 import threading
 from pathlib import Path
@@ -16,6 +17,7 @@ import psutil
 import pytest
 
 from bot.storage import Storage
+from tests.dbgen import sentence
 from tests.fakes.telegram_api import FakeTelegramAPI
 from tests.helpers import ProcessPool, wait_until
 from tests.integration.test_bot_features import REPLY_TIMEOUT, BotUnderTest
@@ -230,12 +232,13 @@ def test_an_export_of_200k_messages_streams_within_50_mb_of_memory(
     make_bot: Any, fake_api: FakeTelegramAPI
 ) -> None:
     bot = make_bot()
+    rng = random.Random(51)
     seed_user(bot.database, 51)
     seed(
         bot.database,
         "INSERT INTO messages (chat_id, message_id, user_id, kind, text, sent_at) "
         "VALUES (51, ?, 51, 'text', ?, '2026-01-01T00:00:00+00:00')",
-        [(n, f"message {n}: " + "lorem ipsum dolor sit amet " * 4) for n in range(EXPORT_MESSAGES)],
+        [(n, f"message {n}: {sentence(rng)}") for n in range(EXPORT_MESSAGES)],
     )
     leftover = bot.data_dir / "run" / "exports" / "erixcast-export-51-dead.json.gz.part1"
     leftover.parent.mkdir(parents=True)
