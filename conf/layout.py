@@ -55,6 +55,12 @@ class DataLayout:
         return self.root / "run"
 
     @property
+    def exports(self) -> Path:
+        """The bot's /export files while they are written and sent (owner-only; emptied at
+        every start of the bot)."""
+        return self.run / "exports"
+
+    @property
     def lock_file(self) -> Path:
         return self.run / "watchdog.lock"
 

@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     bot_stop_timeout: Duration = 10
     bot_restart_backoff_max: Duration = 60
     bot_poll_timeout: int = Field(10, ge=0, le=50)
+    # Per-user limits (bot/limits.py): a token bucket of RATE_LIMIT_BURST updates refilled at
+    # RATE_LIMIT_PER_MINUTE, and USER_QUOTA_MB of stored messages and notes.
+    rate_limit_per_minute: float = Field(60, ge=1, le=6000)
+    rate_limit_burst: int = Field(30, ge=1, le=1000)
+    user_quota_mb: float = Field(10, ge=0.01, le=100_000)
     shutdown_budget: Duration = 20
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
@@ -244,6 +249,11 @@ class Settings(BaseSettings):
             if secret is not None
         ]
         return [value for value in (*found, *self._runtime_secrets) if value]
+
+
+BOT_LIMIT_SETTINGS = ("rate_limit_per_minute", "rate_limit_burst", "user_quota_mb")
+"""Settings the bot reads besides those the watchdog always hands its child
+(``watchdog.runtime.child.BOT_SETTINGS`` must include them)."""
 
 
 class SettingsError(Exception):

@@ -2,23 +2,38 @@
 
 from __future__ import annotations
 
-import json
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatType
 from telegram.ext import Application, ConversationHandler
 
 from bot.clock import utc_now
-from bot.handlers.base import Context, Handlers
+from bot.export import MAX_PARTS, PART_BYTES, ExportFiles, ExportTooLarge, write_export
+from bot.handlers.base import Context
 from bot.handlers.commands import ADMIN_COMMANDS, COMMANDS
-from bot.handlers.formatting import when
+from bot.handlers.formatting import human_size, when
 from bot.handlers.guards import private_chat_only
+from bot.handlers.limited import LimitedHandlers
 from bot.persistence import SQLitePersistence
 
+log = logging.getLogger("bot.handlers")
+
 DELETE_YES, DELETE_NO = "deleteme:yes", "deleteme:no"
+EXPORTS_AT_ONCE = 2
+"""Exports being written or sent at the same time (each holds a part in memory to upload)."""
+UPLOAD_TIMEOUT = 300.0
+"""Seconds a part's upload may take (up to 48 MB on a slow link)."""
 
 
-class AccountHandlers(Handlers):
+@dataclass(frozen=True, eq=False)
+class AccountHandlers(LimitedHandlers):
+    exports: Path | None = None
+    """Where exports are written (``DataLayout.exports``); None: a temporary folder."""
+
     async def start(self, update: Update, context: Context) -> None:
         user, message = update.effective_user, update.effective_message
         if user is None or message is None:
@@ -76,22 +91,72 @@ class AccountHandlers(Handlers):
     async def export(self, update: Update, context: Context) -> None:
         message, user = update.effective_message, update.effective_user
         assert message is not None and user is not None
-        data = await self.db.run(self.storage.export_user, user.id)
-        document = {
-            "format": "erixcast-export/1",
-            "exported_at": utc_now().isoformat(timespec="seconds"),
-            **data,
-        }
-        body = json.dumps(document, ensure_ascii=False, indent=2, default=str)
-        payload = body.encode("utf-8", "surrogatepass")
-        await message.reply_document(
-            document=payload,
-            filename=f"erixcast-export-{user.id}.json",
-            caption=(
-                f"Everything I keep about you: {len(data['messages'])} messages, "
-                f"{len(data['notes'])} notes."
-            ),
-        )
+        busy = self.limits.exports_in_progress
+        if user.id in busy:
+            await self.reply(message, "Your export is on its way already.")
+            return
+        if len(busy) >= EXPORTS_AT_ONCE:
+            await self.reply(message, "I am busy with other exports: try again in a minute.")
+            return
+        busy.add(user.id)
+
+        async def work() -> None:
+            try:
+                await self._export(message, user.id)
+            finally:
+                busy.discard(user.id)
+
+        try:
+            await self.in_background(message.chat_id, work)
+        except BaseException:
+            busy.discard(user.id)
+            raise
+
+    async def _export(self, message: Message, user_id: int) -> None:
+        folder = self.exports or Path(tempfile.gettempdir())
+        try:
+            files = await write_export(self.storage, self.db, user_id, folder, utc_now())
+        except ExportTooLarge:
+            await self.reply(
+                message,
+                f"Your export is too large to send: more than {MAX_PARTS} files of "
+                f"{human_size(PART_BYTES)}, Telegram's limit for a bot. Nothing was sent.",
+            )
+            return
+        except OSError as error:
+            log.error("export of user %s failed: %s", user_id, error.strerror or error)
+            await self.reply(
+                message, "I could not write your export just now; please try again later."
+            )
+            return
+        try:
+            await self._send_export(message, user_id, files)
+        finally:
+            files.remove()
+
+    async def _send_export(self, message: Message, user_id: int, files: ExportFiles) -> None:
+        """The parts as documents. Not through :meth:`reply`: a document is not a text, and
+        this is the one place the bot sends one."""
+        summary = f"{files.messages:,} messages, {files.notes:,} notes"
+        total = len(files.parts)
+        for number, part in enumerate(files.parts, start=1):
+            if total == 1:
+                name = f"erixcast-export-{user_id}.json.gz"
+                caption = f"Everything I keep about you: {summary} (JSON, gzip-compressed)."
+            else:
+                name = f"erixcast-export-{user_id}.json.gz.part{number}"
+                caption = (
+                    f"Part {number} of {total} of everything I keep about you ({summary}). "
+                    "Join the parts in order (cat part1 part2 … > export.json.gz), then unzip."
+                )
+            with part.open("rb") as document:
+                await message.reply_document(
+                    document=document,
+                    filename=name,
+                    caption=caption,
+                    read_timeout=UPLOAD_TIMEOUT,
+                    write_timeout=UPLOAD_TIMEOUT,
+                )
 
     # --------------------------------------------------------------------------- /deleteme
     @private_chat_only(needs_sender=False)
@@ -142,15 +207,21 @@ def forget_in_memory(
     application: Application, persistence: SQLitePersistence | None, user_id: int
 ) -> None:
     """The rows are gone; drop the same data from the application's memory so no later write
-    brings it back: user data, the private chat's data, conversation states."""
+    brings it back: user data, the private chat's data, conversation states, and what the
+    limits counted of them (replay calls this for the erasures it re-applies, too)."""
     if persistence is not None:
         persistence.forget_user(user_id)
     application.drop_user_data(user_id)
     application.drop_chat_data(user_id)  # the private chat has the user's id
+    seen: set[int] = set()
     for handlers in application.handlers.values():
         for handler in handlers:
             if isinstance(handler, ConversationHandler):
                 drop_conversation_states(handler, user_id)
+            owner = getattr(getattr(handler, "callback", None), "__self__", None)
+            if isinstance(owner, LimitedHandlers) and id(owner.limits) not in seen:
+                seen.add(id(owner.limits))
+                owner.limits.forget(user_id)
 
 
 def drop_conversation_states(handler: ConversationHandler, user_id: int) -> None:

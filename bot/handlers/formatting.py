@@ -1,4 +1,4 @@
-"""Text for the replies: shortening, splitting into messages, times, sizes, and the watchdog's
+"""Text for the replies: shortening, bounding to one message, times, sizes, and the watchdog's
 documents as a few lines."""
 
 from __future__ import annotations
@@ -15,20 +15,19 @@ def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def chunks(lines: list[str], limit: int = REPLY_CHUNK) -> list[str]:
-    """Lines joined into messages of at most ``limit`` characters."""
-    out: list[str] = []
-    current = ""
+def bounded(lines: list[str], limit: int = REPLY_CHUNK) -> str:
+    """Lines as one message of at most ``limit`` characters: the lines that do not fit are
+    left out, and an ellipsis line says so."""
+    kept: list[str] = []
+    length = 0
     for line in lines:
         line = line[:limit]
-        if current and len(current) + 1 + len(line) > limit:
-            out.append(current)
-            current = line
-        else:
-            current = f"{current}\n{line}" if current else line
-    if current:
-        out.append(current)
-    return out
+        if length + len(line) + 1 > limit - 2:
+            kept.append("…")
+            break
+        kept.append(line)
+        length += len(line) + 1
+    return "\n".join(kept)
 
 
 def when(moment: datetime) -> str:

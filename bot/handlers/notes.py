@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-from telegram import Message, Update
+import re
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.constants import ChatType
 from telegram.ext import ConversationHandler
 
 from bot.clock import utc_now
-from bot.handlers.base import Context, Handlers
-from bot.handlers.formatting import chunks, shorten, when
+from bot.handlers.base import Context
+from bot.handlers.formatting import bounded, shorten, when
 from bot.handlers.guards import private_chat_only
-from bot.storage import NOTE_MAX_CHARS, search_terms
+from bot.handlers.limited import LimitedHandlers
+from bot.limits import stored_size
+from bot.storage import NOTE_MAX_CHARS, Note, clean_text, search_terms
 
 SEARCH_RESULTS = 10
+NOTES_PER_PAGE = 10
+NOTE_LINE_CHARS = 300
+NOTES_PAGE_DATA = re.compile(r"notes:page:(\d{1,7})")
+"""A Previous/Next button's data: the page (from 0) it shows. From outside: checked whole."""
 DRAFTING = "drafting"
 """The /remember conversation's one state: collecting the parts of a note."""
 CONVERSATION_NAME = "remember"
@@ -23,7 +32,7 @@ def command_argument(message: Message) -> str:
     return parts[1].strip() if len(parts) > 1 else ""
 
 
-class NoteHandlers(Handlers):
+class NoteHandlers(LimitedHandlers):
     # --------------------------------------------------------------------------- /remember
     @private_chat_only(refused=ConversationHandler.END)
     async def remember(self, update: Update, context: Context) -> object:
@@ -50,9 +59,14 @@ class NoteHandlers(Handlers):
                 "Your message is in your history all the same.",
             )
             return False
+        size = stored_size(clean_text(text))
+        if not await self.quota_allows(user_id, size):
+            await self.reply(message, self.quota_message())
+            return False
         note = await self.db.run(
             self.storage.add_note, user_id, text, utc_now(), (message.chat_id, message.message_id)
         )
+        self.limits.quota.add(user_id, size)
         await self.reply(message, f"Noted as #{note.number}. /notes lists them all.")
         return True
 
@@ -103,16 +117,38 @@ class NoteHandlers(Handlers):
     # ---------------------------------------------------------------------- /notes /forget
     @private_chat_only()
     async def notes(self, update: Update, context: Context) -> None:
+        """One message, one page of notes, and Previous/Next buttons that edit it in place."""
         message, user = update.effective_message, update.effective_user
         assert message is not None and user is not None
-        notes = await self.db.run(self.storage.list_notes, user.id)
-        if not notes:
-            await self.reply(message, "No notes yet. Save one with /remember <text>.")
+        text, keyboard = await self._notes_page(user.id, 0)
+        await self.reply(message, text, reply_markup=keyboard)
+
+    async def notes_button(self, update: Update, context: Context) -> None:
+        query, user = update.callback_query, update.effective_user
+        if query is None or user is None:
             return
-        lines = [f"Your notes ({len(notes)}):"]
-        lines += [f"{note.number}. {shorten(note.text, 300)}" for note in notes]
-        for chunk in chunks(lines):
-            await self.reply(message, chunk)
+        chat = query.message.chat if query.message is not None else None
+        matched = NOTES_PAGE_DATA.fullmatch(query.data or "")
+        if chat is None or chat.type != ChatType.PRIVATE or chat.id != user.id:
+            await self.answer(query, "This button is not yours.")
+            return
+        if matched is None:
+            await self.answer(query, "That button is from an older version of me: send /notes.")
+            return
+        await self.answer(query)
+        text, keyboard = await self._notes_page(user.id, int(matched.group(1)))
+        await self.edit(query, text, reply_markup=keyboard)
+
+    async def _notes_page(self, user_id: int, page: int) -> tuple[str, InlineKeyboardMarkup | None]:
+        count = await self.db.run(self.storage.count_notes, user_id)
+        if not count:
+            return "No notes yet. Save one with /remember <text>.", None
+        pages = -(-count // NOTES_PER_PAGE)
+        page = min(max(page, 0), pages - 1)  # notes forgotten meanwhile: the last page there is
+        notes = await self.db.run(
+            self.storage.notes_page, user_id, page * NOTES_PER_PAGE, NOTES_PER_PAGE
+        )
+        return notes_page_text(notes, count, page, pages), notes_keyboard(page, pages)
 
     @private_chat_only()
     async def forget(self, update: Update, context: Context) -> None:
@@ -127,11 +163,12 @@ class NoteHandlers(Handlers):
             return
         note = await self.db.run(self.storage.forget_note, user.id, int(argument))
         if note is None:
-            count = len(await self.db.run(self.storage.list_notes, user.id))
+            count = await self.db.run(self.storage.count_notes, user.id)
             await self.reply(
                 message, f"There is no note {int(argument)}; you have {count}. /notes lists them."
             )
             return
+        self.limits.quota.add(user.id, -stored_size(note.text))
         await self.reply(
             message,
             f"Forgot note {note.number}: “{shorten(note.text, 200)}”. "
@@ -159,5 +196,24 @@ class NoteHandlers(Handlers):
         for hit in hits:
             label = "📝 note" if hit.kind == "note" else "💬 message"
             lines.append(f"{label}, {when(hit.at)}: {shorten(hit.text, 200)}")
-        for chunk in chunks(lines):
-            await self.reply(message, chunk)
+        await self.reply(message, bounded(lines))
+
+
+def notes_page_text(notes: list[Note], count: int, page: int, pages: int) -> str:
+    """One page of /notes; never longer than a Telegram message."""
+    header = (
+        f"Your notes ({count:,}):"
+        if pages == 1
+        else (f"Your notes ({count:,}), page {page + 1:,} of {pages:,}:")
+    )
+    lines = [header] + [f"{note.number}. {shorten(note.text, NOTE_LINE_CHARS)}" for note in notes]
+    return bounded(lines)
+
+
+def notes_keyboard(page: int, pages: int) -> InlineKeyboardMarkup | None:
+    buttons = []
+    if page > 0:
+        buttons.append(InlineKeyboardButton("‹ Previous", callback_data=f"notes:page:{page - 1}"))
+    if page + 1 < pages:
+        buttons.append(InlineKeyboardButton("Next ›", callback_data=f"notes:page:{page + 1}"))
+    return InlineKeyboardMarkup([buttons]) if buttons else None

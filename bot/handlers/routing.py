@@ -1,31 +1,53 @@
 """Which handler gets which update.
 
-Every message (and every edit) is recorded first, in handler group -1; commands run in group 0.
+The rate gate sees every update first (group -2), every message (and every edit) is recorded
+next (group -1), commands run in group 0.
 """
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
+from telegram import Update
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
     CommandHandler,
     ConversationHandler,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
+from bot.export import clean_exports
 from bot.handlers.account import AccountHandlers
 from bot.handlers.admin import AdminHandlers
 from bot.handlers.errors import on_error
 from bot.handlers.history import HistoryHandlers
 from bot.handlers.notes import CONVERSATION_NAME, DRAFTING, NoteHandlers
 from bot.journaling import BatchJournal
+from bot.limits import LimitSettings, UserLimits
 from bot.persistence import SQLitePersistence
 from bot.storage import DatabaseThread, Storage
 from bot.watchdog_client import WatchdogClient
 
+log = logging.getLogger("bot.handlers")
+
+GATE_GROUP = -2
+"""Runs before everything else, for every update: the rate limit."""
 TRACKING_GROUP = -1
 """Runs before the command handlers (group 0), for every message."""
+
+
+def configured_limits() -> tuple[LimitSettings, Path]:
+    """The limit settings and the exports folder, read from the settings (for a caller that
+    does not pass them: the settings are the process's own, already checked at its start)."""
+    from conf.layout import DataLayout
+    from conf.settings import load_settings
+
+    settings = load_settings()
+    return LimitSettings.from_settings(settings), DataLayout.from_settings(settings).exports
 
 
 def register(
@@ -38,9 +60,20 @@ def register(
     persistence: SQLitePersistence | None = None,
     journal: BatchJournal | None = None,
     replaying: bool = False,
+    limits: LimitSettings | None = None,
+    exports: Path | None = None,
 ) -> None:
     """``replaying``: the updates come from the journal (:mod:`bot.replay`): administrators'
-    commands are left out — a replayed ``/backup`` must not take a backup."""
+    commands are left out — a replayed ``/backup`` must not take a backup — and no rate limit
+    applies: each update was acknowledged once already (the quota does, as it did then).
+    ``limits`` and ``exports`` default to the settings' (see :func:`configured_limits`); what
+    an interrupted export left in ``exports`` is removed here, at the bot's start."""
+    if limits is None:
+        limits, exports = configured_limits()
+    if exports is not None and not replaying:
+        removed = clean_exports(exports)
+        if removed:
+            log.info("removed %s files an interrupted /export left", removed)
     services = {
         "storage": storage,
         "db": db_thread,
@@ -49,10 +82,14 @@ def register(
         "persistence": persistence,
         "journal": None if replaying else journal,
     }
-    history = HistoryHandlers(**services)
-    notes = NoteHandlers(**services)
-    account = AccountHandlers(**services)
+    shared = UserLimits.build(limits, replaying=replaying)
+    history = HistoryHandlers(**services, limits=shared)
+    notes = NoteHandlers(**services, limits=shared)
+    account = AccountHandlers(**services, limits=shared, exports=exports)
     admin = AdminHandlers(**services)
+
+    if shared.rate is not None:
+        application.add_handler(TypeHandler(Update, history.gate), group=GATE_GROUP)
 
     new_messages = filters.UpdateType.MESSAGE  # an edited "/start" is not run twice
     application.add_handler(
@@ -99,5 +136,6 @@ def register(
             CommandHandler(command, callback, filters=new_messages, block=False)
         )
     application.add_handler(CallbackQueryHandler(account.deleteme_answer, pattern=r"^deleteme:"))
+    application.add_handler(CallbackQueryHandler(notes.notes_button, pattern=r"^notes:"))
     application.add_handler(MessageHandler(filters.COMMAND & new_messages, account.unknown))
     application.add_error_handler(on_error)

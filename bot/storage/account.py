@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import text
 
 from bot import codec
+from bot.limits import ROW_BYTES
 from bot.storage.history import HistoryStore
 from bot.storage.notes import NoteStore
 from bot.storage.persistence_rows import (
@@ -51,26 +52,49 @@ class AccountStore(HistoryStore, NoteStore, PersistenceStore):
             "notes": int(notes),
         }
 
-    def export_user(self, user_id: int) -> dict[str, Any]:
-        """Everything stored about the user, as plain JSON-ready data."""
+    def stored_bytes(self, user_id: int) -> int:
+        """What the user's messages and notes count against the quota (``limits.stored_size``
+        of each row, summed over the user's index ranges)."""
+        with self.db:
+            total = 0
+            for table in ("messages", "notes"):
+                total += int(
+                    self._run(
+                        text(
+                            f"SELECT COALESCE(SUM({ROW_BYTES} + "
+                            f"COALESCE(length(CAST(text AS BLOB)), 0)), 0) FROM {table} "
+                            "WHERE user_id = :user_id"
+                        ),
+                        {"user_id": int(user_id)},
+                    ).scalar_one()
+                )
+        return total
+
+    def export_header(self, user_id: int) -> dict[str, Any]:
+        """The small part of an export (the user's row and persisted data); the messages and
+        notes are read in pages (:meth:`messages_page`, :meth:`notes_after`)."""
         with self.db as tx:
             user = tx["users"].find_one(id=int(user_id))
-            notes = self.list_notes(user_id)
-            messages = self.messages_of(user_id)
             persisted = {
                 kind: self._persisted_value(kind, "", codec.dumps(int(user_id)))
                 for kind in (USER_DATA, CHAT_DATA)
             }
         return {
             "user": dict(user) if user is not None else None,
-            "notes": [
-                {"number": n.number, "text": n.text, "created_at": n.created_at.isoformat()}
-                for n in notes
-            ],
-            "messages": messages,
             "user_data": persisted[USER_DATA],
             "private_chat_data": persisted[CHAT_DATA],
         }
+
+    def notes_after(self, user_id: int, after_id: int, limit: int) -> list[dict[str, Any]]:
+        """The user's notes with ``id`` above ``after_id``, oldest first (keyset pages)."""
+        with self.db:
+            return self._rows(
+                text(
+                    "SELECT id, text, created_at FROM notes WHERE user_id = :user_id "
+                    "AND id > :after ORDER BY id LIMIT :limit"
+                ),
+                {"user_id": int(user_id), "after": int(after_id), "limit": int(limit)},
+            )
 
     def erase_user(self, user_id: int) -> dict[str, int]:
         """Delete everything of the user: their row, messages (and their private chat's),

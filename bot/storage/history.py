@@ -137,12 +137,16 @@ class HistoryStore(StorageBase):
         user: Mapping[str, Any] | None,
         chat: Mapping[str, Any],
         now: datetime,
+        *,
+        keep: bool = True,
     ) -> tuple[UserRecord | None, bool]:
         """Store a new message, the chat and the sender; ``(sender, stored)``. A message already
-        stored (same chat and message id: a redelivery) is not stored or counted again."""
+        stored (same chat and message id: a redelivery) is not stored or counted again; nor is
+        one not to ``keep`` (its sender is at their quota): only the chat and sender are
+        refreshed, in place."""
         with self.db:
             self.touch_chat(chat, now)
-            stored = bool(self._insert_message(message).rowcount)
+            stored = keep and bool(self._insert_message(message).rowcount)
             record = self.touch_user(user, now, counted=stored) if user is not None else None
         return record, stored
 
@@ -184,12 +188,26 @@ class HistoryStore(StorageBase):
             },
         )
 
-    def messages_of(self, user_id: int) -> list[dict[str, Any]]:
+    def message_text(self, chat_id: int, message_id: int) -> tuple[bool, str | None]:
+        """Whether the message is stored, and its text (for what an edit changes in size)."""
+        with self.db:
+            row = self._run(
+                text(
+                    "SELECT text FROM messages WHERE chat_id = :chat_id "
+                    "AND message_id = :message_id"
+                ),
+                {"chat_id": int(chat_id), "message_id": int(message_id)},
+            ).first()
+        return (row is not None, row[0] if row is not None else None)
+
+    def messages_page(self, user_id: int, after_id: int, limit: int) -> list[dict[str, Any]]:
+        """The user's messages with ``id`` above ``after_id``, oldest first, at most ``limit``
+        (keyset pagination over ``ix_messages_user``: each page costs the same)."""
         with self.db:
             return self._rows(
                 text(
-                    "SELECT chat_id, message_id, kind, text, sent_at, edited_at FROM messages "
-                    "WHERE user_id = :user_id ORDER BY id"
+                    "SELECT id, chat_id, message_id, kind, text, sent_at, edited_at FROM messages "
+                    "WHERE user_id = :user_id AND id > :after ORDER BY id LIMIT :limit"
                 ),
-                {"user_id": int(user_id)},
+                {"user_id": int(user_id), "after": int(after_id), "limit": int(limit)},
             )

@@ -63,34 +63,54 @@ class NoteStore(StorageBase):
                     ),
                     {"chat_id": chat_id, "message_id": message_id},
                 ).scalar_one()
-            notes = self.list_notes(user_id)
-        for found in notes:
-            if found.id == note_id:
-                return found
-        raise RuntimeError("the note just saved is missing")  # pragma: no cover
+            row = self._rows(
+                text(
+                    "SELECT id, text, created_at, (SELECT COUNT(*) FROM notes AS earlier "
+                    "WHERE earlier.user_id = notes.user_id AND earlier.id <= notes.id) AS number "
+                    "FROM notes WHERE id = :id"
+                ),
+                {"id": note_id},
+            )[0]
+        return _note(int(row["number"]), row)
 
-    def list_notes(self, user_id: int) -> list[Note]:
+    def count_notes(self, user_id: int) -> int:
+        with self.db:
+            return int(
+                self._run(
+                    text("SELECT COUNT(*) FROM notes WHERE user_id = :user_id"),
+                    {"user_id": int(user_id)},
+                ).scalar_one()
+            )
+
+    def notes_page(self, user_id: int, offset: int, limit: int) -> list[Note]:
+        """``limit`` of the user's notes from number ``offset + 1`` on (an index range: the
+        notes before it are skipped in the index, not loaded)."""
         with self.db:
             rows = self._rows(
-                text("SELECT id, text, created_at FROM notes WHERE user_id = :user_id ORDER BY id"),
-                {"user_id": int(user_id)},
+                text(
+                    "SELECT id, text, created_at FROM notes WHERE user_id = :user_id "
+                    "ORDER BY id LIMIT :limit OFFSET :offset"
+                ),
+                {"user_id": int(user_id), "limit": max(0, int(limit)), "offset": max(0, offset)},
             )
-        return [
-            Note(
-                number=number,
-                id=int(row["id"]),
-                text=row["text"],
-                created_at=datetime.fromisoformat(row["created_at"]),
-            )
-            for number, row in enumerate(rows, start=1)
-        ]
+        return [_note(number, row) for number, row in enumerate(rows, start=offset + 1)]
 
     def forget_note(self, user_id: int, number: int) -> Note | None:
         """Delete the user's note with this number (as /notes shows it); the note, or None."""
+        if number < 1:
+            return None
         with self.db:
-            notes = self.list_notes(user_id)
-            if not 1 <= number <= len(notes):
+            found = self.notes_page(user_id, number - 1, 1)
+            if not found:
                 return None
-            note = notes[number - 1]
-            self._run(text("DELETE FROM notes WHERE id = :id"), {"id": note.id})
-        return note
+            self._run(text("DELETE FROM notes WHERE id = :id"), {"id": found[0].id})
+        return found[0]
+
+
+def _note(number: int, row: dict) -> Note:
+    return Note(
+        number=number,
+        id=int(row["id"]),
+        text=row["text"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+    )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import json
 import signal
 import sqlite3
@@ -321,8 +322,8 @@ def test_history_edits_kinds_stats_and_export(bot: BotUnderTest, fake_api: FakeT
     fake_api.send_text(12, "/export")
     record = fake_api.wait_for_sent(12, after=before, timeout=REPLY_TIMEOUT)
     assert record["method"] == "sendDocument"
-    assert record["filename"] == "erixcast-export-12.json"
-    document = json.loads(record["document"].decode("utf-8"))
+    assert record["filename"] == "erixcast-export-12.json.gz"
+    document = json.loads(gzip.decompress(record["document"]).decode("utf-8"))
     assert document["format"] == "erixcast-export/1"
     assert document["user"]["id"] == 12
     assert [n["text"] for n in document["notes"]] == ["keep this"]

@@ -240,10 +240,10 @@ def test_notes_are_numbered_idempotent_and_bounded(storage: Storage) -> None:
     assert storage.add_note(42, "one", T0, (42, 1)) == first, "same source: same note"
     storage.add_note(42, "two", T0, (42, 2))
     storage.add_note(43, "other user's", T0, (43, 3))
-    assert [(n.number, n.text) for n in storage.list_notes(42)] == [(1, "one"), (2, "two")]
+    assert [(n.number, n.text) for n in storage.notes_page(42, 0, 100)] == [(1, "one"), (2, "two")]
     assert storage.forget_note(42, 1) is not None
     assert storage.forget_note(42, 5) is None
-    assert [(n.number, n.text) for n in storage.list_notes(42)] == [(1, "two")]
+    assert [(n.number, n.text) for n in storage.notes_page(42, 0, 100)] == [(1, "two")]
     with pytest.raises(ValueError):
         storage.add_note(42, " ", T0)
     with pytest.raises(ValueError):
@@ -309,4 +309,4 @@ def test_odd_text_is_stored(storage: Storage) -> None:
     user = {**ANN, "first_name": "bad \ud800 name"}
     storage.record_message(_message(1, "nul \x00 and \ud83d alone"), user, _chat(), T0)
     assert storage.get_user(42).first_name == "bad \ufffd name"  # type: ignore[union-attr]
-    assert storage.messages_of(42)[0]["text"] == "nul \x00 and \ufffd alone"
+    assert storage.messages_page(42, 0, 10)[0]["text"] == "nul \x00 and \ufffd alone"

@@ -1,0 +1,172 @@
+"""/export of a big history: the bot process's memory (RSS, sampled every 20 ms with psutil)
+while it exports N messages, with the code of this checkout ("after") and with the code of
+``main`` where this branch began ("before", unpacked with ``git archive``; it builds the whole
+document in memory, so it runs only at the smaller size: at 200k messages it would take
+gigabytes on a shared machine).
+
+Each run: a database filled straight with SQL (one user, N messages of dbgen's text), ``python
+-m bot`` against the fake Bot API, ``/help`` to warm it up, then ``/export`` until the document
+arrives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import sqlite3
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from tests.bench.report import Table
+from tests.dbgen import sentence
+from tests.fakes.telegram_api import FakeTelegramAPI
+from tests.helpers import REPO, base_env, free_port, wait_until
+
+USER = 51
+MB = 1024 * 1024
+
+
+@dataclass
+class Result:
+    baseline_mb: float
+    grown_mb: float
+    seconds: float
+    document_mb: float
+
+
+def fill(database: Path, messages: int) -> None:
+    from bot.storage import Storage
+
+    database.parent.mkdir(parents=True, exist_ok=True)
+    Storage.open(database).close()
+    rng = random.Random(messages)
+    with contextlib.closing(sqlite3.connect(database)) as conn:
+        conn.execute("PRAGMA synchronous=OFF")
+        conn.execute(
+            "INSERT INTO users (id, first_name, first_seen, last_seen, message_count) VALUES "
+            "(?, 'Big', '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00', 0)",
+            (USER,),
+        )
+        conn.executemany(
+            "INSERT INTO messages (chat_id, message_id, user_id, kind, text, sent_at) "
+            "VALUES (?, ?, ?, 'text', ?, '2026-01-01T00:00:00+00:00')",
+            ((USER, n, USER, f"message {n}: {sentence(rng)}") for n in range(messages)),
+        )
+        conn.commit()
+
+
+def code_of_main(into: Path) -> Path:
+    """The tree where this branch left ``main`` (the merge base), unpacked."""
+    base = subprocess.run(
+        ["git", "merge-base", "HEAD", "main"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    archive = into / "main.tar"
+    with archive.open("wb") as out:
+        subprocess.run(["git", "archive", base], cwd=REPO, stdout=out, check=True)
+    tree = into / "main"
+    with tarfile.open(archive) as tar:
+        tar.extractall(tree, filter="data")
+    return tree
+
+
+def export_once(code: Path, messages: int, root: Path) -> Result:
+    data_dir = root / "data"
+    fill(data_dir / "erixcast.db", messages)
+    heartbeat = data_dir / "run" / "bot.heartbeat"
+    with FakeTelegramAPI() as fake, (root / "bot.log").open("wb") as log:
+        env = base_env(data_dir, free_port(), TELEGRAM_BOT_TOKEN=fake.token)
+        env.update(TELEGRAM_API_URL=fake.base_url, PYTHONPATH=str(code), LOG_LEVEL="WARNING")
+        bot = subprocess.Popen(
+            [sys.executable, "-m", "bot"],
+            cwd=code,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        try:
+            wait_until(lambda: heartbeat.exists() or bot.poll() is not None, 60, what="polling")
+            if bot.poll() is not None:
+                raise RuntimeError(f"the bot exited with {bot.returncode}")
+            fake.send_text(USER, "/help")
+            fake.wait_for_sent(USER, timeout=30)
+            process = psutil.Process(bot.pid)
+            baseline = process.memory_info().rss
+            peak = [baseline]
+            done = threading.Event()
+
+            def sample() -> None:
+                while not done.is_set():
+                    with contextlib.suppress(psutil.Error):
+                        peak[0] = max(peak[0], process.memory_info().rss)
+                    done.wait(0.02)
+
+            sampler = threading.Thread(target=sample)
+            sampler.start()
+            started = time.monotonic()
+            try:
+                before = len(fake.sent(USER))
+                fake.send_text(USER, "/export")
+                record = fake.wait_for_sent(USER, after=before, timeout=600)
+            finally:
+                done.set()
+                sampler.join(10)
+            seconds = time.monotonic() - started
+        finally:
+            bot.kill()
+            bot.wait(30)
+    document = record.get("document") or b""
+    return Result(baseline / MB, (peak[0] - baseline) / MB, seconds, len(document) / MB)
+
+
+def run(quick: bool) -> list[Table]:
+    small, big = (5_000, 20_000) if quick else (20_000, 200_000)
+    table = Table(
+        "/export: the bot's memory while it exports one user's history",
+        [
+            "code",
+            "messages",
+            "RSS before (MB)",
+            "RSS growth, peak (MB)",
+            "seconds",
+            "document (MB)",
+        ],
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
+        root = Path(tmp)
+        main = code_of_main(root)
+        for label, code, messages in (
+            ("before (main: whole document in memory)", main, small),
+            ("after (streamed, gzip)", REPO, small),
+            ("after (streamed, gzip)", REPO, big),
+        ):
+            work = root / f"{len(table.rows)}"
+            work.mkdir()
+            result = export_once(code, messages, work)
+            table.add(
+                label,
+                f"{messages:,}",
+                result.baseline_mb,
+                result.grown_mb,
+                result.seconds,
+                result.document_mb,
+            )
+    table.notes.append(
+        f"Text from tests/dbgen.py (3–40 common words); RSS sampled every 20 ms. The code before "
+        f"is not run at {big:,} messages: it holds the whole JSON document (and its copy in "
+        "the upload) in memory, and past 50 MB Telegram refuses the upload anyway."
+    )
+    return [table]
+
+
+if __name__ == "__main__":
+    for printed in run(quick="--quick" in sys.argv):
+        print(printed.render())
