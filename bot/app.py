@@ -16,6 +16,7 @@ from bot import handlers, lifeline
 from bot.durable import DurableBot, UpdateLedger
 from bot.heartbeat import Heartbeat, HeartbeatRequest
 from bot.journaling import BatchJournal
+from bot.limits import LimitSettings
 from bot.persistence import SQLitePersistence
 from bot.processor import DurableUpdateProcessor
 from bot.replay import remember_identity, replay_journal
@@ -123,6 +124,8 @@ def build_application(
         watchdog=WatchdogClient(settings.watchdog_url, settings.watchdog_secret),
         persistence=persistence if isinstance(persistence, SQLitePersistence) else None,
         journal=batch_journal,
+        limits=LimitSettings.from_settings(settings),
+        exports=layout.exports,
     )
     return application
 

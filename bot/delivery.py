@@ -73,6 +73,8 @@ class Handling:
     update_id: int | None
     sender: Sender
     open: bool = True
+    journaled: bool = True
+    """False for an update refused before any effect (see :func:`leave_out_of_journal`)."""
 
 
 HANDLING: contextvars.ContextVar[Handling | None] = contextvars.ContextVar(
@@ -85,6 +87,15 @@ context), where messages go straight to the Bot API."""
 def current_sender() -> Sender | None:
     handling = HANDLING.get()
     return handling.sender if handling is not None else None
+
+
+def leave_out_of_journal() -> None:
+    """The update being handled is refused before it has any effect (the rate limit): the
+    journal does not keep it, so no replay after a restore gives it the effects it was refused.
+    It is still recorded as processed."""
+    handling = HANDLING.get()
+    if handling is not None:
+        handling.journaled = False
 
 
 @dataclass

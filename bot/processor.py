@@ -90,6 +90,8 @@ class DurableUpdateProcessor(BaseUpdateProcessor):
         self._commit_lock = asyncio.Lock()
         self._lines: dict[Hashable, asyncio.Future[None]] = {}
         self._in_flight = 0
+        self.most_in_flight = 0
+        """The most updates handled at once so far (said at the end of a run)."""
         self._quiet = asyncio.Event()
         self._quiet.set()
         self._gate = asyncio.Event()
@@ -119,6 +121,12 @@ class DurableUpdateProcessor(BaseUpdateProcessor):
             await self.commit()
         if self.delivery is not None:
             await self.delivery.drain()
+        log.info(
+            "handled %d updates this run, at most %d at once; %d messages sent",
+            self.committed,
+            self.most_in_flight,
+            self.delivery.sent if self.delivery is not None else 0,
+        )
 
     async def shutdown(self) -> None:
         if self._batch or self.storage.batch_open:
@@ -167,6 +175,7 @@ class DurableUpdateProcessor(BaseUpdateProcessor):
             coroutine.close()  # stopping: leave it to the next run (it is not confirmed)
             return
         self._in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self._in_flight)
         self._quiet.clear()
         try:
             handled = await self._handle(update, coroutine)
@@ -197,7 +206,7 @@ class DurableUpdateProcessor(BaseUpdateProcessor):
             HANDLING.reset(token)
         if update_id is not None:
             self._batch.append(update_id)
-            if self.journal is not None and isinstance(update, Update):
+            if self.journal is not None and isinstance(update, Update) and handling.journaled:
                 self.journal.add(update, self.ledger.raw(update_id))
         return True
 

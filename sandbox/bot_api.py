@@ -370,12 +370,20 @@ class LocalBotAPI:
         return self.send_update({"callback_query": query})
 
     def fail_next(
-        self, method: str, status: int = 429, times: int = 1, retry_after: int = 1
+        self,
+        method: str,
+        status: int = 429,
+        times: int = 1,
+        retry_after: int = 1,
+        *,
+        chat_id: int | None = None,
     ) -> None:
         """The next ``times`` calls of ``method`` (e.g. ``sendMessage``) fail with ``status``
-        (429 carries ``retry_after``); they are not recorded as sent."""
+        (429 carries ``retry_after``); they are not recorded as sent. With ``chat_id``, only
+        the calls for that chat (Telegram's flood limits are per chat too)."""
+        key = method.lower() if chat_id is None else f"{method.lower()}:{chat_id}"
         with self._lock:
-            self._failures.setdefault(method.lower(), []).extend([(status, retry_after)] * times)
+            self._failures.setdefault(key, []).extend([(status, retry_after)] * times)
 
     @property
     def failed_get_updates(self) -> int:
@@ -494,7 +502,8 @@ class LocalBotAPI:
         if handler is None:
             return web.json_response(_NOT_IMPLEMENTED, status=400)
         with self._lock:
-            queued = self._failures.get(method.lower())
+            for_chat = self._failures.get(f"{method.lower()}:{params.get('chat_id')}")
+            queued = for_chat or self._failures.get(method.lower())
             failure = queued.pop(0) if queued else None
         if failure is not None:
             return _error_response(*failure)
@@ -564,6 +573,7 @@ class LocalBotAPI:
             "chat_id": chat_id,
             "message_id": message.get("message_id"),
             "result": message,
+            "at": time.monotonic(),
             **extra,
         }
         with self._sent_changed:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +31,8 @@ UPLOAD_TIMEOUT = 300.0
 @dataclass(frozen=True, eq=False)
 class AccountHandlers(LimitedHandlers):
     exports: Path | None = None
-    """Where exports are written (``DataLayout.exports``); None: a temporary folder."""
+    """Where exports are written (``DataLayout.exports``); None while replaying: an export
+    changes nothing stored, and a replay sends nothing, so there is nothing to do."""
 
     async def start(self, update: Update, context: Context) -> None:
         user, message = update.effective_user, update.effective_message
@@ -91,6 +91,8 @@ class AccountHandlers(LimitedHandlers):
     async def export(self, update: Update, context: Context) -> None:
         message, user = update.effective_message, update.effective_user
         assert message is not None and user is not None
+        if self.exports is None:
+            return
         busy = self.limits.exports_in_progress
         if user.id in busy:
             await self.reply(message, "Your export is on its way already.")
@@ -113,7 +115,8 @@ class AccountHandlers(LimitedHandlers):
             raise
 
     async def _export(self, message: Message, user_id: int) -> None:
-        folder = self.exports or Path(tempfile.gettempdir())
+        folder = self.exports
+        assert folder is not None
         try:
             files = await write_export(self.storage, self.db, user_id, folder, utc_now())
         except ExportTooLarge:

@@ -38,7 +38,9 @@ def private_chat_only(
 
 
 def admin_only(command: Callable[[H, Message], Awaitable[None]]) -> Callback[H, None]:
-    """Run ``command(self, message)`` for the bot's administrators; tell anyone else no."""
+    """Run ``command(self, message)`` for the bot's administrators, in the background (each
+    asks the watchdog, a backup takes seconds: no other update waits for it); tell anyone
+    else no."""
 
     @functools.wraps(command)
     async def guarded(self: H, update: Update, context: Context) -> None:
@@ -48,6 +50,6 @@ def admin_only(command: Callable[[H, Message], Awaitable[None]]) -> Callback[H, 
                 await self.reply(message, ADMINS_ONLY)
             return
         assert message is not None
-        await command(self, message)
+        await self.in_background(message.chat_id, functools.partial(command, self, message))
 
     return guarded

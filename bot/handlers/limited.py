@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from telegram import Update
 from telegram.ext import ApplicationHandlerStop
 
+from bot.delivery import leave_out_of_journal
 from bot.handlers.base import Context, Handlers
 from bot.handlers.formatting import human_size
 from bot.limits import LimitSettings, UserLimits, Verdict
@@ -65,6 +66,7 @@ class LimitedHandlers(Handlers):
                 await self.reply(update.effective_message, slow_down(seconds))
         elif update.callback_query is not None:
             await self.answer(update.callback_query)  # stop the button's spinner, quietly
+        leave_out_of_journal()
         raise ApplicationHandlerStop
 
     async def quota_allows(self, user_id: int, extra: int) -> bool:

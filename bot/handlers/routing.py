@@ -40,16 +40,6 @@ TRACKING_GROUP = -1
 """Runs before the command handlers (group 0), for every message."""
 
 
-def configured_limits() -> tuple[LimitSettings, Path]:
-    """The limit settings and the exports folder, read from the settings (for a caller that
-    does not pass them: the settings are the process's own, already checked at its start)."""
-    from conf.layout import DataLayout
-    from conf.settings import load_settings
-
-    settings = load_settings()
-    return LimitSettings.from_settings(settings), DataLayout.from_settings(settings).exports
-
-
 def register(
     application: Application,
     storage: Storage,
@@ -66,10 +56,11 @@ def register(
     """``replaying``: the updates come from the journal (:mod:`bot.replay`): administrators'
     commands are left out — a replayed ``/backup`` must not take a backup — and no rate limit
     applies: each update was acknowledged once already (the quota does, as it did then).
-    ``limits`` and ``exports`` default to the settings' (see :func:`configured_limits`); what
-    an interrupted export left in ``exports`` is removed here, at the bot's start."""
+    ``limits`` default to the settings' defaults; what an interrupted export left in
+    ``exports`` (the bot's ``DataLayout.exports``; None in replay) is removed here, at the
+    bot's start."""
     if limits is None:
-        limits, exports = configured_limits()
+        limits = LimitSettings.defaults()
     if exports is not None and not replaying:
         removed = clean_exports(exports)
         if removed:
@@ -131,10 +122,7 @@ def register(
         ("backups", admin.backups),
     )
     for command, callback in () if replaying else admin_commands:
-        # Not blocking: a backup takes seconds, and other users' updates go on meanwhile.
-        application.add_handler(
-            CommandHandler(command, callback, filters=new_messages, block=False)
-        )
+        application.add_handler(CommandHandler(command, callback, filters=new_messages))
     application.add_handler(CallbackQueryHandler(account.deleteme_answer, pattern=r"^deleteme:"))
     application.add_handler(CallbackQueryHandler(notes.notes_button, pattern=r"^notes:"))
     application.add_handler(MessageHandler(filters.COMMAND & new_messages, account.unknown))

@@ -98,7 +98,7 @@ class AccountStore(HistoryStore, NoteStore, PersistenceStore):
 
     def erase_user(self, user_id: int) -> dict[str, int]:
         """Delete everything of the user: their row, messages (and their private chat's),
-        notes, the private chat, and their persistence rows (user data, private chat data,
+        notes, the private chat, messages to it not sent yet, and their persistence rows (user data, private chat data,
         conversation states keyed by them). Counts per table."""
         uid = int(user_id)
         key = codec.dumps(uid)
@@ -109,6 +109,8 @@ class AccountStore(HistoryStore, NoteStore, PersistenceStore):
                 ("notes", "DELETE FROM notes WHERE user_id = :uid"),
                 ("users", "DELETE FROM users WHERE id = :uid"),
                 ("chats", "DELETE FROM chats WHERE id = :uid"),
+                # Messages not sent yet to their private chat may quote what is erased.
+                ("outbox", "DELETE FROM outbox WHERE chat_id = :uid"),
             ):
                 counts[table] = int(self._run(text(statement), {"uid": uid}).rowcount or 0)
             removed = 0

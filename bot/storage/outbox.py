@@ -73,11 +73,3 @@ class OutboxStore(StorageBase):
             log.warning("dropping %d outbox rows that are not the bot's messages", len(damaged))
             self.outbox_done(damaged)
         return rows
-
-    def outbox_forget_chat(self, chat_id: int) -> int:
-        """Messages not sent yet to a chat that is being erased: they may quote its data."""
-        with self.db:
-            result = self._run(
-                text("DELETE FROM outbox WHERE chat_id = :chat_id"), {"chat_id": int(chat_id)}
-            )
-        return int(result.rowcount or 0)

@@ -18,6 +18,7 @@ BENCHMARKS: list[str] = [
     "bot_throughput",
     "journal",
     "export_memory",
+    "fairness",
     "http_latency",
 ]
 """Module names in run order; each has ``run(quick: bool) -> list[Table]``."""

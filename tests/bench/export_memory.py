@@ -1,7 +1,6 @@
 """/export of a big history: the bot process's memory (RSS, sampled every 20 ms with psutil)
 while it exports N messages, with the code of this checkout ("after") and with the code of
-``main`` where this branch began ("before", unpacked with ``git archive``; it builds the whole
-document in memory, so it runs only at the smaller size: at 200k messages it would take
+main before issue 13 ("before", :mod:`tests.bench.trees`; it builds the whole document in memory, so it runs only at the smaller size: at 200k messages it would take
 gigabytes on a shared machine).
 
 Each run: a database filled straight with SQL (one user, N messages of dbgen's text), ``python
@@ -16,7 +15,6 @@ import random
 import sqlite3
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -26,6 +24,7 @@ from pathlib import Path
 import psutil
 
 from tests.bench.report import Table
+from tests.bench.trees import BEFORE_ISSUE_13, code_at
 from tests.dbgen import sentence
 from tests.fakes.telegram_api import FakeTelegramAPI
 from tests.helpers import REPO, base_env, free_port, wait_until
@@ -61,20 +60,6 @@ def fill(database: Path, messages: int) -> None:
             ((USER, n, USER, f"message {n}: {sentence(rng)}") for n in range(messages)),
         )
         conn.commit()
-
-
-def code_of_main(into: Path) -> Path:
-    """The tree where this branch left ``main`` (the merge base), unpacked."""
-    base = subprocess.run(
-        ["git", "merge-base", "HEAD", "main"], cwd=REPO, capture_output=True, text=True, check=True
-    ).stdout.strip()
-    archive = into / "main.tar"
-    with archive.open("wb") as out:
-        subprocess.run(["git", "archive", base], cwd=REPO, stdout=out, check=True)
-    tree = into / "main"
-    with tarfile.open(archive) as tar:
-        tar.extractall(tree, filter="data")
-    return tree
 
 
 def export_once(code: Path, messages: int, root: Path) -> Result:
@@ -142,9 +127,9 @@ def run(quick: bool) -> list[Table]:
     )
     with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
         root = Path(tmp)
-        main = code_of_main(root)
+        main = code_at(BEFORE_ISSUE_13, root)
         for label, code, messages in (
-            ("before (main: whole document in memory)", main, small),
+            (f"before ({BEFORE_ISSUE_13}: whole document in memory)", main, small),
             ("after (streamed, gzip)", REPO, small),
             ("after (streamed, gzip)", REPO, big),
         ):

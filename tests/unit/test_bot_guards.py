@@ -37,6 +37,9 @@ class Guarded:
     async def reply(self, message: Any, text: str, **_: Any) -> None:
         await message.reply_text(text)
 
+    async def in_background(self, chat_id: Any, work: Any) -> None:
+        await work()
+
     @private_chat_only()
     async def personal(self, update: Any, context: Any) -> str:
         return "ran"
