@@ -148,7 +148,8 @@ def _read_enum(inner: Any, by_name: bool) -> Enum:
 def _read_subclass(inner: Any, base: type) -> Any:
     path, plain = inner
     cls = find_class(path)
-    if not issubclass(cls, base) or issubclass(cls, Enum | bool) or type(plain) is not base:
+    plain_subclass = issubclass(cls, base) and cls is not base and not issubclass(cls, Enum | bool)
+    if not plain_subclass or type(plain) is not base:
         raise UnreadableValue(f"{path}: not a plain {base.__name__} subclass")
     return base.__new__(cls, plain)
 
