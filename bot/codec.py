@@ -10,11 +10,26 @@ writes JSON that any tool can read and that decodes to an equal value of the sam
 - every other value as a one-key object naming its type: ``{"$dict": [[key, value], ...]}`` (any
   hashable keys: ``1`` stays an int), ``$tuple``, ``$set``, ``$frozenset``, ``$bytes`` (base64),
   ``$float`` (``nan``, ``inf``, ``-inf``), ``$datetime``, ``$date``, ``$time``, ``$timedelta``,
-  ``$decimal``, ``$uuid``.
+  ``$decimal``, ``$uuid``;
+- an Enum member (python-telegram-bot's idiom for conversation states: ``class State(int,
+  Enum)``, IntEnum, StrEnum, Flag) as ``{"$enum": ["module:Class", "MEMBER"]}``, a combination of
+  Flag members as ``{"$flag": ["module:Class", 5]}``, an instance of an int or str subclass as
+  ``{"$int": ["module:Class", 5]}`` / ``{"$str": ["module:Class", "x"]}``.
+
+A class named in stored data is untrusted input, so reading it back never runs code of the data's
+choosing: the module must already be imported by the running bot (stored data never causes an
+import), the class is found through plain ``__dict__`` lookups (no ``getattr`` hooks, no
+descriptors), it must be an Enum (a member is looked up by name; only a Flag combination is
+built by its class from an int) or a plain int/str subclass (built with ``int.__new__`` /
+``str.__new__``: its own constructor does not run).
+Anything else is refused with :class:`UnreadableValue`. Writing checks the same way that the class
+can be found again (a class defined inside a function cannot), and refuses an int/str subclass
+instance that carries attributes besides its value.
 
 Anything else (a Telegram object, a lambda, an instance of your own class) raises
 :class:`UnstorableValue` when it is *written*, naming where it sits (``user_data[42]['x'][0]``), so
-nothing is silently dropped or turned into something else.
+nothing is silently dropped or turned into something else. Stored text that does not decode
+(malformed, an unknown tag, a refused class) raises :class:`UnreadableValue` when it is *read*.
 """
 
 from __future__ import annotations
@@ -23,21 +38,120 @@ import base64
 import datetime as dt
 import json
 import math
+import re
+import sys
+import types
 import uuid
+from collections.abc import Mapping
 from decimal import Decimal
+from enum import Enum, Flag
 from typing import Any
 
 MAX_DEPTH = 100
+MAX_CLASS_PATH = 300
+
+_CLASS_DICT = type.__dict__["__dict__"]
+_CLASS_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", re.ASCII)
 
 
 class UnstorableValue(TypeError):
     """A value the persistence cannot store exactly. Raised at write time."""
 
 
+class UnreadableValue(ValueError):
+    """Stored text that does not decode to a value (malformed, forged or from other code)."""
+
+
 SUPPORTED = (
     "None, bool, int, float, str, bytes, list, tuple, set, frozenset, dict (any hashable keys of "
-    "these types), datetime, date, time, timedelta, Decimal, UUID"
+    "these types), datetime, date, time, timedelta, Decimal, UUID, Enum members, instances of "
+    "int and str subclasses (classes defined at module level)"
 )
+
+
+def class_path(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def find_class(path: object) -> type:
+    """The class a stored ``module:Qualified.Name`` names, found without running any code of the
+    data's choosing (see the module docstring); UnreadableValue if there is none."""
+    if not isinstance(path, str) or len(path) > MAX_CLASS_PATH or not _CLASS_PATH.fullmatch(path):
+        raise UnreadableValue(f"not a class path: {str(path)[:80]!r}")
+    module_name, qualname = path.split(":")
+    found: object = sys.modules.get(module_name)
+    if found is None:
+        raise UnreadableValue(f"{path}: module {module_name!r} is not loaded (never imported here)")
+    for part in qualname.split("."):
+        if isinstance(found, types.ModuleType):
+            namespace: Mapping[str, object] = found.__dict__
+        elif isinstance(found, type):
+            namespace = _CLASS_DICT.__get__(found)  # the real one, whatever a metaclass says
+        else:
+            raise UnreadableValue(f"{path}: {part!r} is not inside a module or class")
+        found = namespace.get(part)
+        if found is None:
+            raise UnreadableValue(f"{path}: no {part!r} there")
+    if not isinstance(found, type):
+        raise UnreadableValue(f"{path}: not a class")
+    return found
+
+
+def _findable(cls: type, where: str) -> str:
+    path = class_path(cls)
+    try:
+        same = find_class(path) is cls
+    except UnreadableValue:
+        same = False
+    if not same:
+        raise UnstorableValue(
+            f"{where}: {path} cannot be found again by its name when read back (a class "
+            "defined inside a function, or shadowed?); define it at module level"
+        )
+    return path
+
+
+def _subclass_value(value: Any, base: type, where: str) -> dict[str, Any]:
+    if getattr(value, "__dict__", None):
+        raise UnstorableValue(
+            f"{where}: a {class_path(type(value))} carries attributes besides its value"
+        )
+    plain = int.__int__(value) if base is int else str.__str__(value)  # not the subclass's own
+    return _tag("$int" if base is int else "$str", [_findable(type(value), where), plain])
+
+
+def _enum_member(value: Enum, where: str) -> dict[str, Any]:
+    cls = type(value)
+    path = _findable(cls, where)
+    if value.name is not None and cls.__members__.get(value.name) is value:
+        return _tag("$enum", [path, value.name])
+    if isinstance(value, Flag) and type(value.value) is int:
+        return _tag("$flag", [path, value.value])
+    raise UnstorableValue(f"{where}: {path} member {value!r} has no name to store")
+
+
+def _read_enum(inner: Any, by_name: bool) -> Enum:
+    path, ref = inner
+    cls = find_class(path)
+    if not issubclass(cls, Enum):
+        raise UnreadableValue(f"{path}: not an Enum")
+    if by_name:
+        member = cls.__members__.get(ref) if isinstance(ref, str) else None
+        if member is None:
+            raise UnreadableValue(f"{path}: no member {str(ref)[:80]!r}")
+        return member
+    if not issubclass(cls, Flag) or type(ref) is not int:
+        raise UnreadableValue(f"{path}: not a Flag combination")
+    return cls(ref)
+
+
+def _read_subclass(inner: Any, base: type) -> Any:
+    path, plain = inner
+    cls = find_class(path)
+    plain_subclass = issubclass(cls, base) and cls is not base and not issubclass(cls, Enum | bool)
+    if not plain_subclass or type(plain) is not base:
+        raise UnreadableValue(f"{path}: not a plain {base.__name__} subclass")
+    return base.__new__(cls, plain)
 
 
 def _tag(name: str, value: Any) -> dict[str, Any]:
@@ -97,6 +211,12 @@ def to_jsonable(value: Any, where: str = "value", _depth: int = 0) -> Any:
         return _tag("$decimal", str(value))
     if kind is uuid.UUID:
         return _tag("$uuid", str(value))
+    if isinstance(value, Enum):
+        return _enum_member(value, where)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _subclass_value(value, int, where)
+    if isinstance(value, str):
+        return _subclass_value(value, str, where)
     raise UnstorableValue(
         f"{where}: cannot store a value of type {kind.__module__}.{kind.__qualname__} "
         f"(storable: {SUPPORTED})"
@@ -142,7 +262,11 @@ def _untag(tag: str, inner: Any) -> Any:
         return Decimal(inner)
     if tag == "$uuid":
         return uuid.UUID(inner)
-    raise ValueError(f"unknown tag {tag!r} in stored data")
+    if tag in ("$enum", "$flag"):
+        return _read_enum(inner, by_name=tag == "$enum")
+    if tag in ("$int", "$str"):
+        return _read_subclass(inner, int if tag == "$int" else str)
+    raise UnreadableValue(f"unknown tag {tag[:40]!r} in stored data")
 
 
 def _hashable(value: Any) -> Any:
@@ -165,4 +289,10 @@ def dumps(value: Any, where: str = "value") -> str:
 
 
 def loads(text: str) -> Any:
-    return from_jsonable(json.loads(text))
+    """The stored value; UnreadableValue for anything :func:`dumps` could not have written."""
+    try:
+        return from_jsonable(json.loads(text))
+    except UnreadableValue:
+        raise
+    except (ValueError, TypeError, KeyError, RecursionError) as error:
+        raise UnreadableValue(f"{type(error).__name__}: {str(error)[:200]}") from None

@@ -252,7 +252,11 @@ class DurableUpdateProcessor(BaseUpdateProcessor):
             if self.journal is not None:
                 self.journal.discard()
             if self.persistence is not None:
-                self.persistence.invalidate()
+                # Memory still holds what the rolled-back updates changed: nothing more may be
+                # written (shutdown would write it, and their redelivery would apply it twice).
+                self.persistence.fence(
+                    f"the commit of updates {ids} failed; they will be handled again"
+                )
             log.critical(
                 "cannot commit handled updates %s to the database (%s: %s); stopping "
                 "without confirming them to Telegram, they will be handled again",
