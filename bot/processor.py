@@ -87,6 +87,11 @@ class DurableUpdateProcessor(BaseUpdateProcessor):
         self._batch: list[int] = []
         self._batch_started = 0.0
         self._staged: list[Outgoing] = []
+        self._sent_ids: list[int] = []
+        self._clearing = False
+        self._entered = 0
+        """Updates taken from the queue and not finished (waiting for their chat, at the gate,
+        in flight)."""
         self._commit_lock = asyncio.Lock()
         self._lines: dict[Hashable, asyncio.Future[None]] = {}
         self._in_flight = 0
@@ -102,7 +107,18 @@ class DurableUpdateProcessor(BaseUpdateProcessor):
         self.delivery = Delivery(application.bot, on_sent=self._sent)
 
     async def _sent(self, outbox_ids: list[int]) -> None:
-        await self.db.run(self.storage.outbox_done, outbox_ids)
+        """Delete the rows of sent messages; ids that arrive while a delete runs go together
+        in the next one."""
+        self._sent_ids.extend(outbox_ids)
+        if self._clearing:
+            return
+        self._clearing = True
+        try:
+            while self._sent_ids:
+                ids, self._sent_ids = self._sent_ids, []
+                await self.db.run(self.storage.outbox_done, ids)
+        finally:
+            self._clearing = False
 
     async def initialize(self) -> None:
         pruned = await self.db.run(self.storage.prune_processed, self.clock())
@@ -139,10 +155,7 @@ class DurableUpdateProcessor(BaseUpdateProcessor):
         committed; from anywhere else (slow work in a lane), sent now."""
         handling = HANDLING.get()
         if handling is not None and handling.open and self.failed is None:
-            outbox_id = await self.db.run(
-                self.storage.outbox_add, item.chat_id, item.method, item.params, self.clock()
-            )
-            self._staged.append(Outgoing(item.chat_id, item.method, item.params, outbox_id))
+            self._staged.append(item)  # stored by the commit, in the batch's transaction
         elif self.delivery is not None:
             self.delivery.send(item)
 
@@ -159,11 +172,13 @@ class DurableUpdateProcessor(BaseUpdateProcessor):
         earlier = self._lines.get(key)
         mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._lines[key] = mine
+        self._entered += 1
         try:
             if earlier is not None:
                 await asyncio.shield(earlier)
             await super().process_update(update, coroutine)
         finally:
+            self._entered -= 1
             mine.set_result(None)
             if self._lines.get(key) is mine:
                 del self._lines[key]
@@ -212,17 +227,14 @@ class DurableUpdateProcessor(BaseUpdateProcessor):
 
     def _should_commit(self) -> bool:
         queue = self.application.update_queue if self.application is not None else None
+        # The update asking is still counted in _entered; any other will join this batch if
+        # it waits a moment (it is in flight, at the gate, or behind its chat's earlier ones).
         return (
             queue is None
-            or (queue.empty() and not self._lines_waiting())
+            or (queue.empty() and self._entered <= 1)
             or len(self._batch) >= self.max_batch
             or time.monotonic() - self._batch_started >= self.max_batch_age
         )
-
-    def _lines_waiting(self) -> bool:
-        """Updates already taken from the queue that have not finished (in flight, or waiting
-        for their chat's earlier ones): they will join this batch if it waits a moment."""
-        return self._in_flight > 0 or len(self._lines) > 1
 
     # -- committing ---------------------------------------------------------------------------
 
@@ -246,7 +258,7 @@ class DurableUpdateProcessor(BaseUpdateProcessor):
         ids, self._batch = self._batch, []
         staged, self._staged = self._staged, []
         try:
-            await self.db.run(self._commit_durably, ids, self.clock())
+            staged = await self.db.run(self._commit_durably, ids, staged, self.clock())
         except Exception as error:
             self.failed = error
             if self.journal is not None:
@@ -273,10 +285,21 @@ class DurableUpdateProcessor(BaseUpdateProcessor):
             for item in staged:
                 self.delivery.send(item)
 
-    def _commit_durably(self, ids: list[int], now: datetime) -> None:
-        """On the database thread: the journal first (one fsync for the batch), then the
-        database. A journal that cannot be written rolls the batch back: nothing is confirmed
-        that the journal does not hold."""
+    def _commit_durably(
+        self, ids: list[int], staged: list[Outgoing], now: datetime
+    ) -> list[Outgoing]:
+        """On the database thread: the staged messages into the outbox, the journal (one fsync
+        for the batch), then the database. A journal that cannot be written rolls the batch
+        back: nothing is confirmed that the journal does not hold. The messages as stored."""
+        stored = [
+            Outgoing(
+                item.chat_id,
+                item.method,
+                item.params,
+                self.storage.outbox_add(item.chat_id, item.method, item.params, now),
+            )
+            for item in staged
+        ]
         if self.journal is not None:
             try:
                 self.journal.flush()
@@ -286,3 +309,4 @@ class DurableUpdateProcessor(BaseUpdateProcessor):
             crashpoints.reached("journal-written")
         self.storage.commit_batch(ids, now)
         crashpoints.reached("committed")
+        return stored

@@ -13,6 +13,8 @@ from bot.handlers.guards import ADMINS_ONLY, NOT_HERE, admin_only, private_chat_
 
 
 class FakeMessage:
+    chat_id = 7
+
     def __init__(self) -> None:
         self.replies: list[str] = []
 

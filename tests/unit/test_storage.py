@@ -281,8 +281,18 @@ def test_erase_user_leaves_no_row(storage: Storage, db_path: Path) -> None:
         ],
         T0,
     )
+    storage.outbox_add(42, "sendMessage", {"chat_id": 42, "text": "your note: secret"}, T0)
+    storage.outbox_add(43, "sendMessage", {"chat_id": 43, "text": "someone else's"}, T0)
     counts = storage.erase_user(42)
-    assert counts == {"messages": 1, "notes": 1, "users": 1, "chats": 1, "persistence": 3}
+    assert counts == {
+        "messages": 1,
+        "notes": 1,
+        "users": 1,
+        "chats": 1,
+        "outbox": 1,
+        "persistence": 3,
+    }
+    assert [chat for _, chat, _, _ in storage.outbox_pending(["sendMessage"])] == [43]
     with sqlite3.connect(db_path) as conn:
         for table in ("users", "chats", "messages", "notes"):
             for row in conn.execute(f"SELECT * FROM {table}"):
