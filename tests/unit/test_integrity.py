@@ -114,7 +114,7 @@ def _freelist_head(data: bytes) -> tuple[int, int, int]:
 def test_a_sound_file_passes_split_in_several_jobs(pristine):
     verdict = check_integrity(pristine, frozen=True, workers=2)
     assert verdict.ok, verdict.summary()
-    assert verdict.jobs == 4  # the page accounting, sqlite_schema, users, messages
+    assert verdict.jobs == 5  # the plan, the page accounting, sqlite_schema, users, messages
 
 
 def test_a_damaged_index_page_is_caught(pristine, tmp_path):

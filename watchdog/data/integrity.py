@@ -9,7 +9,7 @@ free-list (walked only when ``sqlite_schema``, root page 1, is among the trees) 
 accounting — every page of the file used exactly once, by one tree or the free-list ("Page N:
 never used", "2nd reference to page N": a page two tables both claim is seen by neither
 table's check). The split check therefore runs, besides every table's ``integrity_check(T)``
-(``sqlite_schema`` included), one cheap pass of its own (:func:`_account`): every page of every
+(``sqlite_schema`` included), one cheap pass of its own (``data.checker.account``): every page of every
 tree as ``dbstat`` lists it, and the free-list read from the file, against the file's pages. It
 catches what the whole check catches; an ``auto_vacuum`` file (pointer-map pages) gets the
 whole check.
@@ -17,7 +17,7 @@ whole check.
 A file being written (the live database) gets the whole check in one worker: each worker reads
 its own snapshot, and pages counted across two snapshots prove nothing.
 
-Workers are ``python -m watchdog.data.integrity`` processes at ``nice`` +10 (the bot and the
+Workers are ``python -m watchdog.data.checker`` processes at ``nice`` +10 (the bot and the
 watchdog's HTTP answer first); they take jobs on stdin and answer one JSON line each, and are
 killed when a deadline or a stop cuts the check short. A worker is also where an I/O error of a
 memory-mapped read (SIGBUS) ends, never in the watchdog.
@@ -29,8 +29,6 @@ import contextlib
 import json
 import os
 import select
-import sqlite3
-import struct
 import subprocess
 import sys
 import time
@@ -93,128 +91,6 @@ def workers_for(cpus: int | None) -> int:
     return max(1, min(4, cpus or 1))
 
 
-# -- the worker side ------------------------------------------------------------------------
-
-
-def _open(path: str, frozen: bool) -> sqlite3.Connection:
-    uri = f"file:{path}?mode=ro" + ("&immutable=1" if frozen else "")
-    connection = sqlite3.connect(uri, uri=True, timeout=5.0)
-    connection.execute("PRAGMA trusted_schema=OFF")
-    connection.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-    if frozen:
-        connection.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
-    return connection
-
-
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _pragma(connection: sqlite3.Connection, job: str, name: str | None) -> list[str]:
-    pragma = "quick_check" if job == "quick" else "integrity_check"
-    argument = f"({_quoted(name)})" if name is not None else f"({MAX_PROBLEMS})"
-    rows = [str(row[0]) for row in connection.execute(f"PRAGMA {pragma}{argument}")]
-    return [] if rows == ["ok"] else rows
-
-
-def _freelist(path: str, page_size: int, pages: int, first: int, count: int) -> list[int]:
-    """The free-list's trunk and leaf pages as the file holds them; ValueError when it is
-    not a list (a page out of the file, a loop, more pages than the header says)."""
-    found: list[int] = []
-    seen: set[int] = set()
-    with open(path, "rb") as handle:
-        trunk = first
-        while trunk:
-            if not 1 <= trunk <= pages or trunk in seen or len(found) > count:
-                raise ValueError(f"free-list trunk page {trunk} is out of place")
-            seen.add(trunk)
-            handle.seek((trunk - 1) * page_size)
-            data = handle.read(page_size)
-            following, leaves = struct.unpack_from(">II", data, 0)
-            if leaves > (page_size - 8) // 4:
-                raise ValueError(f"free-list trunk page {trunk} claims {leaves} leaves")
-            found.append(trunk)
-            found.extend(struct.unpack_from(f">{leaves}I", data, 8))
-            trunk = following
-    return found
-
-
-def _account(connection: sqlite3.Connection, path: str) -> list[str]:
-    """Every page of the file used exactly once: by a tree (``dbstat``) or the free-list."""
-    page_size = int(connection.execute("PRAGMA page_size").fetchone()[0])
-    pages = int(connection.execute("PRAGMA page_count").fetchone()[0])
-    uses = bytearray(pages + 1)
-    problems: list[str] = []
-
-    def use(number: int, what: str) -> None:
-        if not 1 <= number <= pages:
-            problems.append(f"{what}: page {number} is not in the file of {pages} pages")
-        elif uses[number]:
-            problems.append(f"2nd reference to page {number} ({what})")
-        else:
-            uses[number] = 1
-
-    for name, number in connection.execute("SELECT name, pageno FROM dbstat"):
-        use(int(number), f"tree {name}")
-    with open(path, "rb") as handle:
-        header = handle.read(100)
-    first, count = struct.unpack_from(">II", header, 32)
-    try:
-        free = _freelist(path, page_size, pages, first, count)
-    except (ValueError, struct.error) as error:
-        problems.append(f"free-list: {error}")
-        free = []
-    if len(free) != count and not problems:
-        problems.append(f"free-list: the header says {count} pages, the list holds {len(free)}")
-    for number in free:
-        use(number, "free-list")
-    pending = PENDING_BYTE // page_size + 1
-    for number in range(1, pages + 1):
-        if not uses[number] and number != pending:
-            problems.append(f"Page {number} is never used")
-        if len(problems) >= MAX_PROBLEMS:
-            break
-    return problems
-
-
-def _answer(connection: sqlite3.Connection, path: str, line: str) -> dict[str, object]:
-    job, _, name = line.partition(" ")
-    started = time.monotonic()
-    answer: dict[str, object] = {"job": job, "name": name or None, "nice": os.nice(0)}
-    try:
-        if job == "account":
-            answer["problems"] = _account(connection, path)
-        elif job == "table":
-            answer["problems"] = _pragma(connection, job, name)
-        else:
-            answer["problems"] = _pragma(connection, job, None)
-    except sqlite3.Error as error:
-        answer["error"] = f"{type(error).__name__}: {error}"
-        answer["code"] = getattr(error, "sqlite_errorcode", None)
-    except OSError as error:
-        answer["error"] = f"I/O error: {error.strerror or error}"
-    answer["seconds"] = round(time.monotonic() - started, 4)
-    return answer
-
-
-def serve(path: str, frozen: bool) -> None:
-    """A worker: one job a line on stdin (``whole``, ``quick``, ``account``, ``table NAME``),
-    one JSON answer a line on stdout, until stdin closes."""
-    with contextlib.suppress(OSError):
-        os.nice(CHECK_NICE - os.nice(0))
-    try:
-        connection = _open(path, frozen)
-    except sqlite3.Error as error:
-        code = getattr(error, "sqlite_errorcode", None)
-        message = f"{type(error).__name__}: {error}"
-        for _line in sys.stdin:
-            print(json.dumps({"error": message, "code": code}), flush=True)
-        return
-    for line in sys.stdin:
-        print(json.dumps(_answer(connection, path, line.strip())), flush=True)
-    connection.close()
-
-
 # -- the watchdog's side ----------------------------------------------------------------------
 
 
@@ -223,7 +99,7 @@ class _Worker:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "watchdog.data.integrity", str(path), "1" if frozen else "0"],
+            [sys.executable, "-m", "watchdog.data.checker", str(path), "1" if frozen else "0"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -259,25 +135,6 @@ class _Worker:
                 stream.close()  # type: ignore[union-attr]
 
 
-def _split_jobs(path: Path) -> list[str] | None:
-    """``table T`` for every tree-backed table and ``sqlite_schema``, then ``account``; None
-    when the file needs the whole check (``auto_vacuum``). Raises sqlite3.Error."""
-    connection = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
-    try:
-        connection.execute("PRAGMA trusted_schema=OFF")
-        if int(connection.execute("PRAGMA auto_vacuum").fetchone()[0]) != 0:
-            return None
-        names = [
-            str(row[0])
-            for row in connection.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND rootpage > 0"
-            )
-        ]
-    finally:
-        connection.close()
-    return ["account", *(f"table {name}" for name in ["sqlite_schema", *names])]
-
-
 def check_integrity(
     path: Path,
     *,
@@ -290,19 +147,9 @@ def check_integrity(
     the check is split by table across ``workers`` processes; else one whole check (``quick``:
     ``quick_check``). Raises Abandoned when ``proceed`` says no."""
     started = time.monotonic()
-    jobs: list[str] | None = None
-    if frozen and not quick:
-        try:
-            jobs = _split_jobs(path)
-        except sqlite3.Error as error:
-            return Integrity(
-                error=f"{type(error).__name__}: {error}",
-                error_code=getattr(error, "sqlite_errorcode", None),
-                seconds=time.monotonic() - started,
-            )
-    if jobs is None:
-        jobs = ["quick" if quick else "whole"]
-    count = min(len(jobs), workers or workers_for(os.cpu_count()))
+    split = frozen and not quick
+    jobs = ["plan"] if split else ["quick" if quick else "whole"]
+    count = (workers or workers_for(os.cpu_count())) if split else 1
     result = _run(path, frozen, jobs, count, proceed)
     return Integrity(
         result.problems,
@@ -310,17 +157,20 @@ def check_integrity(
         result.error_code,
         result.inconclusive,
         time.monotonic() - started,
-        len(jobs),
+        result.jobs,
     )
 
 
 def _run(path: Path, frozen: bool, jobs: list[str], count: int, proceed: Proceed) -> Integrity:
+    """The jobs across ``count`` workers; a ``plan`` answer (the split's jobs) joins the queue."""
     pool = [_Worker(path, frozen) for _ in range(count)]
     queue = list(jobs)
     problems: list[str] = []
+    done = 0
     try:
         for worker in pool:
-            worker.send(queue.pop(0))
+            if queue:
+                worker.send(queue.pop(0))
         while any(worker.busy for worker in pool):
             if not proceed():
                 raise Abandoned("the integrity check was abandoned")
@@ -336,16 +186,14 @@ def _run(path: Path, frozen: bool, jobs: list[str], count: int, proceed: Proceed
                 if answer.get("error"):
                     return Integrity(error=str(answer["error"]), error_code=answer.get("code"))
                 problems += [str(p) for p in answer.get("problems", [])]
-                worker.busy = None
+                queue += [str(job) for job in answer.get("jobs", [])]
+                worker.busy, done = None, done + 1
                 if problems:
-                    return Integrity(problems[:MAX_PROBLEMS])
-                if queue:
-                    worker.send(queue.pop(0))
-        return Integrity(problems[:MAX_PROBLEMS])
+                    return Integrity(problems[:MAX_PROBLEMS], jobs=done)
+            for idle in pool:
+                if queue and not idle.busy:
+                    idle.send(queue.pop(0))
+        return Integrity(problems[:MAX_PROBLEMS], jobs=done)
     finally:
         for worker in pool:
             worker.stop()
-
-
-if __name__ == "__main__":
-    serve(sys.argv[1], sys.argv[2] == "1")
