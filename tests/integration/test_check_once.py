@@ -121,3 +121,28 @@ def test_a_forged_backup_matching_its_damaged_bytes_is_caught_after_install(stac
     assert any(forged.id in r and "integrity_check failed" in r for r in last["rejected"])
     stack.assert_recovered(rows)
     wait_until(lambda: running_with_full_check(stack), timeout=30, what="a sound database")
+
+
+def test_a_backup_altered_while_the_stack_was_down_is_refused_by_its_hash(stack):
+    """Its bytes no longer match the manifest's sha256 (not relabelled): the recovery that needs
+    it refuses it on the hash and installs an older one; the bot never runs on it."""
+    rows, _ = prepared(stack)  # ends with a kill -9: no clean-stop record
+    altered = newest_plain(stack.layout)
+    data = bytearray(altered.data_path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    altered.data_path.write_bytes(bytes(data))
+    damage_live(stack.database)
+    stack.start()
+    doc = wait_until(
+        lambda: (
+            (d := stack.health())["recovery"]["count"] >= 1
+            and d["database"]["integrity"] == "ok"
+            and d
+        ),
+        timeout=60,
+        what="a recovery that passes over the altered backup",
+    )
+    last = doc["recovery"]["last"]
+    assert last["restored_from"] != altered.id
+    assert any(altered.id in r and "sha256" in r for r in last["rejected"])
+    stack.assert_recovered(rows)

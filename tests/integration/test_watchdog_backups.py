@@ -36,10 +36,11 @@ def start_and_stop(processes, data, **env) -> dict:
         lambda: (
             (d := health(port))["bot"]["status"] == "not_configured"
             and all(d["backups"]["tiers"][t] for t in ("hourly", "daily", "weekly"))
+            and not Catalogue(DataLayout(data, data / "erixcast.db")).staged()  # deploy proven
             and d
         ),
         timeout=30,
-        what="preflight and scheduled backups done",
+        what="preflight, the deploy copy's proof and scheduled backups done",
     )
     proc.popen.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0

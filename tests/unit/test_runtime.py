@@ -264,6 +264,9 @@ class FailingKeeper:
 
         self.catalogue = Catalogue()
 
+    def staged(self) -> list:
+        return []
+
     def take(self, tier: str, reason: str, now: float, **_: object):
         self.taken.append((tier, now))
         raise OSError(28, "No space left on device")

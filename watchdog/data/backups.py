@@ -15,7 +15,7 @@ import psutil
 from conf.journal import SEGMENT_BYTES, journal_bytes
 from conf.layout import DataLayout
 from conf.units import MIB
-from watchdog.data.catalogue import Backup, Catalogue
+from watchdog.data.catalogue import Backup, Catalogue, Staged
 from watchdog.data.snapshot import (
     COMPRESSED_TIERS,
     Proceed,
@@ -23,6 +23,7 @@ from watchdog.data.snapshot import (
     SnapshotRequest,
     make_snapshot,
 )
+from watchdog.data.staging import Proven, prove_staged, stage_copy
 from watchdog.rules import retention, schedule
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,39 @@ class BackupKeeper:
             manifest.duration_s,
         )
         return Outcome(backup, None, pruned)
+
+    def stage(
+        self, tier: str, reason: str, now: float, *, proceed: Proceed | None = None
+    ) -> Staged:
+        """The first half of a backup (``rules.deploy``): the copy, hashed and staged unverified
+        (no tier counts it). Raises SnapshotError, BackupSkipped."""
+        with self.catalogue.locked():
+            self._make_room(tier)
+            request = SnapshotRequest(
+                tier, reason, now, self.app_version, proceed or (lambda: True)
+            )
+            staged = stage_copy(self.layout.database, self.catalogue, request)
+        log.info(
+            "%s copy %s staged (%s): %.2f MB in %.2f s; its proof runs with the bot up",
+            tier,
+            staged.id,
+            reason,
+            staged.size_bytes / MIB,
+            staged.copy_seconds,
+        )
+        return staged
+
+    def staged(self) -> list[Staged]:
+        return self.catalogue.staged()
+
+    def prove(self, staged: Staged, *, proceed: Proceed | None = None) -> Proven:
+        """The second half: the staged copy proven and counted by its tier, or set aside.
+        Raises SnapshotError when abandoned (the copy stays staged for the next try)."""
+        with self.catalogue.locked():
+            proven = prove_staged(self.catalogue, staged, proceed or (lambda: True))
+            if proven.backup is not None:
+                self._apply_retention()
+        return proven
 
     def _make_room(self, tier: str) -> list[str]:
         missing = schedule.room_for_backup(

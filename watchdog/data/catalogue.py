@@ -26,6 +26,10 @@ from watchdog.data.fs import FileLock, atomic_write, note_set_aside
 log = logging.getLogger(__name__)
 
 TMP_PREFIX = ".tmp-"
+STAGED_PREFIX = ".unverified-"
+"""A copy made but not yet proven (``rules.deploy``): no tier counts it."""
+FAILED_PREFIX = ".failed-"
+"""A staged copy that failed its proof: kept beside for a look, never counted."""
 MANIFEST_FORMAT = 1
 
 
@@ -168,6 +172,49 @@ def parse_manifest(document: Any) -> Manifest:
 
 
 @dataclass(frozen=True)
+class Staged:
+    """A copy made (fsynced, hashed) and not yet proven: ``.unverified-<id>.db`` and this
+    record, ``.unverified-<id>.json``, written last (the copy exists once it is)."""
+
+    id: str
+    tier: str
+    reason: str
+    created_at: float
+    sha256: str
+    size_bytes: int
+    app_version: str
+    copy_seconds: float
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+
+_STAGED_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "id": _text,
+    "tier": _text,
+    "reason": _text,
+    "created_at": _moment,
+    "sha256": _digest,
+    "size_bytes": _count,
+    "app_version": _text,
+    "copy_seconds": _seconds,
+}
+
+
+def parse_staged(document: Any) -> Staged:
+    """The one loader of a staged copy's record: ValueError for anything of the wrong shape."""
+    if not isinstance(document, dict) or set(document) != set(_STAGED_FIELDS):
+        raise ValueError("not the fields of a staged copy's record")
+    try:
+        values = {name: check(document[name]) for name, check in _STAGED_FIELDS.items()}
+    except TypeError as error:
+        raise ValueError(str(error)) from None
+    if values["tier"] not in TIERS or not re.fullmatch(r"[0-9A-Za-z-]+", values["id"]):
+        raise ValueError("not a tier's copy")
+    return Staged(**values)
+
+
+@dataclass(frozen=True)
 class Backup:
     manifest: Manifest
     data_path: Path
@@ -215,7 +262,7 @@ class Catalogue:
             if not folder.is_dir():
                 continue
             for manifest_path in folder.glob("*.json"):
-                if manifest_path.name.startswith(TMP_PREFIX):
+                if manifest_path.name.startswith((TMP_PREFIX, STAGED_PREFIX, FAILED_PREFIX)):
                     continue
                 try:
                     manifest = Manifest.from_json(manifest_path.read_text(encoding="utf-8"))
@@ -278,7 +325,7 @@ class Catalogue:
             # verified backup with a damaged label, and it is not ours to delete.
             labelled = {
                 path.stem for path in folder.glob("*.json") if not path.name.startswith(TMP_PREFIX)
-            }
+            }  # a staged or set-aside copy's record keeps its data file too
             for path in folder.iterdir():
                 stem = path.name.removesuffix(".zst").removesuffix(".db")
                 orphan = path.suffix != ".json" and stem not in labelled
@@ -286,3 +333,60 @@ class Catalogue:
                     path.unlink(missing_ok=True)
                     removed.append(path)
         return removed
+
+    # -- copies made, not yet proven (rules.deploy) -------------------------------------------
+
+    def staged_paths(
+        self, tier: str, backup_id: str, prefix: str = STAGED_PREFIX
+    ) -> tuple[Path, Path]:
+        folder = self.tier_dir(tier)
+        return folder / f"{prefix}{backup_id}.db", folder / f"{prefix}{backup_id}.json"
+
+    def stage(self, staged: Staged, data_tmp: Path) -> Path:
+        """Keep a hashed copy for its proof later: data first, its record last."""
+        data, record = self.staged_paths(staged.tier, staged.id)
+        os.replace(data_tmp, data)
+        atomic_write(record, staged.to_json(), temporary=record.with_name(TMP_PREFIX + record.name))
+        return data
+
+    def staged(self) -> list[Staged]:
+        """Every staged copy awaiting its proof, oldest first; a record of the wrong shape is
+        set aside (kept, reported). A record whose backup was committed is dropped."""
+        found: list[Staged] = []
+        for tier in TIERS:
+            folder = self.layout.tier(tier)
+            if not folder.is_dir():
+                continue
+            for record in folder.glob(f"{STAGED_PREFIX}*.json"):
+                try:
+                    staged = parse_staged(json.loads(record.read_text(encoding="utf-8")))
+                except (OSError, ValueError) as error:
+                    note_set_aside(record, "staged copy record", str(error))
+                    continue
+                if staged.tier != tier or record.name != f"{STAGED_PREFIX}{staged.id}.json":
+                    note_set_aside(record, "staged copy record", "does not describe its own files")
+                    continue
+                if (folder / f"{staged.id}.json").exists():
+                    record.unlink(missing_ok=True)  # proven and committed before a crash
+                    continue
+                found.append(staged)
+        found.sort(key=lambda staged: (staged.created_at, staged.id))
+        return found
+
+    def set_aside_staged(self, staged: Staged, why: str) -> Path:
+        """A copy that failed its proof: renamed ``.failed-<id>``, its record too, kept for a
+        look (only the newest of its tier: an older failed copy is removed), never counted."""
+        data, record = self.staged_paths(staged.tier, staged.id)
+        failed_data, failed_record = self.staged_paths(staged.tier, staged.id, FAILED_PREFIX)
+        for old in self.tier_dir(staged.tier).glob(f"{FAILED_PREFIX}*"):
+            old.unlink(missing_ok=True)
+        if data.exists():
+            os.replace(data, failed_data)
+        atomic_write(failed_record, json.dumps({**asdict(staged), "failed": why}, indent=2))
+        record.unlink(missing_ok=True)
+        note_set_aside(failed_data, f"{staged.tier} copy", why)
+        return failed_data
+
+    def unstage(self, staged: Staged) -> None:
+        """The record of a copy now committed as a backup (its data file moved already)."""
+        self.staged_paths(staged.tier, staged.id)[1].unlink(missing_ok=True)

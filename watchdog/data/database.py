@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 from conf.schema import SchemaRow
+from watchdog.data.integrity import check_integrity
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 BEING_CREATED = 10.0
@@ -100,11 +101,20 @@ def read_header_problem(path: Path) -> str | None:
 def check_database(path: Path, quick: bool = False) -> DatabaseCheck:
     """Missing, not a database, failing ``PRAGMA integrity_check``, or ok with row counts.
     ``quick``: ``PRAGMA quick_check`` instead (no index contents compared: it misses about a
-    third of what the full check finds; for a file known to be unchanged since a full check)."""
+    third of what the full check finds; for a file known to be unchanged since a full check).
+    The check itself runs in a worker process at low priority (``data.integrity``)."""
     pragma = "quick_check" if quick else "integrity_check"
     started = time.monotonic()
     if not path.exists():
         return DatabaseCheck("missing", "no database file")
+
+    def unknown(error: object) -> DatabaseCheck:
+        # Busy, locked, cannot open: says nothing about the file's health. Check again soon.
+        return DatabaseCheck("unknown", f"could not check: {error}", seconds=elapsed())
+
+    def elapsed() -> float:
+        return time.monotonic() - started
+
     try:
         stat = path.stat()
         size = stat.st_size
@@ -112,33 +122,30 @@ def check_database(path: Path, quick: bool = False) -> DatabaseCheck:
             return DatabaseCheck("missing", "an empty file just created (the bot is making it)")
         problem = read_header_problem(path)
         if problem:
-            return DatabaseCheck("corrupt", problem, size, seconds=time.monotonic() - started)
+            return DatabaseCheck("corrupt", problem, size, seconds=elapsed())
         connection = connect_read_only(path)
         try:
-            rows = connection.execute(f"PRAGMA {pragma}").fetchall()
-            verdict = [str(row[0]) for row in rows]
-            if verdict != ["ok"]:
-                shown = "; ".join(verdict[:3]) + (" …" if len(verdict) > 3 else "")
+            # Locked, busy, not a database: said here at once, before any worker starts.
+            connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            verdict = check_integrity(path, frozen=False, quick=quick)
+            if verdict.inconclusive or verdict.error_code in NOT_A_VERDICT:
+                return unknown(verdict.error)
+            if verdict.error is not None:
+                return DatabaseCheck("corrupt", verdict.error, size, seconds=elapsed())
+            if verdict.problems:
                 return DatabaseCheck(
-                    "corrupt", f"{pragma}: {shown}", size, seconds=time.monotonic() - started
+                    "corrupt", f"{pragma}: {verdict.summary()}", size, seconds=elapsed()
                 )
             tables = count_rows(connection)
         finally:
             connection.close()
     except sqlite3.DatabaseError as error:
         if getattr(error, "sqlite_errorcode", None) in NOT_A_VERDICT:
-            # Busy, locked, cannot open: says nothing about the file's health. Check again soon.
-            return DatabaseCheck(
-                "unknown", f"could not check: {error}", seconds=time.monotonic() - started
-            )
-        return DatabaseCheck(
-            "corrupt", f"{type(error).__name__}: {error}", seconds=time.monotonic() - started
-        )
+            return unknown(error)
+        return DatabaseCheck("corrupt", f"{type(error).__name__}: {error}", seconds=elapsed())
     except OSError as error:
-        return DatabaseCheck(
-            "corrupt", f"I/O error: {error.strerror or error}", seconds=time.monotonic() - started
-        )
-    return DatabaseCheck("ok", f"{pragma} ok", size, tables, time.monotonic() - started)
+        return DatabaseCheck("corrupt", f"I/O error: {error.strerror or error}", seconds=elapsed())
+    return DatabaseCheck("ok", f"{pragma} ok", size, tables, elapsed())
 
 
 def quick_check_database(path: Path) -> DatabaseCheck:

@@ -15,14 +15,16 @@ import secrets
 import sqlite3
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import zstandard
 
-from watchdog.data.catalogue import Backup, Catalogue, Manifest, new_backup_id
+from watchdog.data.catalogue import TMP_PREFIX, Backup, Catalogue, Manifest, new_backup_id
 from watchdog.data.database import connect, connect_read_only, count_rows, sqlite_version
 from watchdog.data.fs import fsync_file
+from watchdog.data.integrity import Abandoned, check_integrity
 
 CHUNK = 1 << 20
 ZSTD_LEVEL = 6
@@ -63,20 +65,13 @@ def _open_frozen(path: Path, proceed: Proceed) -> sqlite3.Connection:
 
 
 def integrity_problem(path: Path, proceed: Proceed = _always) -> str | None:
-    """None when ``PRAGMA integrity_check`` says ok, else what it said (or why it could not run)."""
+    """None when the file nobody writes passes the full check (split by table across worker
+    processes, ``data.integrity``), else what it found (or why it could not run)."""
     try:
-        connection = _open_frozen(path, proceed)
-        try:
-            rows = [str(row[0]) for row in connection.execute("PRAGMA integrity_check")]
-        finally:
-            connection.close()
-    except sqlite3.OperationalError as error:
-        if "interrupted" in str(error):
-            raise SnapshotError("abandoned during integrity_check") from None
-        return f"{type(error).__name__}: {error}"
-    except sqlite3.DatabaseError as error:
-        return f"{type(error).__name__}: {error}"
-    return None if rows == ["ok"] else "; ".join(rows[:3])
+        verdict = check_integrity(path, frozen=True, proceed=proceed)
+    except Abandoned:
+        raise SnapshotError("abandoned during integrity_check") from None
+    return None if verdict.ok else verdict.summary()
 
 
 def _copy_online(source: Path, target: Path, proceed: Proceed) -> None:
@@ -104,7 +99,7 @@ def _copy_online(source: Path, target: Path, proceed: Proceed) -> None:
 
 
 def _compress(plain: Path, packed: Path, proceed: Proceed) -> None:
-    compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True)
+    compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True, threads=-1)
     with plain.open("rb") as source, packed.open("wb") as target:
         with compressor.stream_writer(target, closefd=False) as writer:
             while chunk := source.read(CHUNK):
@@ -159,6 +154,75 @@ class SnapshotRequest:
     proceed: Proceed = _always
 
 
+def copy_database(source: Path, target: Path, proceed: Proceed) -> None:
+    """The online copy of ``source`` at ``target``, fsynced. Raises SnapshotError."""
+    if not source.exists():
+        raise SnapshotError(f"no database at {source}")
+    try:
+        _copy_online(source, target, proceed)
+    except sqlite3.Error as error:
+        raise SnapshotError(f"online backup failed: {type(error).__name__}: {error}") from None
+    except OSError as error:
+        raise SnapshotError(f"online backup failed: {error.strerror or error}") from None
+    fsync_file(target)
+    _check(proceed)
+
+
+def examine(plain: Path, proceed: Proceed) -> tuple[str, str | None]:
+    """The sha256 of a copy and what the full check found in it (None: sound), together: the
+    check in worker processes, the hash meanwhile in a thread of ours. Raises OSError."""
+    with ThreadPoolExecutor(1, thread_name_prefix="sha256") as hasher:
+        hashing = hasher.submit(sha256_of, plain, proceed)
+        problem = integrity_problem(plain, proceed)
+        return hashing.result(), problem
+
+
+def describe(
+    plain: Path, backup_id: str, request: SnapshotRequest, digest: str, started: float
+) -> tuple[Manifest, Path]:
+    """The manifest of a proven copy (rows counted, compressed for its tier) and the data file
+    to commit. Raises SnapshotError."""
+    compressed = request.tier in COMPRESSED_TIERS
+    connection = _open_frozen(plain, request.proceed)
+    try:
+        rows = count_rows(connection)
+    except sqlite3.OperationalError as error:
+        raise SnapshotError(f"counting rows: {error}") from None
+    finally:
+        connection.close()
+    size = plain.stat().st_size
+    if compressed:
+        packed = plain.with_name(f"{TMP_PREFIX}{backup_id}.db.zst")
+        try:
+            _compress(plain, packed, request.proceed)
+        except BaseException:
+            packed.unlink(missing_ok=True)
+            raise
+        plain.unlink()
+        data, file_name = packed, f"{backup_id}.db.zst"
+        file_digest = sha256_of(packed, request.proceed)
+    else:
+        data, file_name, file_digest = plain, f"{backup_id}.db", digest
+    manifest = Manifest(
+        id=backup_id,
+        tier=request.tier,
+        reason=request.reason,
+        created_at=request.created_at,
+        size_bytes=size,
+        sha256=digest,
+        file=file_name,
+        file_size=data.stat().st_size,
+        file_sha256=file_digest,
+        compression="zstd" if compressed else None,
+        rows=rows,
+        sqlite_version=sqlite_version(),
+        app_version=request.app_version,
+        duration_s=round(time.monotonic() - started, 3),
+        checked_sha256=digest,  # the full check passed on these very bytes
+    )
+    return manifest, data
+
+
 def make_snapshot(
     source: Path, catalogue: Catalogue, request: SnapshotRequest
 ) -> tuple[Manifest, Path]:
@@ -166,62 +230,17 @@ def make_snapshot(
 
     The caller commits it to the catalogue (or discards it). On failure nothing is left behind.
     """
-    if not source.exists():
-        raise SnapshotError(f"no database at {source}")
     started = time.monotonic()
     backup_id = new_backup_id(request.tier, request.created_at, secrets.token_hex(3))
-    compressed = request.tier in COMPRESSED_TIERS
     plain_tmp = catalogue.temporary_path(request.tier, backup_id, ".db")
-    packed_tmp = catalogue.temporary_path(request.tier, backup_id, ".db.zst")
     try:
-        try:
-            _copy_online(source, plain_tmp, request.proceed)
-        except sqlite3.Error as error:
-            raise SnapshotError(f"online backup failed: {type(error).__name__}: {error}") from None
-        except OSError as error:
-            raise SnapshotError(f"online backup failed: {error.strerror or error}") from None
-        fsync_file(plain_tmp)
-        _check(request.proceed)
-        problem = integrity_problem(plain_tmp, request.proceed)
+        copy_database(source, plain_tmp, request.proceed)
+        digest, problem = examine(plain_tmp, request.proceed)
         if problem:
             raise SnapshotError(f"the copy failed integrity_check: {problem}")
-        connection = _open_frozen(plain_tmp, request.proceed)
-        try:
-            rows = count_rows(connection)
-        except sqlite3.OperationalError as error:
-            raise SnapshotError(f"counting rows: {error}") from None
-        finally:
-            connection.close()
-        size = plain_tmp.stat().st_size
-        digest = sha256_of(plain_tmp, request.proceed)
-        if compressed:
-            _compress(plain_tmp, packed_tmp, request.proceed)
-            plain_tmp.unlink()
-            data_tmp, file_name = packed_tmp, f"{backup_id}.db.zst"
-            file_digest = sha256_of(packed_tmp, request.proceed)
-        else:
-            data_tmp, file_name, file_digest = plain_tmp, f"{backup_id}.db", digest
-        manifest = Manifest(
-            id=backup_id,
-            tier=request.tier,
-            reason=request.reason,
-            created_at=request.created_at,
-            size_bytes=size,
-            sha256=digest,
-            file=file_name,
-            file_size=data_tmp.stat().st_size,
-            file_sha256=file_digest,
-            compression="zstd" if compressed else None,
-            rows=rows,
-            sqlite_version=sqlite_version(),
-            app_version=request.app_version,
-            duration_s=round(time.monotonic() - started, 3),
-            checked_sha256=digest,  # the full check above passed on these very bytes
-        )
-        return manifest, data_tmp
+        return describe(plain_tmp, backup_id, request, digest, started)
     except BaseException:
         plain_tmp.unlink(missing_ok=True)
-        packed_tmp.unlink(missing_ok=True)
         raise
 
 

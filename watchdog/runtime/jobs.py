@@ -10,7 +10,7 @@ import logging
 from conf.units import MIB
 from watchdog.data.backups import BackupKeeper, BackupSkipped, Outcome
 from watchdog.data.snapshot import Proceed, SnapshotError
-from watchdog.rules import schedule
+from watchdog.rules import deploy, schedule
 from watchdog.rules.backoff import Retry
 from watchdog.rules.history import BackupPoint
 from watchdog.rules.state import BackupSummary, Integrity
@@ -109,8 +109,10 @@ class BackupJobs:
         )
 
     async def scheduled(self) -> None:
-        """Every tier that is due, each with its own retry backoff after a failure."""
+        """Staged copies' proof first, then every tier that is due, each with its own retry
+        backoff after a failure."""
         ctx = self.ctx
+        await self.prove_staged()
         if ctx.state.database.integrity is not Integrity.OK:
             return
         now = ctx.clock.time()
@@ -133,21 +135,66 @@ class BackupJobs:
             ctx.events.ping(ok=outcome is not None and outcome.backup is not None)
 
     async def deploy_snapshot(self) -> None:
-        """Before new code touches the data: a ``deploy`` backup when the app version changed."""
+        """Before new code touches the data: when the app version changed, the ``deploy`` copy,
+        staged (``rules.deploy``); its proof runs once the bot answers (:meth:`prove_staged`)."""
         ctx = self.ctx
         current = app_version()
         recorded = ctx.remembered.load().app_version
-        if not schedule.deploy_snapshot_needed(current, recorded):
+        start = deploy.at_start(current, recorded, ctx.state.database.integrity.value)
+        if start.action in ("none", "wait"):
             return
-        integrity = ctx.state.database.integrity
-        if integrity is Integrity.OK:
-            outcome = await self.backup("deploy", f"deploy: {recorded or 'first run'} -> {current}")
-            if outcome is None or outcome.backup is None:
-                log.error("no deploy backup: the new version starts without one (see above)")
-                return
-        elif integrity is not Integrity.MISSING:
-            return  # a damaged database: record nothing, so the snapshot is tried again
+        if start.action == "copy":
+            async with ctx.data_lock:
+                try:
+                    staged = await asyncio.to_thread(
+                        self.keeper.stage,
+                        "deploy",
+                        start.why,
+                        ctx.clock.time(),
+                        proceed=lambda: not ctx.stop_requested,
+                    )
+                except (SnapshotError, BackupSkipped, OSError) as error:
+                    ctx.state.backups.failed("deploy", f"deploy: {error}", ctx.clock.time())
+                    ctx.events.record(
+                        "backup",
+                        f"no deploy backup: the new version starts without one ({error})",
+                        logging.ERROR,
+                    )
+                    return
+            ctx.events.note("backup", f"deploy copy {staged.id} made; verified with the bot up")
         ctx.remembered.update(app_version=current)
+
+    async def prove_staged(self) -> None:
+        """The staged copies' proof, once the bot answers (``rules.deploy.may_verify``): each is
+        counted by its tier, or set aside and said."""
+        ctx, bot = self.ctx, self.ctx.state.bot
+        if not deploy.may_verify(bot.phase.value, bot.launched_at, ctx.clock.time()):
+            return
+        staged = await asyncio.to_thread(self.keeper.staged)
+        for copy in staged:
+            if ctx.stop_requested:
+                return
+            async with ctx.data_lock:
+                try:
+                    proven = await asyncio.to_thread(
+                        self.keeper.prove, copy, proceed=lambda: not ctx.stop_requested
+                    )
+                except SnapshotError as error:
+                    log.info("proof of %s put off: %s", copy.id, error)
+                    return
+            if proven.backup is not None:
+                ctx.events.record(
+                    "backup", f"{copy.tier} backup {copy.id} verified ({proven.detail})"
+                )
+            else:
+                message = (
+                    f"{copy.tier} copy {copy.id} set aside, not counted: {proven.detail} "
+                    f"(kept as {proven.set_aside})"
+                )
+                ctx.state.backups.failed(copy.tier, message, ctx.clock.time())
+                ctx.events.record("backup", message, logging.ERROR)
+                ctx.events.alert(f"⚠️ {message}")
+            await self.refresh()
 
     async def restart_snapshot(self, reason: str) -> None:
         """Before relaunching: a ``restart`` backup, unless nothing changed since the newest one
