@@ -5,9 +5,9 @@ terminal and stay quiet when piped, and ``verify`` says what it checked."""
 from __future__ import annotations
 
 import contextlib
-import re
 import os
 import pty
+import re
 import select
 import subprocess
 import sys
