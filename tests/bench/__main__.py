@@ -12,7 +12,14 @@ import sys
 import time
 from pathlib import Path
 
-BENCHMARKS: list[str] = ["backup", "recovery", "bot_throughput", "journal", "http_latency"]
+BENCHMARKS: list[str] = [
+    "backup",
+    "recovery",
+    "versus",
+    "bot_throughput",
+    "journal",
+    "http_latency",
+]
 """Module names in run order; each has ``run(quick: bool) -> list[Table]``."""
 
 OUT = Path(__file__).resolve().parents[2] / "bench-results"
