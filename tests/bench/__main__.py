@@ -15,6 +15,7 @@ from pathlib import Path
 BENCHMARKS: list[str] = [
     "backup",
     "recovery",
+    "versus",
     "bot_throughput",
     "journal",
     "export_memory",

@@ -1,3 +1,4 @@
+import re
 import signal
 import sqlite3
 import sys
@@ -121,3 +122,20 @@ def test_while_the_stack_runs_the_watchdog_restores_replays_and_relaunches(
     assert "Nice to meet you" in fake_api.wait_for_sent(2, timeout=20, after=sent)["text"]
     proc.popen.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
+
+
+def test_restore_while_the_stack_runs_is_a_job_of_the_watchdog(cli, stack):
+    from tests.cli.conftest import traced
+
+    made = cli("backup")
+    assert made.returncode == 0, made.stderr
+    backup_id = made.stdout.split()[1]
+    done = traced(cli, "restore", backup_id, "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.touched_the_data() == []
+    assert f"restored backup {backup_id}" in done.stdout
+    assert re.search(r"admin job restore-\d+ done", stack.log())
+    assert len(list((cli.data / "quarantine").glob("*/erixcast.db"))) == 1
+    refused = traced(cli, "restore", "no-such-backup", "--yes")
+    assert refused.returncode == 1 and refused.stdout.startswith("refused: ")
+    assert re.search(r"admin job restore-\d+ failed", stack.log())

@@ -31,3 +31,20 @@ def test_a_cli_backup_while_the_watchdog_runs(cli, processes):
     assert cli("verify", "--all").returncode == 0
     proc.popen.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
+
+
+def test_status_asks_the_watchdog_of_this_data_dir_and_sees_the_rows(cli, processes):
+    from tests.cli.conftest import Stack, traced
+
+    cli.env["STATS_TOKEN"] = "hidden-from-anonymous"
+    stack = Stack(cli, processes)
+    public = get_json(f"http://127.0.0.1:{cli.port}/health")[1]
+    assert public["database"]["records"] is None  # the anonymous view hides the counts
+    done = traced(cli, "status")
+    assert done.returncode == 1, done.stderr  # degraded: no token
+    assert done.touched_the_data() == []
+    assert "rows hidden" not in done.stdout and " rows, checked" in done.stdout
+    stack.stop()
+    gone = cli("status")
+    assert gone.returncode == 3 and "the stack is not running" in gone.stderr
+    assert len(gone.stderr.strip().splitlines()) == 1

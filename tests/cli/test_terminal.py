@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pty
+import re
 import select
 import subprocess
 import sys
@@ -118,3 +119,24 @@ def test_backup_and_drill_show_progress_only_on_a_terminal(cli):
     assert piped.returncode == 0 and piped.stderr == ""
     code, shown = on_a_terminal(cli, "drill")
     assert code == 0 and "restore drill" in shown
+
+
+def test_restore_shows_progress_only_on_a_terminal(cli):
+    assert cli("backup").returncode == 0
+    piped = cli("restore", "latest", "--yes")
+    assert piped.returncode == 0 and piped.stderr == ""
+    code, shown = on_a_terminal(cli, "restore", "latest", "--yes")
+    assert code == 0 and "restoring backup latest: copying and proving it…" in shown
+
+
+def test_through_the_running_watchdog_progress_shows_its_steps_only_on_a_terminal(cli, stack):
+    piped = cli("verify", "--all")
+    assert piped.returncode == 0 and piped.stderr == ""
+    code, shown = on_a_terminal(cli, "verify", "--all")
+    assert code == 0 and re.search(r"\[\d+/\d+\] verifying \S+… \d+ s", shown)  # as polled
+    code, shown = on_a_terminal(cli, "backup")
+    assert code == 0 and "manual backup: copying and proving it…" in shown
+    code, shown = on_a_terminal(cli, "drill")
+    assert code == 0 and "restore drill" in shown
+    piped = cli("drill")
+    assert piped.returncode == 0 and piped.stderr == ""

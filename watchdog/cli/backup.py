@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
+from typing import Any
 
-from conf.layout import TIERS
-from conf.units import MIB
-from watchdog.cli.common import keeper_for, prepare
+from conf.layout import TIERS, DataLayout
+from conf.settings import Settings
+from watchdog.cli.common import fail, keeper_for, megabytes, prepare
 from watchdog.cli.progress import Progress
-from watchdog.data.backups import BackupSkipped
-from watchdog.data.snapshot import SnapshotError
+from watchdog.cli.remote import Refused, Unreachable, reach
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -21,7 +20,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Snapshot the database with SQLite's online backup API, verify it (integrity_check, "
             "sha256, row counts) and add it to the catalogue; then apply the tier's retention. "
-            "Safe while the stack runs: the bot keeps writing."
+            "Safe while the stack runs: the running watchdog takes it (the bot keeps writing); "
+            "with no watchdog running, this command does."
         ),
     )
     parser.add_argument("--tier", choices=TIERS, default="manual", help="default: manual")
@@ -29,22 +29,44 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=command)
 
 
+def take_here(settings: Settings, layout: DataLayout, args: argparse.Namespace) -> dict[str, Any]:
+    """No watchdog runs (the caller holds its lock): the backup, by this process."""
+    from watchdog.data.backups import BackupSkipped
+    from watchdog.data.snapshot import SnapshotError
+    from watchdog.runtime.actions import backup_answer
+
+    try:
+        outcome = keeper_for(settings, layout).take(args.tier, args.reason, time.time())
+    except (SnapshotError, BackupSkipped) as error:
+        raise Refused(str(error)) from None
+    return backup_answer(outcome)
+
+
 def command(args: argparse.Namespace) -> int:
     settings, layout = prepare()
-    keeper = keeper_for(settings, layout)
+    progress = Progress()
     try:
-        with Progress().running(f"{args.tier} backup: copying and proving it"):
-            outcome = keeper.take(args.tier, args.reason, time.time())
-    except (SnapshotError, BackupSkipped) as error:
-        print(f"watchdog backup: failed, nothing was added: {error}", file=sys.stderr)
-        return 1
-    assert outcome.backup is not None
-    manifest = outcome.backup.manifest
-    print(
-        f"backup {manifest.id} ({manifest.tier}): {manifest.size_bytes / MIB:.2f} MB, "
-        f"{sum(manifest.rows.values())} rows, verified in {manifest.duration_s:.2f} s"
-    )
-    print(f"  {outcome.backup.data_path}")
-    for pruned in outcome.pruned:
-        print(f"  pruned {pruned} (retention)")
+        with reach(layout, hold=True) as remote:
+            if remote is not None:
+                body = {"tier": args.tier, "reason": args.reason}
+                answer = remote.run("backup", body, progress)
+            else:
+                with progress.running(f"{args.tier} backup: copying and proving it"):
+                    answer = take_here(settings, layout, args)
+    except Unreachable as error:
+        return fail("backup", f"nothing was done: {error}")
+    except Refused as error:
+        return fail("backup", f"failed, nothing was added: {error}")
+    show(answer)
     return 0
+
+
+def show(answer: dict[str, Any]) -> None:
+    manifest = answer["manifest"]
+    print(
+        f"backup {manifest['id']} ({manifest['tier']}): {megabytes(manifest['size_bytes'])} MB, "
+        f"{sum(manifest['rows'].values())} rows, verified in {manifest['duration_s']:.2f} s"
+    )
+    print(f"  {answer['path']}")
+    for pruned in answer["pruned"]:
+        print(f"  pruned {pruned} (retention)")

@@ -1,16 +1,18 @@
-"""``python -m watchdog list``: the backup catalogue, newest first."""
+"""``python -m watchdog list``: the backup catalogue, newest first: the running watchdog's when
+the stack runs, read here otherwise. ``--offsite`` reads the offsite branch (never DATA_DIR's
+data), always from this process."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from typing import Any
 
 from conf.layout import TIERS
 from conf.units import MIB
-from watchdog.cli.common import age, prepare
-from watchdog.data.catalogue import Backup, Catalogue
-from watchdog.offsite import OffsiteError, OffsiteStore
+from watchdog.cli.common import age, fail, prepare
+from watchdog.cli.remote import Refused, Unreachable, reach
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -32,18 +34,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=command)
 
 
-def table(backups: list[Backup], now: float | None = None) -> str:
+def table(manifests: list[dict[str, Any]], now: float | None = None) -> str:
     headers = ("TIER", "ID", "AGE", "SIZE MB", "ROWS", "VERIFIED")
     rows = [
         (
-            b.tier,
-            b.id,
-            age(b.created_at, now),
-            f"{b.manifest.size_bytes / MIB:.2f}" + (" (zst)" if b.manifest.compression else ""),
-            str(sum(b.manifest.rows.values())),
+            m["tier"],
+            m["id"],
+            age(m["created_at"], now),
+            f"{m['size_bytes'] / MIB:.2f}" + (" (zst)" if m.get("compression") else ""),
+            str(sum(m["rows"].values())),
             "yes",
         )
-        for b in backups
+        for m in manifests
     ]
     widths = [
         max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=False)
@@ -56,6 +58,8 @@ def table(backups: list[Backup], now: float | None = None) -> str:
 
 
 def offsite_command(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
+    from watchdog.offsite import OffsiteError, OffsiteStore
+
     try:
         store = OffsiteStore.from_settings(
             settings, read_only=True, allow_unauthenticated=args.allow_unauthenticated
@@ -88,10 +92,20 @@ def command(args: argparse.Namespace) -> int:
     settings, layout = prepare()
     if args.offsite:
         return offsite_command(args, settings)
-    backups = [b for b in Catalogue(layout).scan() if args.tier in (None, b.tier)]
-    backups.reverse()
+    try:
+        with reach(layout, hold=False) as remote:
+            if remote is not None:
+                query = f"?tier={args.tier}" if args.tier else ""
+                backups = remote.ask("GET", f"/catalogue{query}")["backups"]
+            else:
+                from watchdog.data.catalogue import Catalogue
+                from watchdog.runtime.actions import catalogue_answer
+
+                backups = catalogue_answer(Catalogue(layout), args.tier)
+    except (Unreachable, Refused) as error:
+        return fail("list", str(error))
     if args.json:
-        print(json.dumps([json.loads(b.manifest.to_json()) for b in backups], indent=2))
+        print(json.dumps(backups, indent=2))
     elif not backups:
         print("no backups yet")
     else:

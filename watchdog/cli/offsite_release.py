@@ -13,12 +13,15 @@ import argparse
 import sys
 import urllib.error
 import urllib.request
+from typing import TYPE_CHECKING
 
 from watchdog.cli.common import iso, prepare
 from watchdog.data.fs import AlreadyRunning, InstanceLock
-from watchdog.data.remembered import RememberedStore
-from watchdog.web.admin import AdminEndpoint
+from watchdog.web.admin_endpoint import AdminEndpoint
 from watchdog.web.client import ask_admin
+
+if TYPE_CHECKING:
+    from watchdog.data.remembered import RememberedStore
 
 RELEASE_PATH = "/offsite/release"
 
@@ -88,6 +91,8 @@ def command(args: argparse.Namespace) -> int:
             return fail(message)
         print(message)
         return 0
+    from watchdog.data.remembered import RememberedStore
+
     try:
         print(release_file(RememberedStore(layout.state_file)))
     finally:

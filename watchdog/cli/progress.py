@@ -1,4 +1,5 @@
-"""Progress for long commands (``backup``, ``verify``, ``drill``): one line on a terminal,
+"""Progress for long commands (``backup``, ``verify``, ``restore``, ``drill``, whether done here
+or by the running watchdog at the command's request): one line on a terminal,
 rewritten in place, and nothing at all when the output is piped or redirected (a script or a
 log reads only the results). Written to stderr, so stdout stays the answer."""
 
@@ -8,7 +9,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
@@ -25,38 +26,60 @@ def shows_progress(stream: TextIO, environ: dict[str, str] | os._Environ[str] = 
     return tty and environ.get("TERM", "") != "dumb"
 
 
+class Step:
+    """What a running step says: drawn at once when it changes, and at each tick."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.changed: Callable[[], None] = lambda: None
+
+    def say(self, text: str) -> None:
+        if text != self.text:
+            self.text = text
+            self.changed()
+
+
 class Progress:
     def __init__(self, stream: TextIO | None = None, enabled: bool | None = None) -> None:
         self.stream = stream or sys.stderr
         self.enabled = shows_progress(self.stream) if enabled is None else enabled
+        self._drawing = threading.Lock()
 
     def show(self, text: str) -> None:
         if self.enabled:
-            self.stream.write("\r\x1b[K" + text)
-            self.stream.flush()
+            with self._drawing:
+                self.stream.write("\r\x1b[K" + text)
+                self.stream.flush()
 
     def clear(self) -> None:
         self.show("")
 
     @contextmanager
-    def running(self, text: str) -> Iterator[None]:
-        """``text`` with a clock (``backing up… 3 s``) while the block runs; cleared after."""
+    def running(self, text: str) -> Iterator[Step]:
+        """``text`` with a clock (``backing up… 3 s``) while the block runs; cleared after. The
+        block may change the text as it goes (``step.say("[2/5] verifying …")``)."""
+        step = Step(text)
         if not self.enabled:
-            yield
+            yield step
             return
         started = time.monotonic()
         stop = threading.Event()
 
+        def line() -> None:
+            self.show(f"{step.text}… {time.monotonic() - started:.0f} s")
+
         def draw() -> None:
             while True:
-                self.show(f"{text}… {time.monotonic() - started:.0f} s")
+                line()
                 if stop.wait(TICK):
                     return
+
+        step.changed = line
 
         painter = threading.Thread(target=draw, daemon=True)
         painter.start()
         try:
-            yield
+            yield step
         finally:
             stop.set()
             painter.join()

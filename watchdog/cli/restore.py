@@ -1,8 +1,9 @@
 """``python -m watchdog restore``: put a chosen verified backup in place of the live database.
 
 The live database is never deleted: it goes to ``quarantine/``. While the stack runs, the running
-watchdog does the work (it stops the bot, restores, relaunches) at this command's request;
-otherwise this command does it itself, holding the watchdog's lock so none starts meanwhile.
+watchdog does the work (it stops the bot, restores, relaunches) at this command's request, as a
+job whose progress this command shows; otherwise this command does it itself, holding the
+watchdog's lock so none starts meanwhile.
 """
 
 from __future__ import annotations
@@ -10,22 +11,20 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import urllib.error
-import urllib.request
+from typing import TYPE_CHECKING
 
 from conf.layout import DataLayout
 from conf.units import MIB
 from watchdog.cli.common import iso, prepare
-from watchdog.data.fs import AlreadyRunning, InstanceLock
-from watchdog.data.restore import (
-    RestoreError,
-    journal_set_aside,
-    prove_requested,
-    restore_requested,
-)
-from watchdog.offsite import OffsiteError, OffsiteStore
-from watchdog.web.admin import AdminEndpoint
-from watchdog.web.client import ask_admin
+from watchdog.cli.progress import Progress
+from watchdog.cli.remote import Refused, Unreachable, reach
+
+if TYPE_CHECKING:
+    from watchdog.offsite import OffsiteStore
+
+
+class Failed(Exception):
+    """The restore done here could not be done; nothing changed."""
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -77,17 +76,12 @@ def confirmed(what: str, assume_yes: bool) -> bool:
     return answer.strip().lower() == "yes"
 
 
-def ask_running_watchdog(
-    endpoint: AdminEndpoint, wanted: str, from_git: bool, replay: bool = True
-) -> tuple[bool, str]:
-    body = {"id": wanted, "from_git": from_git, "replay": replay}
-    return ask_admin(endpoint, "/restore", body, timeout=600)
-
-
 def command(args: argparse.Namespace) -> int:
     settings, layout = prepare()
     store = None
     if args.from_git:
+        from watchdog.offsite import OffsiteError, OffsiteStore
+
         try:
             store = OffsiteStore.from_settings(
                 settings, read_only=True, allow_unauthenticated=args.allow_unauthenticated
@@ -105,50 +99,52 @@ def command(args: argparse.Namespace) -> int:
     what = f"restore {'offsite ' if store else ''}backup {args.id} over {layout.database}"
     if not confirmed(what, args.yes):
         return 1
-    lock = InstanceLock(layout.lock_file)
+    again = f"python -m watchdog restore {args.id}{' --from-git' if store else ''} --yes"
     try:
-        lock.acquire()
-    except AlreadyRunning:
-        if args.allow_unauthenticated:
-            return fail(
-                "the running watchdog never installs an unauthenticated package: stop the stack, "
-                f"then run: python -m watchdog restore {args.id} --from-git "
-                "--allow-unauthenticated --yes"
-            )
-        endpoint = AdminEndpoint.load(layout.admin_file)
-        if endpoint is None:
-            return fail(
-                "a watchdog holds DATA_DIR but does not answer; stop the stack, then run: "
-                f"python -m watchdog restore {args.id}{' --from-git' if store else ''} --yes"
-            )
-        try:
-            ok, message = ask_running_watchdog(
-                endpoint, args.id, bool(store), replay=not args.no_replay
-            )
-        except (urllib.error.URLError, OSError, ValueError) as error:
-            return fail(
-                f"the running watchdog did not answer ({error}); stop the stack, then run: "
-                f"python -m watchdog restore {args.id}{' --from-git' if store else ''} --yes"
-            )
-        print(message if ok else f"refused: {message}")
-        return 0 if ok else 1
-    try:
-        summary = restore_requested(layout, args.id, time.time(), store)
-        if args.no_replay:
-            summary = f"{summary}; {journal_set_aside(layout, time.time())}"
-        else:
-            summary += "; the bot replays the journal's later updates before it starts"
-    except (RestoreError, OffsiteError) as error:
+        with reach(layout, hold=True) as remote:
+            if remote is None:
+                summary = restore_here(layout, args, store)
+            elif args.allow_unauthenticated:
+                return fail(
+                    "the running watchdog never installs an unauthenticated package: stop the "
+                    f"stack, then run: {again} --allow-unauthenticated"
+                )
+            else:
+                body = {"id": args.id, "from_git": bool(store), "replay": not args.no_replay}
+                print(remote.run("restore", body, Progress())["message"])
+                return 0
+    except Unreachable as error:
+        return fail(f"{error}; to restore with the stack stopped: {again}")
+    except Refused as error:
+        print(f"refused: {error}")
+        return 1
+    except Failed as error:
         return fail(str(error))
-    finally:
-        lock.release()
     print(summary)
     print("start the stack (make run, or the Render service) to bring the bot back")
     return 0
 
 
+def restore_here(layout: DataLayout, args: argparse.Namespace, store: OffsiteStore | None) -> str:
+    """No watchdog runs (the caller holds its lock): the restore, by this process."""
+    from watchdog.data.restore import RestoreError, journal_set_aside, restore_requested
+    from watchdog.offsite import OffsiteError
+
+    try:
+        with Progress().running(f"restoring backup {args.id}: copying and proving it"):
+            summary = restore_requested(layout, args.id, time.time(), store)
+    except (RestoreError, OffsiteError) as error:
+        raise Failed(str(error)) from None
+    if args.no_replay:
+        return f"{summary}; {journal_set_aside(layout, time.time())}"
+    return f"{summary}; the bot replays the journal's later updates before it starts"
+
+
 def dry_run(args: argparse.Namespace, layout: DataLayout, store: OffsiteStore | None) -> int:
     """Prove what a restore would install, exactly as the restore does, and change nothing."""
+    from watchdog.data.restore import RestoreError, prove_requested
+    from watchdog.offsite import OffsiteError
+
     try:
         manifest, refused = prove_requested(layout, args.id, time.time(), store)
     except (RestoreError, OffsiteError) as error:

@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import threading
+from typing import TYPE_CHECKING
 
 from conf.exitcodes import EXIT_BAD_SETTINGS, EXIT_REFUSED
 from conf.layout import DataLayout
@@ -16,11 +17,9 @@ from conf.settings import Settings, SettingsError, load_settings
 from watchdog.data.disk import is_persistent, mount_point
 from watchdog.data.fs import AlreadyRunning, InstanceLock, restrict_tree
 from watchdog.fatal_listener import GIVE_UP
-from watchdog.offsite import OffsiteError, OffsiteStore
-from watchdog.runtime.orphans import follow_parent, reap_orphaned_watchdog
-from watchdog.runtime.service import WatchdogService
-from watchdog.web.front import WebFront
-from watchdog.web.public import CannotServe
+
+if TYPE_CHECKING:
+    from watchdog.runtime.service import WatchdogService
 
 log = logging.getLogger("watchdog")
 
@@ -39,6 +38,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def command(args: argparse.Namespace) -> int:
+    # The runtime is imported here, not above: the other commands share this module's parser
+    # and must stay small (watchdog.cli.remote).
+    from watchdog.offsite import OffsiteError, OffsiteStore
+    from watchdog.runtime.orphans import follow_parent
+    from watchdog.runtime.service import WatchdogService
+    from watchdog.web.front import WebFront
+    from watchdog.web.public import CannotServe
+
     parent = follow_parent()  # first: a kill -9 of supervisord must end us too
     try:
         settings = load_settings()
@@ -110,6 +117,8 @@ def place_problem(settings: Settings, layout: DataLayout) -> tuple[int, str] | N
 def take_lock(lock: InstanceLock, grace: float) -> None:
     """The lock, even from a watchdog orphaned by its supervisor's death (it is stopped first);
     raises AlreadyRunning when a live, supervised watchdog holds it."""
+    from watchdog.runtime.orphans import reap_orphaned_watchdog
+
     try:
         lock.acquire()
     except AlreadyRunning as error:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import urllib.error
 from typing import Any
 
 from conf.exitcodes import EXIT_REFUSED
+from conf.layout import DataLayout
 from conf.settings import load_settings_or_exit
-from watchdog.web.client import open_direct
+from watchdog.cli.remote import Refused, Unreachable, running_watchdog
 from watchdog.web.wording import ago, span
 
 
@@ -19,20 +19,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "status",
         help="show the running watchdog's health (exit 0 healthy, 1 degraded or unhealthy)",
         description=(
-            "Ask the watchdog on this machine (HOST:PORT) for /health and say it for a person: "
+            "Ask the running watchdog of this DATA_DIR (over its loopback admin API) for its "
+            "health and say it for a person: "
             "the bot, the database, the disk, each tier's newest backup, offsite, the drill, and "
             "every check that is not healthy with its reason. --json prints the document itself. "
             "Exit 0 healthy, 1 degraded or unhealthy, 3 when no watchdog answers."
         ),
     )
     parser.add_argument("--json", action="store_true", help="print the raw /health document")
-    parser.add_argument("--timeout", type=float, default=5.0, help="seconds to wait (default 5)")
     parser.set_defaults(handler=command)
-
-
-def local_address(host: str, port: int) -> str:
-    reachable = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
-    return f"http://{reachable}:{port}/health"
 
 
 def _when(document: dict[str, Any], iso: str | None) -> str:
@@ -102,15 +97,19 @@ def summarise(document: dict[str, Any]) -> str:
 
 
 def command(args: argparse.Namespace) -> int:
-    settings = load_settings_or_exit("watchdog")
-    url = local_address(settings.host, settings.port)
+    layout = DataLayout.from_settings(load_settings_or_exit("watchdog"))
     try:
-        with open_direct(url, timeout=args.timeout) as answer:
-            document = json.load(answer)
-    except urllib.error.HTTPError as error:
-        document = json.load(error)
-    except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
-        print(f"watchdog: no watchdog answering at {url}: {error}", file=sys.stderr)
+        remote = running_watchdog(layout)
+        if remote is None:
+            print(
+                f"watchdog status: no watchdog answers for {layout.root} "
+                f"(no live address in {layout.admin_file}): the stack is not running",
+                file=sys.stderr,
+            )
+            return EXIT_REFUSED
+        document = remote.ask("GET", "/status")
+    except (Unreachable, Refused) as error:
+        print(f"watchdog status: {error}", file=sys.stderr)
         return EXIT_REFUSED
     print(json.dumps(document, indent=2) if args.json else summarise(document))
     return 0 if document.get("status") == "healthy" else 1

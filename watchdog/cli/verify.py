@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
+from typing import Any
 
-from conf.units import MIB
-from watchdog.cli.common import prepare
+from conf.layout import DataLayout
+from watchdog.cli.common import fail, megabytes, prepare
 from watchdog.cli.progress import Progress
-from watchdog.data.catalogue import Backup, Catalogue
-from watchdog.data.snapshot import verify_backup
+from watchdog.cli.remote import Refused, Unreachable, reach
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -20,7 +19,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Check that each backup's file still has the sha256 its manifest recorded and that the "
             "database in it passes PRAGMA integrity_check. Without arguments: the newest backup "
-            "of each tier."
+            "of each tier. While the stack runs, the running watchdog does the checking."
         ),
     )
     parser.add_argument("id", nargs="?", help="one backup id (see `list`)")
@@ -28,48 +27,55 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=command)
 
 
-def chosen(catalogue: Catalogue, args: argparse.Namespace) -> list[Backup] | None:
-    if args.id:
-        backup = catalogue.find(args.id)
-        return [backup] if backup else None
-    backups = catalogue.scan()
-    if args.all:
-        return backups
-    return [b for b in catalogue.newest_by_tier(backups).values() if b is not None]
+def verify_here(
+    layout: DataLayout, args: argparse.Namespace, progress: Progress
+) -> list[dict[str, Any]]:
+    """No watchdog runs: the checks, by this process."""
+    from watchdog.data.catalogue import Catalogue
+    from watchdog.runtime.actions import chosen_backups, verify_answer
+
+    backups = chosen_backups(Catalogue(layout), args.id, args.all)
+    if backups is None:
+        raise Refused(f"no backup with id {args.id!r} (see `list`)")
+    results = []
+    with progress.running("verifying") as step:
+        for number, backup in enumerate(backups, 1):
+            step.say(f"[{number}/{len(backups)}] verifying {backup.id}")
+            results.append(verify_answer(backup, layout.run))
+    return results
 
 
 def command(args: argparse.Namespace) -> int:
     if args.id and args.all:
-        print("watchdog verify: give an ID or --all, not both", file=sys.stderr)
-        return 2
+        return fail("verify", "give an ID or --all, not both", 2)
     _, layout = prepare()
-    catalogue = Catalogue(layout)
-    backups = chosen(catalogue, args)
-    if backups is None:
-        print(f"watchdog verify: no backup with id {args.id!r} (see `list`)", file=sys.stderr)
-        return 1
-    if not backups:
+    progress = Progress()
+    try:
+        with reach(layout, hold=False) as remote:
+            if remote is not None:
+                body = {"id": args.id, "all": args.all}
+                results = remote.run("verify", body, progress)["results"]
+            else:
+                results = verify_here(layout, args, progress)
+    except (Unreachable, Refused) as error:
+        return fail("verify", str(error))
+    if not results:
         print("no backups to verify")
         return 0
-    failed = 0
-    progress = Progress()
-    for number, backup in enumerate(backups, 1):
-        with progress.running(f"[{number}/{len(backups)}] verifying {backup.id}"):
-            started = time.monotonic()
-            verdict = verify_backup(backup, layout.run)
-        failed += not verdict.ok
-        print(verdict_line(backup, verdict.ok, verdict.detail, time.monotonic() - started))
+    for result in results:
+        print(verdict_line(result))
+    failed = sum(not result["ok"] for result in results)
     if failed:
-        print(f"{failed} of {len(backups)} backups failed verification", file=sys.stderr)
+        print(f"{failed} of {len(results)} backups failed verification", file=sys.stderr)
     else:
-        print(f"{len(backups)} backup{'s' if len(backups) != 1 else ''} verified")
+        print(f"{len(results)} backup{'s' if len(results) != 1 else ''} verified")
     return 1 if failed else 0
 
 
-def verdict_line(backup: Backup, ok: bool, detail: str, seconds: float) -> str:
+def verdict_line(result: dict[str, Any]) -> str:
     """``verified  ID  (tier, 5.00 MB): sha256 matches, integrity_check ok  0.12 s`` or
     ``FAILED    ID  (tier, …): what is wrong``."""
-    what = f"{backup.id}  ({backup.tier}, {backup.manifest.size_bytes / MIB:.2f} MB)"
-    if ok:
-        return f"verified  {what}: sha256 matches, integrity_check ok  ({seconds:.2f} s)"
-    return f"FAILED    {what}: {detail}"
+    what = f"{result['id']}  ({result['tier']}, {megabytes(result['size_bytes'])} MB)"
+    if result["ok"]:
+        return f"verified  {what}: sha256 matches, integrity_check ok  ({result['seconds']:.2f} s)"
+    return f"FAILED    {what}: {result['detail']}"

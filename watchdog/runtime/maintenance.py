@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from conf.units import MIB
 from watchdog.data.catalogue import Catalogue
-from watchdog.data.drill import run_drill
+from watchdog.data.drill import DrillResult, run_drill
 from watchdog.data.journal import JournalScan, remove_segments, scan_journal
 from watchdog.offsite import OffsiteError, OffsiteStore
 from watchdog.rules import backoff, journal, schedule
@@ -254,6 +254,12 @@ class Maintenance:
             drill.last_at = ctx.remembered.load().drill_at
         if not schedule.drill_due(ctx.clock.time(), drill.last_at):
             return
+        await self.drill()
+
+    async def drill(self, by: str = "") -> list[DrillResult]:
+        """A restore drill now, recorded and alerted on; ``by`` says who asked, in the event
+        (``" (asked from the command line)"``; empty for the scheduled one)."""
+        ctx, drill = self.ctx, self.ctx.state.drill
         async with ctx.data_lock:
             results = await asyncio.to_thread(run_drill, self.catalogue, ctx.layout.run)
         drill.last_at = ctx.clock.time()
@@ -262,9 +268,10 @@ class Maintenance:
         failed = [r for r in results if not r.ok]
         if failed:
             text = "; ".join(f"{r.tier} {r.id}: {r.detail}" for r in failed)
-            ctx.events.record("drill", f"restore drill FAILED: {text}", logging.ERROR)
+            ctx.events.record("drill", f"restore drill{by} FAILED: {text}", logging.ERROR)
             ctx.events.alert(f"⚠️ restore drill failed: {text}")
         else:
             ctx.events.record(
-                "drill", f"restore drill passed ({len(results)} backups restored and read)"
+                "drill", f"restore drill{by} passed ({len(results)} backups restored and read)"
             )
+        return results

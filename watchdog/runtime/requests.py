@@ -1,21 +1,30 @@
 """What an operator asks the running watchdog for, over the loopback admin API: a backup now, a
-restore. The restore itself is ``data.restore.restore_requested``, the same function the CLI
-calls when no watchdog runs; here it runs with the bot held."""
+restore, a verification, a drill, the catalogue. The work itself is what the command does when
+no watchdog runs (``data.restore.restore_requested``, ``runtime.actions``); here it runs in worker
+threads, serialised with the watchdog's own work on the data, and is recorded in its events."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from watchdog.data.backups import Outcome
+from watchdog.data.drill import DrillResult
 from watchdog.data.restore import RestoreError, journal_set_aside, restore_and_tell
 from watchdog.offsite import OffsiteError, OffsiteStore
+from watchdog.runtime import actions
+from watchdog.runtime.actions import RequestFailed
 from watchdog.runtime.context import RuntimeContext
 from watchdog.runtime.guard import DataGuard
 from watchdog.runtime.jobs import BackupJobs
 from watchdog.runtime.supervision import BotSupervisor
 
 log = logging.getLogger(__name__)
+
+ASKED = " (asked from the command line)"
+Note = Callable[[str], None]
+"""Where a long request says what it is doing (the admin job's step, shown by the command)."""
 
 
 class OperatorRequests:
@@ -26,8 +35,10 @@ class OperatorRequests:
         guard: DataGuard,
         jobs: BackupJobs,
         offsite: OffsiteStore | None,
+        drill: Callable[[str], Awaitable[list[DrillResult]]] | None = None,
     ) -> None:
         self.ctx = ctx
+        self._drill = drill
         self.bot = bot
         self.guard = guard
         self.jobs = jobs
@@ -77,3 +88,44 @@ class OperatorRequests:
         outcome = await self.bot.replay_journal()
         self.ctx.state.recovery.last_replay = {"at": self.ctx.clock.time(), **outcome.as_dict()}
         return outcome.summary()
+
+    async def backup(self, tier: str, reason: str) -> actions.Answer:
+        """A verified backup of ``tier`` now (``python -m watchdog backup``)."""
+        outcome = await self.jobs.backup(tier, reason, proceed=lambda: True)
+        if outcome is None or outcome.backup is None:
+            raise RequestFailed(self.ctx.state.backups.last_error or f"no {tier} backup was taken")
+        answer = actions.backup_answer(outcome)
+        self.ctx.events.record("backup", f"{tier} backup {outcome.backup.id} taken{ASKED}")
+        return answer
+
+    async def verify(self, wanted: str | None, every: bool, note: Note) -> actions.Answer:
+        """Re-hash and re-check backups, one at a time, each under the data lock (so retention
+        cannot prune it mid-check) and never holding it between two."""
+        ctx = self.ctx
+        catalogue = self.jobs.keeper.catalogue
+        chosen = await asyncio.to_thread(actions.chosen_backups, catalogue, wanted, every)
+        if chosen is None:
+            raise RequestFailed(f"no backup with id {wanted!r} (see `list`)")
+        results = []
+        for number, backup in enumerate(chosen, 1):
+            note(f"[{number}/{len(chosen)}] verifying {backup.id}")
+            async with ctx.data_lock:
+                results.append(
+                    await asyncio.to_thread(actions.verify_answer, backup, ctx.layout.run)
+                )
+        failed = [r for r in results if not r["ok"]]
+        level = logging.ERROR if failed else logging.INFO
+        ctx.events.record(
+            "verify",
+            f"{len(results) - len(failed)} of {len(results)} backups verified{ASKED}",
+            level,
+        )
+        return {"results": results}
+
+    async def drill(self) -> actions.Answer:
+        if self._drill is None:
+            raise RequestFailed("this watchdog runs no drills")
+        return {"results": actions.drill_answer(await self._drill(ASKED))}
+
+    async def catalogue(self, tier: str | None) -> list[actions.Answer]:
+        return await asyncio.to_thread(actions.catalogue_answer, self.jobs.keeper.catalogue, tier)

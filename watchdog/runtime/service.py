@@ -112,7 +112,9 @@ class WatchdogService:
         self.jobs = BackupJobs(self.ctx, keeper)
         self.guard = DataGuard(self.ctx, self.bot, self.jobs, self.offsite)
         self.maintenance = Maintenance(self.ctx, keeper.catalogue, self.offsite)
-        self.requests = OperatorRequests(self.ctx, self.bot, self.guard, self.jobs, self.offsite)
+        self.requests = OperatorRequests(
+            self.ctx, self.bot, self.guard, self.jobs, self.offsite, self.maintenance.drill
+        )
         self.bot.on_database_exit = self.guard.check_and_heal
         self.bot.before_relaunch = self._before_relaunch
         self._admin: AdminAddress | None = None

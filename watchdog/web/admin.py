@@ -1,4 +1,5 @@
-"""The loopback admin API: how the bot (admin commands) and the ``restore`` command ask the
+"""The loopback admin API: how the bot (admin commands) and the local commands (``backup``,
+``verify``, ``drill``, ``restore``, ``list``, ``status``: ``watchdog.web.admin_jobs``) ask the
 running watchdog to act. It listens on 127.0.0.1 only, on a port of its own (never the public
 $PORT), and every request must carry ``Authorization: Bearer <secret>``: a per-run secret handed
 to the bot in its environment and written for local commands to ``DATA_DIR/run/admin.json``
@@ -6,17 +7,14 @@ to the bot in its environment and written for local commands to ``DATA_DIR/run/a
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import secrets
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from watchdog.data.fs import atomic_write_json
+from watchdog.web.admin_endpoint import AdminEndpoint
+from watchdog.web.admin_jobs import add_job_routes
 from watchdog.web.auth import authorised
 from watchdog.web.public import json_response
 
@@ -26,23 +24,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 SERVICE = web.AppKey("service", object)
 SECRET = web.AppKey("secret", str)
-
-
-@dataclass(frozen=True)
-class AdminEndpoint:
-    url: str
-    secret: str
-
-    def save(self, path: Path) -> None:
-        atomic_write_json(path, {"url": self.url, "secret": self.secret, "pid": os.getpid()})
-
-    @classmethod
-    def load(cls, path: Path) -> AdminEndpoint | None:
-        try:
-            data = json.loads(path.read_text())
-            return cls(url=str(data["url"]), secret=str(data["secret"]))
-        except (OSError, ValueError, KeyError):
-            return None
 
 
 def _json(body: dict[str, Any], status: int = 200) -> web.Response:
@@ -127,6 +108,7 @@ async def start_admin(service: Operable) -> tuple[web.AppRunner, AdminEndpoint]:
     app.router.add_get("/backups", backups)
     app.router.add_post("/restore", restore)
     app.router.add_post("/offsite/release", release_offsite)
+    add_job_routes(app, service)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()

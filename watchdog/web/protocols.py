@@ -3,7 +3,8 @@ against these, never against the concrete service (which imports them, not the r
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from conf.settings import Settings
 from watchdog.data.backups import Outcome
@@ -22,8 +23,25 @@ class Observable(Protocol):
     def health(self) -> HealthReport: ...
 
 
+class Requests(Protocol):
+    """An operator's commands, done by the running watchdog (``runtime.requests``); each raises
+    ``runtime.actions.RequestFailed`` with one line when it cannot be done."""
+
+    async def backup(self, tier: str, reason: str) -> dict[str, Any]: ...
+
+    async def verify(
+        self, wanted: str | None, every: bool, note: Callable[[str], None]
+    ) -> dict[str, Any]: ...
+
+    async def drill(self) -> dict[str, Any]: ...
+
+    async def catalogue(self, tier: str | None) -> list[dict[str, Any]]: ...
+
+
 class Operable(Observable, Protocol):
     """What the loopback admin API may ask for."""
+
+    requests: Requests
 
     async def manual_backup(self, reason: str) -> tuple[Outcome | None, str | None]: ...
 
