@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import ProcessPool
+from tests.pg import PostgresServer, postgres_server
 
 
 @pytest.fixture
@@ -23,3 +24,11 @@ def fake_api():
 
     with FakeTelegramAPI() as fake:
         yield fake
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server per test worker (``tests/pg.py``); each test makes its own
+    database with ``postgres.create_database()``."""
+    with postgres_server() as server:
+        yield server
