@@ -8,8 +8,9 @@ the bot's replay, the watchdog's pruning and its offsite copy read it (:func:`re
 
 A folder ``DATA_DIR/journal`` holds numbered segments ``segment-00000001.jsonl``; the highest
 number is the one being written, the others are closed. ``erasures.jsonl`` keeps the record of
-every ``/deleteme`` (a user id and a time, nothing else): erasures outlive the segments, so a
-restore of a backup older than an erasure erases again. One line per entry::
+every ``/deleteme`` (a user id and a time, nothing else; written and read by
+:mod:`conf.erasures`): erasures outlive the segments, so a restore of a backup older than an
+erasure erases again. One line per entry::
 
     <16 hex digits of sha256(payload)> <payload: one JSON object>\\n
 
@@ -21,108 +22,32 @@ set aside beside it as ``cut-*.bin``, never deleted) and says so.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
-import math
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from conf.erasures import read_record, record_erasure
 from conf.files import DIR_MODE, FILE_MODE, FileLock, atomic_write, fsync_dir
+from conf.journal_lines import ERASURE as ERASURE
+from conf.journal_lines import ERASURES_FILE as ERASURES_FILE
+from conf.journal_lines import FORMAT as FORMAT
+from conf.journal_lines import UPDATE as UPDATE
+from conf.journal_lines import JournalEntry as JournalEntry
+from conf.journal_lines import JournalLineError as JournalLineError
+from conf.journal_lines import decode as decode
+from conf.journal_lines import encode as encode
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
 SEGMENT_BYTES = 4 * 1024 * 1024
 """A segment is closed once it holds this much; closed segments are what pruning removes."""
 LOCK_TIMEOUT = 30.0
 """Seconds a rewrite, a rotation or a pruning waits for another one to finish."""
-UPDATE = "update"
-ERASURE = "erasure"
-ERASURES_FILE = "erasures.jsonl"
 LOCK_FILE = ".lock"
 _SEGMENT = re.compile(r"^segment-(\d{8})\.jsonl$")
-_CHECKSUM = re.compile(rb"^[0-9a-f]{16}$")
-
-
-class JournalLineError(ValueError):
-    """A line of the journal that cannot be trusted."""
-
-
-@dataclass(frozen=True)
-class JournalEntry:
-    """One update as Telegram sent it, or the record of one erasure."""
-
-    kind: str
-    update_id: int
-    at: float
-    """Seconds since the epoch when the entry was written."""
-    user_id: int | None = None
-    update: Mapping[str, Any] | None = None
-    """The raw update (kind ``update``)."""
-
-    def payload(self) -> dict[str, Any]:
-        document: dict[str, Any] = {
-            "v": FORMAT,
-            "kind": self.kind,
-            "update_id": self.update_id,
-            "at": self.at,
-            "user": self.user_id,
-        }
-        if self.update is not None:
-            document["update"] = self.update
-        return document
-
-
-def encode(entry: JournalEntry) -> bytes:
-    # ASCII: a lone surrogate (Telegram sends what users type) round-trips as its escape.
-    payload = json.dumps(entry.payload(), separators=(",", ":")).encode()
-    return _checksum(payload) + b" " + payload + b"\n"
-
-
-def _checksum(payload: bytes) -> bytes:
-    return hashlib.sha256(payload).hexdigest()[:16].encode()
-
-
-def _integer(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def decode(line: bytes) -> JournalEntry:
-    """The entry a complete line (newline included) holds, or :class:`JournalLineError`."""
-    if not line.endswith(b"\n"):
-        raise JournalLineError("the line does not end (torn write)")
-    checksum, _, payload = line[:-1].partition(b" ")
-    if not _CHECKSUM.match(checksum):
-        raise JournalLineError("no checksum at the start of the line")
-    if _checksum(payload) != checksum:
-        raise JournalLineError("the checksum does not match the line")
-    try:
-        document = json.loads(payload)
-    except (ValueError, RecursionError) as error:
-        raise JournalLineError(f"not JSON ({type(error).__name__})") from None
-    if not isinstance(document, dict) or document.get("v") != FORMAT:
-        raise JournalLineError("not an entry of journal format 1")
-    kind, update_id, at, user = (document.get(k) for k in ("kind", "update_id", "at", "user"))
-    if kind not in (UPDATE, ERASURE):
-        raise JournalLineError(f"unknown kind {str(kind)[:20]!r}")
-    if not _integer(update_id) or update_id < 0:
-        raise JournalLineError("update_id is not a non-negative integer")
-    if not isinstance(at, int | float) or isinstance(at, bool) or not math.isfinite(at):
-        raise JournalLineError("at is not a time")
-    if user is not None and not _integer(user):
-        raise JournalLineError("user is not an integer")
-    update = document.get("update")
-    if kind == UPDATE:
-        if not isinstance(update, dict) or update.get("update_id") != update_id:
-            raise JournalLineError("the update does not carry its update_id")
-    elif user is None or update is not None:
-        raise JournalLineError("an erasure names a user and nothing else")
-    return JournalEntry(kind, update_id, float(at), user, update)
 
 
 @dataclass
@@ -205,10 +130,11 @@ def iter_updates(folder: Path, problems: list[str]) -> Iterator[JournalEntry]:
 
 
 def read_erasures(folder: Path, problems: list[str]) -> list[JournalEntry]:
-    erasures = read_segment(folder / ERASURES_FILE)
-    if erasures.problem:
-        problems.append(erasures.problem)
-    return [entry for entry in erasures.entries if entry.kind == ERASURE]
+    """The erasure record's good lines (:mod:`conf.erasures`: a bad line costs that line only)."""
+    record = read_record(folder / ERASURES_FILE)
+    if record.problem:
+        problems.append(f"erasure record damaged: {record.problem}")
+    return record.entries
 
 
 def oldest_update_id(folder: Path) -> int | None:
@@ -338,16 +264,14 @@ class JournalWriter:
                 self._open_newest()
 
     def erase_user(self, user_id: int, update_id: int, at: float) -> int:
-        """Record the erasure (kept for good) and rewrite each segment without the user's
-        updates. How many entries were taken out."""
-        record = encode(JournalEntry(ERASURE, update_id, at, user_id))
-        erasures = self.folder / ERASURES_FILE
-        fd = os.open(erasures, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
-        try:
-            os.write(fd, record)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        """Record the erasure (kept for good; raises OSError, before anything else changed, when
+        it cannot be) and rewrite each segment without the user's updates. How many entries
+        were taken out."""
+        record_erasure(self.folder, user_id, update_id, at)
+        return self.remove_user(user_id)
+
+    def remove_user(self, user_id: int) -> int:
+        """Rewrite each segment without the user's updates; how many entries were taken out."""
         removed = 0
         with journal_lock(self.folder):
             for path in list_segments(self.folder):
@@ -365,12 +289,14 @@ class JournalWriter:
         active = path == self.path and self._fd is not None
         if active:
             self._close_fd()
-        # A damaged tail is not the user's to keep or drop: it stays where it was, set aside.
-        if read.problem:
-            set_aside_tail(path, read)
-        atomic_write(path, b"".join(kept), FILE_MODE)
-        if active:
-            self._open_newest()
+        try:
+            # A damaged tail is not the user's to keep or drop: it stays where it was, set aside.
+            if read.problem:
+                set_aside_tail(path, read)
+            atomic_write(path, b"".join(kept), FILE_MODE)
+        finally:
+            if active:
+                self._open_newest()
         return removed
 
     def _close_fd(self) -> None:

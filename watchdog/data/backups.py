@@ -16,6 +16,7 @@ from conf.journal import SEGMENT_BYTES, journal_bytes
 from conf.layout import DataLayout
 from conf.units import MIB
 from watchdog.data.catalogue import Backup, Catalogue, Staged
+from watchdog.data.erasures import mirror_erasures
 from watchdog.data.snapshot import (
     COMPRESSED_TIERS,
     Proceed,
@@ -115,6 +116,7 @@ class BackupKeeper:
                     return Outcome(None, f"unchanged since backup {newest.id}", pruned)
             backup = self.catalogue.commit(manifest, data_tmp)
             pruned += self._apply_retention()
+        mirror_erasures(self.layout)  # the erasure record travels with the backups' set
         log.info(
             "backup %s taken (%s): %.2f MB, %s rows, %.2f s",
             backup.id,
@@ -156,6 +158,8 @@ class BackupKeeper:
             proven = prove_staged(self.catalogue, staged, proceed or (lambda: True))
             if proven.backup is not None:
                 self._apply_retention()
+        if proven.backup is not None:
+            mirror_erasures(self.layout)
         return proven
 
     def _make_room(self, tier: str) -> list[str]:

@@ -11,12 +11,12 @@ never removed.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from conf.erasures import merge_lines
 from conf.files import FILE_MODE, atomic_write, fsync_dir
 from conf.journal import (
     ERASURES_FILE,
@@ -254,24 +254,13 @@ def install_fetched(folder: Path, fetched: FetchedJournal) -> JournalRestore:
             atomic_write(path, content, FILE_MODE)
             report.segments.append(path.name)
         if erasure_lines:
-            report.erasures_added = _merge_erasures(folder / ERASURES_FILE, erasure_lines)
+            try:
+                report.erasures_added, _ = merge_lines(folder / ERASURES_FILE, erasure_lines)
+            except OSError as error:
+                report.problems.append(f"cannot write the erasure records: {error}")
     for problem in report.problems:
         log.error("journal restore: %s", problem)
     return report
-
-
-def _merge_erasures(path: Path, lines: list[bytes]) -> int:
-    """Add the erasure records ``path`` lacks (its own good lines first, kept as they are)."""
-    local = read_segment(path)
-    have = set(local.lines)
-    missing = [line for line in lines if line not in have]
-    if not missing:
-        return 0
-    if local.problem:
-        set_aside_tail(path, local)
-    atomic_write(path, b"".join([*local.lines, *missing]), FILE_MODE)
-    os.chmod(path, FILE_MODE)
-    return len(missing)
 
 
 def restore_journal(folder: Path, source: object, since: float) -> JournalRestore | None:

@@ -16,8 +16,6 @@ own schema and nothing more (:func:`schema_problem`), and ``integrity_check``.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import os
 import sqlite3
@@ -25,9 +23,8 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import zstandard
 
@@ -36,8 +33,16 @@ from conf.layout import DataLayout
 from conf.schema import expected_schema
 from watchdog.data.catalogue import Backup, Catalogue, Manifest
 from watchdog.data.database import connect, read_schema
-from watchdog.data.fs import atomic_write_json, fsync_dir, fsync_file, move_file, note_set_aside
+from watchdog.data.erasures import apply_erasures, erase_again, gather
+from watchdog.data.fs import fsync_dir, fsync_file
 from watchdog.data.journal import restore_journal
+from watchdog.data.quarantine import NOTE as NOTE
+from watchdog.data.quarantine import Quarantined as Quarantined
+from watchdog.data.quarantine import list_quarantine as list_quarantine
+from watchdog.data.quarantine import parse_note as parse_note
+from watchdog.data.quarantine import quarantine_database as quarantine_database
+from watchdog.data.quarantine import update_note as update_note
+from watchdog.data.quarantine import write_note as write_note
 from watchdog.data.salvage import SalvageReport, salvage_and_merge
 from watchdog.data.snapshot import (
     integrity_problem,
@@ -52,123 +57,6 @@ from watchdog.rules.recovery import (
 )
 
 log = logging.getLogger(__name__)
-
-
-# -- quarantine: the damaged files moved aside, whole, with a note; nothing deleted ----------
-
-NOTE = "note.json"
-
-
-@dataclass(frozen=True)
-class Quarantined:
-    folder: Path
-    note: dict[str, Any]
-
-    @property
-    def database(self) -> Path | None:
-        path = self.folder / str(self.note["database_name"])
-        return path if _regular_file(path) else None
-
-
-def write_note(folder: Path, note: dict[str, Any]) -> None:
-    atomic_write_json(folder / NOTE, note)
-
-
-def _size(path: Path) -> int | None:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return None
-
-
-def quarantine_database(
-    layout: DataLayout, reason: str, detail: str, now: float
-) -> Quarantined | None:
-    """Move the database and its companions into a new quarantine folder; None if there is nothing."""
-    present = [path for path in (layout.database, *layout.database_companions) if path.exists()]
-    strangers = [path for path in present if not _regular_file(path)]
-    for path in strangers:
-        log.error("%s is not a regular file: left where it is, never moved to quarantine", path)
-    present = [path for path in present if path not in strangers]
-    if not present:
-        return None
-    stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%dT%H%M%SZ")
-    folder = layout.quarantine / stamp
-    suffix = 1
-    while folder.exists():
-        suffix += 1
-        folder = layout.quarantine / f"{stamp}-{suffix}"
-    folder.mkdir(parents=True)
-    note: dict[str, Any] = {
-        "reason": reason,
-        "detail": detail,
-        "quarantined_at": datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds"),
-        "database_name": layout.database.name,
-        "files": {path.name: _size(path) for path in present},
-        "restored_from": None,
-        "salvage": {"status": "pending"},
-    }
-    write_note(folder, note)
-    for path in present:
-        try:
-            move_file(path, folder / path.name)  # copied when DATABASE_PATH is elsewhere
-        except FileNotFoundError:
-            # A -wal or -shm removed by SQLite as its last connection closed: its content is
-            # in the main file by then.
-            if path == layout.database:
-                raise
-    fsync_dir(folder)
-    fsync_dir(layout.database.parent)
-    return Quarantined(folder, note)
-
-
-def _regular_file(path: Path) -> bool:
-    """Only the database and its -wal/-shm are ever moved: never a folder, a link or a device."""
-    return path.is_file() and not path.is_symlink()
-
-
-def parse_note(document: Any) -> dict[str, Any]:
-    """A quarantine note as this module writes it; ValueError for anything else (the folder is
-    in DATA_DIR, so its note is input like any other file there)."""
-    if not isinstance(document, dict):
-        raise ValueError(f"not an object but {type(document).__name__}")
-    name = document.get("database_name")
-    if not isinstance(name, str) or not name or name != Path(name).name or name in (".", ".."):
-        raise ValueError("database_name is not a plain file name")
-    if not isinstance(document.get("salvage", {}), dict):
-        raise ValueError("salvage is not an object")
-    for key in ("restored_from", "source", "reason", "detail"):
-        if document.get(key) is not None and not isinstance(document[key], str):
-            raise ValueError(f"{key} is not text")
-    return document
-
-
-def list_quarantine(layout: DataLayout) -> list[Quarantined]:
-    """Every quarantine folder with a valid note. A bad note is renamed ``note.json.damaged``
-    (the folder and its files stay) and reported; it is never trusted."""
-    found: list[Quarantined] = []
-    if not layout.quarantine.is_dir():
-        return found
-    for folder in sorted(layout.quarantine.iterdir()):
-        note_path = folder / NOTE
-        if not folder.is_dir() or folder.is_symlink() or not note_path.is_file():
-            continue
-        try:
-            note = parse_note(json.loads(note_path.read_text(encoding="utf-8")))
-        except (OSError, ValueError) as error:
-            aside = note_path.with_name(NOTE + ".damaged")
-            with contextlib.suppress(OSError):
-                note_path.replace(aside)
-            note_set_aside(aside, "quarantine note", str(error))
-            continue
-        found.append(Quarantined(folder, note))
-    return found
-
-
-def update_note(entry: Quarantined, **changes: Any) -> Quarantined:
-    note = {**entry.note, **changes}
-    write_note(entry.folder, note)
-    return Quarantined(entry.folder, note)
 
 
 RESTORE_PREFIX = ".tmp-restore-"
@@ -420,6 +308,8 @@ class RecoveryResult:
     journal: dict[str, object] | None = None
     """From offsite only: the journal packages brought back into DATA_DIR/journal (replay
     rebuilds the updates after the backup from them)."""
+    erasures: dict[str, object] | None = None
+    """The erasure record made again on the installed (and merged) database."""
     check_deferred: bool = False
     """The installed backup was proven by its hash (its manifest records a full check of those
     bytes): the full check of the installed file is still to run, with the bot back."""
@@ -445,7 +335,11 @@ class RecoveryResult:
             if self.journal
             else ""
         )
-        return head + tail + brought + self.refusals() + where
+        erased = (self.erasures or {}).get("users") or 0
+        again = f"; erasures made again for {erased} users" if erased else ""
+        trouble = (self.erasures or {}).get("problems") or []
+        damaged = f"; ERASURE RECORD PROBLEMS: {'; '.join(map(str, trouble))}" if trouble else ""
+        return head + tail + brought + again + damaged + self.refusals() + where
 
     def refusals(self) -> str:
         """The candidates refused on the way, with their ids and reasons ("" if none)."""
@@ -508,6 +402,8 @@ def recover(
         report = finish_salvage(layout, entry, fresh=result.fresh)
         if report is not None and moved is not None and entry.folder == moved.folder:
             result.salvage = report.as_dict()
+    # Whatever was installed and merged, and however old: no erased user comes back with it.
+    result.erasures = apply_erasures(layout).as_dict()
     result.seconds = time.monotonic() - started
     return result
 
@@ -537,7 +433,8 @@ def finish_salvage(
         return None  # interrupted before a backup was installed: the next recovery finishes it
     target = layout.database if restored and layout.database.exists() else None
     wal = entry.folder / f"{entry.note.get('database_name')}-wal"
-    report = salvage_and_merge(entry.database, wal, entry.folder / "salvage.db", target)
+    then = erase_again(gather(layout)[0]) if target is not None else None
+    report = salvage_and_merge(entry.database, wal, entry.folder / "salvage.db", target, then=then)
     status = "merged" if target is not None else "kept"
     update_note(entry, salvage={"status": status, **report.as_dict()})
     log.warning(
@@ -551,7 +448,8 @@ def finish_salvage(
 
 
 def resume_pending_salvage(layout: DataLayout) -> list[SalvageReport]:
-    """At start-up: finish merges a killed watchdog left pending (idempotent by primary key)."""
+    """At start-up: finish merges a killed watchdog left pending (idempotent by primary key),
+    each erasing again in the merge's own transaction."""
     reports = []
     for entry in list_quarantine(layout):
         report = finish_salvage(layout, entry)

@@ -13,6 +13,7 @@ from conf.journal import set_aside_segments
 from conf.layout import DataLayout
 from watchdog.data.catalogue import Backup, Catalogue, Manifest
 from watchdog.data.cleanstop import forget_record, write_record
+from watchdog.data.erasures import ErasureReport, apply_erasures
 from watchdog.data.journal import restore_journal
 from watchdog.data.recovery import (
     RESTORE_PREFIX,
@@ -41,10 +42,17 @@ class ManualRestore:
     quarantine: str | None
     check_deferred: bool = False
     """Proven by its hash at install: the full check of the installed file is still owed."""
+    erasures: ErasureReport | None = None
 
     def summary(self) -> str:
         kept = f"; the previous database is kept in {self.quarantine}" if self.quarantine else ""
-        return f"restored backup {self.backup_id}{kept}"
+        return f"restored backup {self.backup_id}{kept}{_erased(self.erasures)}"
+
+
+def _erased(report: ErasureReport | None) -> str:
+    if report is None or not (report.users or report.problems):
+        return ""
+    return f"; {report.summary()}"
 
 
 def choose(catalogue: Catalogue, wanted: str, now: float | None = None) -> Backup:
@@ -84,8 +92,8 @@ def restore_chosen(layout: DataLayout, backup: Backup, now: float) -> ManualRest
         ) from None
     deferred = check_deferred(backup)
     proof: Proof = "sha256" if deferred else "full-check"
-    moved = install_chosen(layout, candidate, f"backup {backup.id}", backup.id, now, proof)
-    return ManualRestore(backup.id, str(moved.folder) if moved else None, deferred)
+    moved, erased = install_chosen(layout, candidate, f"backup {backup.id}", backup.id, now, proof)
+    return ManualRestore(backup.id, str(moved.folder) if moved else None, deferred, erased)
 
 
 def install_chosen(
@@ -95,11 +103,12 @@ def install_chosen(
     backup_id: str,
     now: float,
     proof: Proof = "full-check",
-) -> Quarantined | None:
+) -> tuple[Quarantined | None, ErasureReport]:
     """Put an operator's proven candidate in place: the live database to quarantine, the
-    candidate renamed in. The operator chose this state, so the old file's rows are kept there,
-    not merged back. The file is then as we left it: a clean-stop record says so (and what
-    proved it), so the next start needs no full check before launch (``rules.startup``)."""
+    candidate renamed in, every erasure made again on it (the operator chose an earlier state
+    of the data, never an erased user back). The old file's rows are kept in quarantine, not
+    merged back. The file is then as we left it: a clean-stop record says so (and what proved
+    it), so the next start needs no full check before launch (``rules.startup``)."""
     forget_record(layout)
     try:
         moved = quarantine_database(
@@ -108,12 +117,13 @@ def install_chosen(
         swap_in(layout, candidate)
     finally:
         discard(candidate)
+    erased = apply_erasures(layout)
     write_record(layout, proof, now)
     if moved is not None:
         moved = update_note(
             moved, restored_from=backup_id, salvage={"status": "not merged (manual restore)"}
         )
-    return moved
+    return moved, erased
 
 
 def restore_from_offsite(layout: DataLayout, store: OffsiteSource, wanted: str, now: float) -> str:
@@ -136,12 +146,19 @@ def restore_from_offsite(layout: DataLayout, store: OffsiteSource, wanted: str, 
         except RestoreError as error:
             raise RestoreError(f"offsite {error}; nothing changed") from None
     temporary, manifest = fetched
-    moved = install_chosen(layout, temporary, f"offsite backup {manifest.id}", manifest.id, now)
+    # The branch's journal first: its erasure records are made again at the install.
+    try:
+        brought = restore_journal(layout.journal, store, manifest.created_at)
+    except BaseException:
+        discard(temporary)
+        raise
+    moved, erased = install_chosen(
+        layout, temporary, f"offsite backup {manifest.id}", manifest.id, now
+    )
     kept = f"; the previous database is kept in {moved.folder}" if moved else ""
     skipped = f"; refused first: {'; '.join(refused)}" if refused else ""
-    brought = restore_journal(layout.journal, store, manifest.created_at)
     journal = f"; {brought.summary()}" if brought is not None else ""
-    return f"restored offsite backup {manifest.id}{skipped}{kept}{journal}"
+    return f"restored offsite backup {manifest.id}{skipped}{kept}{journal}{_erased(erased)}"
 
 
 def restore_requested(

@@ -57,6 +57,8 @@ class SalvageReport:
     merged: dict[str, int] = field(default_factory=dict)
     rejected: dict[str, int] = field(default_factory=dict)
     withheld: dict[str, int] = field(default_factory=dict)
+    erased: dict[str, int] = field(default_factory=dict)
+    """Merged rows of erased users, taken out again in the merge's transaction."""
     skipped_ranges: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     pages: dict[str, object] | None = None
@@ -68,6 +70,7 @@ class SalvageReport:
             "merged": self.merged,
             "rejected": self.rejected,
             "withheld": self.withheld,
+            "erased": self.erased,
             "skipped_ranges": self.skipped_ranges,
             "problems": self.problems,
             "pages": self.pages,
@@ -236,19 +239,37 @@ def _confirm(out: sqlite3.Connection, table: str, report: SalvageReport) -> None
         report.problems.append(f"{table}: {gone} rows SQLite read are on no live page: left out")
 
 
-def merge_into(
-    restored: Path, salvage: Path, report: SalvageReport, tables: Sequence[str] = MERGE_TABLES
-) -> None:
-    """Merge ``salvage`` into ``restored`` in one transaction (:func:`merge.merge_rows`)."""
-    # The one connection left with a trusted schema: ``restored`` was proven to hold exactly the
-    # bot's schema before it was installed, and its FTS5 triggers (which the inserts fire)
-    # cannot run with trusted_schema off.
+AfterMerge = Callable[[sqlite3.Connection], dict[str, int]]
+"""Work done in the merge's transaction; rows it deleted per table."""
+
+
+def open_proven(restored: Path) -> sqlite3.Connection:
+    """The one connection left with a trusted schema, for writing into an installed database
+    whose schema was proven the bot's own (its FTS5 triggers cannot run with trusted_schema
+    off): salvage's merge, and the erasures made again (``watchdog.data.erasures``)."""
     connection = sqlite3.connect(restored, timeout=30)
+    connection.execute("PRAGMA secure_delete = ON")  # what a delete removes is overwritten
+    return connection
+
+
+def merge_into(
+    restored: Path,
+    salvage: Path,
+    report: SalvageReport,
+    tables: Sequence[str] = MERGE_TABLES,
+    then: AfterMerge | None = None,
+) -> None:
+    """Merge ``salvage`` into ``restored`` in one transaction (:func:`merge.merge_rows`), with
+    ``then`` run in that same transaction (the erasures made again: a salvaged row of an erased
+    user — an old page, a stale ``-wal`` frame — is never live, not even until a crash)."""
+    connection = open_proven(restored)
     try:
         connection.execute("PRAGMA foreign_keys = ON")
         connection.execute("ATTACH DATABASE ? AS salvage", (f"file:{salvage}?mode=ro",))
         connection.execute("BEGIN IMMEDIATE")
         counts = merge.merge_rows(connection, tables)
+        if then is not None:
+            report.erased = {table: n for table, n in then(connection).items() if n}
         connection.execute("COMMIT")
         connection.execute("DETACH DATABASE salvage")
     except BaseException:
@@ -273,13 +294,16 @@ def salvage_and_merge(
     restored: Path | None,
     clock: Callable[[], float] = time.monotonic,
     tables: Sequence[str] = MERGE_TABLES,
+    *,
+    then: AfterMerge | None = None,
 ) -> SalvageReport:
-    """Salvage ``damaged`` into ``salvage_file`` (kept), then merge into ``restored`` if given."""
+    """Salvage ``damaged`` into ``salvage_file`` (kept), then merge into ``restored`` if given
+    (``then`` run in the merge's transaction)."""
     started = clock()
     report = SalvageReport()
     salvage_file.unlink(missing_ok=True)
     salvage_to(damaged, wal, salvage_file, report, restored, tables)
     if restored is not None and salvage_file.exists():
-        merge_into(restored, salvage_file, report, tables)
+        merge_into(restored, salvage_file, report, tables, then)
     report.seconds = clock() - started
     return report

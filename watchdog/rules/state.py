@@ -144,6 +144,7 @@ class RecoveryState:
             "quarantine": result.quarantine,
             "salvage": result.salvage,
             "journal": getattr(result, "journal", None),
+            "erasures": getattr(result, "erasures", None),
             "seconds": round(result.seconds, 3),
             "replay": replay.as_dict() if replay is not None else None,
         }
