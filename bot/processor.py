@@ -199,7 +199,7 @@ class DurableUpdateProcessor(BaseUpdateProcessor):
             if self._in_flight == 0:
                 self._quiet.set()
         if (handled or self._batch) and self._should_commit():
-            await self.commit()
+            await self.commit(if_due=True)
 
     async def _handle(self, update: object, coroutine: Coroutine[Any, Any, Any]) -> bool:
         update_id = update.update_id if isinstance(update, Update) else None
@@ -238,11 +238,15 @@ class DurableUpdateProcessor(BaseUpdateProcessor):
 
     # -- committing ---------------------------------------------------------------------------
 
-    async def commit(self) -> None:
+    async def commit(self, *, if_due: bool = False) -> None:
         """Close the gate, let the updates in flight finish, persist the changed data into the
         batch, record its update_ids, commit; then tell the ledger (the next getUpdates
-        confirms them to Telegram) and hand the staged messages to their lanes."""
+        confirms them to Telegram) and hand the staged messages to their lanes. ``if_due``:
+        only if the batch is still due once the lock is ours (updates finishing together all
+        find it due; the first commits, the others would each commit a batch of one)."""
         async with self._commit_lock:
+            if if_due and not (self._batch and self._should_commit()):
+                return
             self._gate.clear()
             try:
                 await self._quiet.wait()
