@@ -106,6 +106,19 @@ def test_a_journal_push_is_due(last, changed, due):
     assert push_due(NOW, last, 300.0, changed) is due
 
 
+@pytest.mark.parametrize(
+    ("last", "erased_at", "due"),
+    [
+        (NOW - 10, NOW - 5, True),  # an erasure after the last push: at once, not in 290 s
+        (NOW - 10, NOW - 20, False),  # already on the branch
+        (None, NOW - 5, True),
+        (NOW - 300, None, True),  # the ordinary interval still applies
+    ],
+)
+def test_an_erasure_makes_the_journal_push_due_at_once(last, erased_at, due):
+    assert push_due(NOW, last, 300.0, True, erased_at) is due
+
+
 def packages(*newest: float | None) -> list[JournalPackage]:
     return [
         JournalPackage(f"j{i}", created_at=NOW - 1000 + i, newest_at=at)

@@ -154,6 +154,14 @@ def gather(layout: DataLayout, extra: Iterable[bytes] = ()) -> tuple[list[Journa
     return entries, problems
 
 
+def erasure_record_changed_at(layout: DataLayout) -> float | None:
+    """When the live record was last written (None: no erasure yet)."""
+    try:
+        return live_record(layout.journal).stat().st_mtime
+    except OSError:
+        return None
+
+
 def mirror_erasures(layout: DataLayout) -> list[str]:
     """Bring the copy kept with the backups up to date (after each backup): the problems."""
     return gather(layout)[1]

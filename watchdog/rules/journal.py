@@ -90,13 +90,23 @@ def prune_plan(
     return Prune(tuple(s.number for s in covered), tuple(s.number for s in over), max(0, remaining))
 
 
-def push_due(now: float, last_push_at: float | None, every: float, changed: bool) -> bool:
+def push_due(
+    now: float,
+    last_push_at: float | None,
+    every: float,
+    changed: bool,
+    erased_at: float | None = None,
+) -> bool:
     """A journal push is due when the journal changed since the last push and that push is
-    ``every`` old (state-based: a restart with changes pushes at once)."""
+    ``every`` old (state-based: a restart with changes pushes at once) — or at once when the
+    erasure record changed after the last push (``erased_at``): until the branch holds it, a
+    lost disk restored from the branch would bring the erased user back."""
+    if last_push_at is None or last_push_at > now + PUSH_CLOCK_SLACK:
+        return changed or erased_at is not None
+    if erased_at is not None and erased_at > last_push_at:
+        return True
     if not changed:
         return False
-    if last_push_at is None or last_push_at > now + PUSH_CLOCK_SLACK:
-        return True
     return now - last_push_at >= every
 
 

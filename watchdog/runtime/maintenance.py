@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from conf.units import MIB
 from watchdog.data.catalogue import Catalogue
 from watchdog.data.drill import DrillResult, run_drill
+from watchdog.data.erasures import erasure_record_changed_at
 from watchdog.data.journal import JournalScan, remove_segments, scan_journal
 from watchdog.offsite import OffsiteError, OffsiteStore
 from watchdog.rules import backoff, journal, schedule
@@ -190,8 +191,9 @@ class Maintenance:
             return
         now = ctx.clock.time()
         every = ctx.settings.journal_offsite_every
+        erased_at = erasure_record_changed_at(ctx.layout)
         if not self.journal_retry.ready(now) or not journal.push_due(
-            now, state.last_push_at, every, changed=True
+            now, state.last_push_at, every, changed=True, erased_at=erased_at
         ):
             return
         try:
