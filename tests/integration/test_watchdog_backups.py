@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import sqlite3
 import sys
+from pathlib import Path
 
 import psutil
 import pytest
@@ -81,6 +82,11 @@ def users_in_live(database) -> set[int]:
         return {row[0] for row in connection.execute("SELECT id FROM users")}
 
 
+def outbox_in_live(database: Path) -> list:
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5) as connection:
+        return list(connection.execute("SELECT id FROM outbox"))
+
+
 def test_restart_backup_before_relaunch_deduplicated_and_a_shutdown_backup(
     processes, tmp_path, fake_api
 ):
@@ -95,6 +101,8 @@ def test_restart_backup_before_relaunch_deduplicated_and_a_shutdown_backup(
     fake_api.wait_for_sent(4242, timeout=15)
     layout = DataLayout(data, data / "erixcast.db")
     wait_until(lambda: 4242 in users_in_live(layout.database), what="Rita's row committed")
+    # Her reply sent and its outbox row gone: from here on the bot has nothing left to write.
+    wait_until(lambda: not outbox_in_live(layout.database), what="the outbox emptied")
 
     def restart_backups() -> list:
         return [b for b in Catalogue(layout).scan() if b.tier == "restart"]

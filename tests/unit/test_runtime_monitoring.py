@@ -41,6 +41,9 @@ class FullDiskKeeper:
         def newest_by_tier(backups: list) -> dict:
             return {}
 
+    def staged(self) -> list:
+        return []
+
     def take(self, tier: str, reason: str, now: float, **_: object):
         raise OSError(28, "No space left on device")
 

@@ -226,6 +226,8 @@ class Maintenance:
             f"journal package {pushed.id} offsite: {pushed.updates} lines, "
             f"{pushed.stored_bytes} bytes stored",
         )
+        self._pruned_for = None  # read the journal again now: /health shows what was pushed
+        await self.prune_journal_if_due()
 
     def rotation_hold(self) -> float | None:
         """When the fresh start that holds rotation happened (None: rotation runs). After a
