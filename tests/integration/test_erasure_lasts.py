@@ -18,8 +18,10 @@ import psutil
 import pytest
 from pyrage import x25519
 
+from tests import forge
 from tests.fakes.git_server import FakeGitServer
 from tests.helpers import base_env, free_port, get_json, wait_until
+from tests.integration.test_recovery import Stack
 
 pytestmark = pytest.mark.integration
 WATCHDOG = [sys.executable, "-m", "watchdog", "run"]
@@ -168,3 +170,59 @@ def _journal_pushed_after(doc: dict, moment: float) -> bool:
         return bool(last) and datetime.fromisoformat(last).timestamp() >= moment
     except (TypeError, ValueError):
         return False
+
+
+@pytest.fixture
+def stack(processes, tmp_path, fake_api) -> Stack:
+    port, data = free_port(), tmp_path / "data"
+    env = base_env(
+        data, port, TELEGRAM_BOT_TOKEN=fake_api.token, TELEGRAM_API_URL=fake_api.base_url
+    )
+    return Stack(processes, fake_api, data, port, env)
+
+
+@pytest.mark.timeout(300)
+def test_a_salvage_of_a_file_from_before_the_erasure_does_not_bring_the_user_back(stack):
+    """The live file is rolled back to a copy from before the erasure (a disk snapshot put
+    back by hand) and then damaged: recovery installs the newest backup and salvages the rows
+    the damaged file still holds — the erased user's among them — and the erasure is made
+    again inside the merge."""
+    stack.start()
+    stack.register([KEPT, ERASED])
+    for uid, text in ((KEPT, "hello"), (ERASED, SECRET)):
+        stack.fake.send_text(uid, text, first_name=f"U{uid}")
+    wait_until(lambda: SECRET in people(stack.database)[1], timeout=30, what="rows committed")
+    before = stack.data / "before-erasure.db"
+    with sqlite3.connect(stack.database, timeout=10) as live, sqlite3.connect(before) as copy:
+        live.backup(copy)
+    sent = len(stack.fake.sent(ERASED))
+    stack.fake.send_text(ERASED, "/deleteme", first_name="U22")
+    question = stack.fake.wait_for_sent(ERASED, contains="Are you sure", after=sent, timeout=30)
+    stack.fake.send_callback(ERASED, "deleteme:yes", question["result"], first_name="U22")
+    stack.fake.wait_for_sent(ERASED, contains="Done: I erased", timeout=30)
+    wait_until(lambda: ERASED not in stack.users(), timeout=30, what="the erasure committed")
+    stack.wait_for_backups()
+    stack.proc.popen.send_signal(signal.SIGTERM)
+    assert stack.proc.wait(60) == 0
+
+    for companion in ("-wal", "-shm"):
+        (stack.data / f"erixcast.db{companion}").unlink(missing_ok=True)
+    shutil.move(before, stack.database)
+    assert ERASED in stack.users(), "the rolled-back file holds the erased user"
+    forge.damage_pages(stack.database, "messages")
+    stack.start()
+    doc = wait_until(
+        lambda: (
+            (d := stack.health())["recovery"]["count"] and d["bot"]["status"] == "running" and d
+        ),
+        timeout=90,
+        what="recovery with salvage",
+    )
+    last = doc["recovery"]["last"]
+    merged = (last.get("salvage") or {}).get("merged") or {}
+    assert merged.get("users", 0) >= 1, f"the erased user's row was salvaged first: {last}"
+    assert last["salvage"]["erased"].get("users") == 1, f"made again inside the merge: {last}"
+    assert not last["erasures"]["problems"], last
+    users, texts = people(stack.database)
+    assert ERASED not in users and SECRET not in " ".join(texts)
+    assert KEPT in users
