@@ -41,6 +41,7 @@ from bot.storage.seam import (
     connect,
     seam_for,
     sqlite_url,
+    why_not_opened,
 )
 from bot.storage.search import SEARCH_MAX_TERM_CHARS, SEARCH_MAX_TERMS, SearchHit, search_terms
 from bot.storage.store import Storage
@@ -76,6 +77,7 @@ __all__ = [
     "search_terms",
     "sqlite_url",
     "timestamp",
+    "why_not_opened",
 ]
 
 _REFLECTED_TABLES = {

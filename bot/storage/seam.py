@@ -68,6 +68,14 @@ def connect(url: str) -> dataset.Database:
     raise ValueError("the bot's database is a SQLite file or a postgresql+psycopg:// URL")
 
 
+def why_not_opened(error: BaseException) -> str:
+    """Why the database could not be used, in one line: the driver's own words (a server down,
+    a password refused, a missing database or privilege), without SQLAlchemy's SQL and links.
+    libpq never repeats the password; the log formatter would hide it anyway."""
+    cause = getattr(error, "orig", None) or error
+    return f"{type(cause).__name__}: {' '.join(str(cause).split())}"[:800]
+
+
 class SQLiteSeam:
     """SQLite: the schema from conf/schema.sql, FTS5 search, the journal's PRAGMAs."""
 

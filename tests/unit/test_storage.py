@@ -360,3 +360,22 @@ def test_search_folds_case_and_accents_in_any_script_and_takes_prefixes(
     for odd in ("ŉ ʼ", "_", "a'b", "x\\y", "%_%", "x:*|y", "!( & )"):
         storage.search(42, odd)  # letters that fold into quotes, tsquery and LIKE syntax
     assert storage.search(42, "zebra") == []
+
+
+def test_a_call_that_fails_in_a_batch_leaves_the_rest_of_the_batch(
+    storage: Storage, storage_backend: StorageBackend
+) -> None:
+    """PostgreSQL aborts a transaction at its first error; the storage keeps SQLite's way: the
+    handler's error is its own, the batch goes on and commits (on PostgreSQL the failed call is
+    undone as a whole, by its savepoint; SQLite keeps what the call wrote before it failed)."""
+    storage.begin_batch()
+    storage.record_message(_message(1, "kept"), ANN, _chat(), T0)
+    with pytest.raises(Exception, match="(?i)out of range|too large|overflow"):
+        storage.record_message(_message(2, "failed"), {"id": 2**70}, _chat(), T0)
+    storage.record_message(_message(3, "kept too"), ANN, _chat(), T0)
+    storage.commit_batch([5], T0)
+    texts = [m["text"] for m in storage.messages_page(42, 0, 10)]
+    assert texts == (
+        ["kept", "failed", "kept too"] if storage_backend.is_sqlite else ["kept", "kept too"]
+    )
+    assert storage.is_processed(5)
