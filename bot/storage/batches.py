@@ -20,6 +20,12 @@ _RECORD_UPDATE = text(
     ON CONFLICT (update_id) DO NOTHING
     """
 )
+_CLAIM_UPDATE = text(
+    """
+    INSERT INTO processed_updates (update_id, processed_at) VALUES (:update_id, :now)
+    ON CONFLICT (update_id) DO NOTHING RETURNING update_id
+    """
+)
 
 
 class UpdateBatches(StorageBase):
@@ -47,6 +53,18 @@ class UpdateBatches(StorageBase):
             raise
         finally:
             self._batch_open = False
+
+    def claim_update(self, update_id: int, now: datetime) -> bool:
+        """Record the update_id in the open batch before its handler runs: False when it is
+        recorded already. For several instances on one PostgreSQL database (webhook mode): the
+        unique key, not a read, decides. An instance claiming an update that another one's open
+        batch holds waits for that batch: committed, it gets False; rolled back, True."""
+        self.begin_batch()
+        with self.db:
+            row = self._run(
+                _CLAIM_UPDATE, {"update_id": int(update_id), "now": timestamp(now)}
+            ).first()
+        return row is not None
 
     def rollback_batch(self) -> None:
         if self._batch_open:
