@@ -21,15 +21,23 @@ class WebhookBot(BotUnderTest):
     (``DATABASE_URL`` for a shared server database)."""
 
     def __init__(
-        self, processes: ProcessPool, fake: FakeTelegramAPI, root: Path, **extra: str
+        self,
+        processes: ProcessPool,
+        fake: FakeTelegramAPI,
+        root: Path,
+        public_url: str | None = None,
+        **extra: str,
     ) -> None:
         self.webhook_port = free_port()
         self.url = f"http://127.0.0.1:{self.webhook_port}/telegram"
+        """Where this instance listens (what the fake's load balancer posts to)."""
+        self.public_url = public_url or self.url
+        """What it registers with setWebhook (the load balancer's address when there is one)."""
         super().__init__(
             processes,
             fake,
             root,
-            TELEGRAM_WEBHOOK_URL=self.url,
+            TELEGRAM_WEBHOOK_URL=self.public_url,
             TELEGRAM_WEBHOOK_SECRET=SECRET,
             WEBHOOK_HOST="127.0.0.1",
             WEBHOOK_PORT=str(self.webhook_port),
@@ -62,7 +70,7 @@ class WebhookBot(BotUnderTest):
                 status, _ = http_get(f"http://127.0.0.1:{self.webhook_port}/health", timeout=2)
             except OSError:
                 return False
-            return status == 200 and self.fake.webhook.url == self.url
+            return status == 200 and self.fake.webhook.url == self.public_url
 
         try:
             wait_until(serving, START_TIMEOUT, what="the bot to serve its webhook")
