@@ -158,7 +158,7 @@ async def _started(application: Application, *, settings: Settings, layout: Data
 
 
 def serve_webhook(
-    settings: Settings, layout: DataLayout, application: Application, inbox: WebhookInbox
+    settings: Settings, where: str, application: Application, inbox: WebhookInbox
 ) -> None:
     """Webhook mode (``TELEGRAM_WEBHOOK_URL``) until SIGTERM; see :mod:`bot.webhook`."""
     assert settings.telegram_webhook_url is not None
@@ -174,13 +174,13 @@ def serve_webhook(
     )
     log.info(
         "bot starting in webhook mode: database %s, updates posted to %s",
-        layout.database,
+        where,
         settings.telegram_webhook_url,
     )
     run_webhook(
         application,
         receiver,
-        Heartbeat(layout.heartbeat_file),
+        Heartbeat(DataLayout.from_settings(settings).heartbeat_file),
         url=settings.telegram_webhook_url,
         secret=secret,
         stop_signals=lifeline.stop_signals(),
@@ -219,17 +219,19 @@ def run(
     ):
         logging.getLogger(name).addFilter(_TelegramLogFilter())
     db_thread = DatabaseThread()
+    server = settings.database_server  # storage opening: pgstore's lines (the same in theirs)
+    where = server.redacted if server is not None else str(layout.database)
     try:
-        storage = db_thread.call(Storage.open, layout.database)
+        storage = db_thread.call(Storage.open, server if server is not None else layout.database)
     except Exception:
-        log.exception("cannot open the database %s", layout.database)
+        log.exception("cannot open the database %s", where)
         db_thread.shutdown()
         return EXIT_DATABASE
     application: Application | None = None
     journal: JournalWriter | None = None
     inbox = WebhookInbox() if settings.telegram_webhook_url is not None else None
     try:
-        if durable and journaled:
+        if durable and journaled and server is None:  # no journal on PostgreSQL
             journal = open_journal(layout, db_thread)
             db_thread.call(storage.lean_on_journal)
             # What a restore left out, before the first update is fetched.
@@ -252,11 +254,11 @@ def run(
             inbox=inbox,
         )
         if inbox is not None:
-            serve_webhook(settings, layout, application, inbox)
+            serve_webhook(settings, where, application, inbox)
         else:
             log.info(
                 "bot starting: database %s, long-poll timeout %ss",
-                layout.database,
+                where,
                 settings.bot_poll_timeout,
             )
             application.run_polling(

@@ -3,13 +3,15 @@ and posting to it as Telegram (or anyone else) would."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from tests.fakes.telegram_api import FakeTelegramAPI
-from tests.helpers import ProcessPool, free_port, http_get, wait_until
+from tests.helpers import Proc, ProcessPool, free_port, http_get, wait_until
 from tests.integration.test_bot_features import START_TIMEOUT, BotUnderTest
 
 SECRET = "webhook-secret_0123456789"
@@ -44,6 +46,17 @@ class WebhookBot(BotUnderTest):
             **UNLIMITED,
             **extra,
         )
+
+    def start(self, wait: bool = True) -> Proc:
+        """As BotUnderTest's, with a log of this instance's own (several share a pool)."""
+        with contextlib.suppress(FileNotFoundError):
+            self.heartbeat.unlink()
+        self.proc = self.processes.start(
+            f"bot-{self.data_dir.parent.name}", [sys.executable, "-m", "bot"], self.env
+        )
+        if wait:
+            self.wait_polling()
+        return self.proc
 
     def as_polling(self) -> None:
         """The next start polls, on the same data."""
