@@ -20,12 +20,9 @@ import contextlib
 import itertools
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
-
-if TYPE_CHECKING:
-    from sandbox.bot_api import LocalBotAPI
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 _SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
@@ -38,8 +35,9 @@ WEBHOOK_CONFLICT = {
 
 
 class WebhookDelivery:
-    def __init__(self, api: LocalBotAPI) -> None:
+    def __init__(self, api: Any) -> None:
         self.api = api
+        """The :class:`sandbox.bot_api.LocalBotAPI` it belongs to (its queue and lock)."""
         self.url: str | None = None
         self.secret: str | None = None
         self.allowed_updates: list[str] | None = None
