@@ -23,6 +23,7 @@ from bot.replay import remember_identity, replay_journal
 from bot.retry_after import RetryAfterLimiter
 from bot.storage import DatabaseReplaced, DatabaseThread, Storage, why_not_opened
 from bot.watchdog_client import WatchdogClient
+from bot.webhook import WebhookInbox, WebhookReceiver, run_webhook
 from conf.exitcodes import EXIT_DATABASE, EXIT_NOT_CONFIGURED, EXIT_OK
 from conf.journal import JournalWriter
 from conf.layout import DataLayout
@@ -76,16 +77,20 @@ def build_application(
     persistence_factory: PersistenceFactory | None = None,
     durable: bool = True,
     journal: JournalWriter | None = None,
+    inbox: WebhookInbox | None = None,
 ) -> Application:
     """The application: our persistence and durable update processing unless told otherwise
-    (the benchmark builds the PicklePersistence baseline with ``durable=False``)."""
+    (the benchmark builds the PicklePersistence baseline with ``durable=False``). With an
+    ``inbox`` (webhook mode) updates are claimed before they are handled and confirmed by the
+    inbox's HTTP answers; on a server database each update is its own transaction (see
+    :mod:`bot.claims`)."""
     assert settings.telegram_bot_token is not None
     persistence = (
         persistence_factory(storage, db_thread)
         if persistence_factory is not None
         else SQLitePersistence(storage, db_thread)
     )
-    ledger = UpdateLedger() if durable else None
+    ledger = UpdateLedger() if durable and inbox is None else None
     bot = DurableBot(
         settings.telegram_bot_token.get_secret_value(),
         base_url=settings.telegram_api_url,
@@ -103,13 +108,17 @@ def build_application(
     processor = None
     batch_journal = BatchJournal(journal) if journal is not None else None
     if durable:
-        assert ledger is not None
+        confirmations = inbox if inbox is not None else ledger
+        assert confirmations is not None
+        one_at_a_time = inbox is not None and not storage.is_sqlite
         processor = DurableUpdateProcessor(
             storage,
             db_thread,
-            ledger,
+            confirmations,
             persistence if isinstance(persistence, SQLitePersistence) else None,
             journal=batch_journal,
+            claims=inbox is not None,
+            **({"max_batch": 1, "max_concurrent": 1} if one_at_a_time else {}),
         )
         builder = builder.concurrent_updates(processor).post_stop(_finish_processor)
     application = builder.build()
@@ -148,6 +157,36 @@ async def _started(application: Application, *, settings: Settings, layout: Data
         log.warning("cannot remember the bot's identity for replay: %s", error)
 
 
+def serve_webhook(
+    settings: Settings, where: str, application: Application, inbox: WebhookInbox
+) -> None:
+    """Webhook mode (``TELEGRAM_WEBHOOK_URL``) until SIGTERM; see :mod:`bot.webhook`."""
+    assert settings.telegram_webhook_url is not None
+    assert settings.telegram_webhook_secret is not None
+    secret = settings.telegram_webhook_secret.get_secret_value()
+    receiver = WebhookReceiver(
+        application,
+        inbox,
+        secret=secret,
+        path=settings.webhook_path,
+        host=settings.webhook_host,
+        port=settings.webhook_port,
+    )
+    log.info(
+        "bot starting in webhook mode: database %s, updates posted to %s",
+        where,
+        settings.telegram_webhook_url,
+    )
+    run_webhook(
+        application,
+        receiver,
+        Heartbeat(DataLayout.from_settings(settings).heartbeat_file),
+        url=settings.telegram_webhook_url,
+        secret=secret,
+        stop_signals=lifeline.stop_signals(),
+    )
+
+
 def open_journal(layout: DataLayout, db_thread: DatabaseThread) -> JournalWriter:
     """The journal, resumed on the database thread that appends to it."""
     journal = JournalWriter(layout.journal)
@@ -184,6 +223,7 @@ def run(
     # no replay (they are the SQLite file's safety net on this machine's disk).
     server = settings.database_server
     database = server or layout.database
+    where = server.redacted if server is not None else str(layout.database)
     try:
         storage = db_thread.call(Storage.open, database)
     except Exception as error:
@@ -195,6 +235,7 @@ def run(
         return EXIT_DATABASE
     application: Application | None = None
     journal: JournalWriter | None = None
+    inbox = WebhookInbox() if settings.telegram_webhook_url is not None else None
     try:
         if durable and journaled and server is None:
             journal = open_journal(layout, db_thread)
@@ -216,18 +257,22 @@ def run(
             persistence_factory=persistence_factory,
             durable=durable,
             journal=journal,
+            inbox=inbox,
         )
-        log.info(
-            "bot starting: database %s, long-poll timeout %ss",
-            database,
-            settings.bot_poll_timeout,
-        )
-        application.run_polling(
-            timeout=settings.bot_poll_timeout,
-            allowed_updates=Update.ALL_TYPES,
-            stop_signals=lifeline.stop_signals(),
-            bootstrap_retries=BOOTSTRAP_RETRIES,
-        )
+        if inbox is not None:
+            serve_webhook(settings, where, application, inbox)
+        else:
+            log.info(
+                "bot starting: database %s, long-poll timeout %ss",
+                where,
+                settings.bot_poll_timeout,
+            )
+            application.run_polling(
+                timeout=settings.bot_poll_timeout,
+                allowed_updates=Update.ALL_TYPES,
+                stop_signals=lifeline.stop_signals(),
+                bootstrap_retries=BOOTSTRAP_RETRIES,
+            )
     except InvalidToken:
         # python-telegram-bot's own message quotes the token: never show it.
         log.error(

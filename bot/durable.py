@@ -117,6 +117,9 @@ class UpdateLedger:
             self._progress.set()
             self._progress = None
 
+    def give_back(self, update_ids: Sequence[int]) -> None:
+        """Left unfinished: fetched again (after a restart at the latest)."""
+
     async def wait_for_progress(self, marker: asyncio.Event, timeout: float) -> None:
         """Until some update finished since ``marker`` was taken, or ``timeout`` seconds."""
         with contextlib.suppress(TimeoutError):

@@ -13,6 +13,12 @@ transaction, after the journal was fsynced. A commit therefore never holds half 
 That is cheap because handlers do not wait on the network: messages are staged in the outbox
 (:meth:`stage`) and sent by :mod:`bot.delivery` once the batch committed, each chat in its own
 lane; slow work goes to a lane too (``Handlers.in_background``).
+
+Who is told an update is done: polling's :class:`~bot.durable.UpdateLedger` (the next
+getUpdates confirms it) or webhook mode's inbox (the HTTP request is answered 200), both only
+after the commit. In webhook mode (``claims``) an update is claimed in the transaction before it
+is handled (:mod:`bot.claims`), so a copy handled by another instance at the same time is
+skipped.
 """
 
 from __future__ import annotations
@@ -20,17 +26,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine, Hashable
+from collections.abc import Callable, Coroutine, Hashable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from telegram import Update
 from telegram.ext import Application, BaseUpdateProcessor
 
 from bot import crashpoints
+from bot.claims import Claim, claim_update
 from bot.clock import utc_now
 from bot.delivery import HANDLING, METHODS, Delivery, Handling, Outgoing, Work
-from bot.durable import UpdateLedger
 from bot.journaling import BatchJournal
 from bot.persistence import SQLitePersistence
 from bot.storage import DatabaseThread, Storage
@@ -42,6 +48,17 @@ MAX_BATCH_AGE = 0.25
 """Seconds a batch may stay open while more updates are queued; an idle bot commits at once."""
 MAX_CONCURRENT = 64
 """Updates in flight at once (each waits only for its own chat's earlier updates)."""
+
+
+class Confirmations(Protocol):
+    """Who learns that updates are done (committed), and holds their raw JSON meanwhile."""
+
+    def finish(self, update_ids: Sequence[int]) -> None: ...
+
+    def give_back(self, update_ids: Sequence[int]) -> None:
+        """Not handled now (claimed elsewhere): Telegram must deliver them again."""
+
+    def raw(self, update_id: int) -> dict[str, Any] | None: ...
 
 
 def chat_key(update: object) -> Hashable:
@@ -61,10 +78,11 @@ class DurableUpdateProcessor(BaseUpdateProcessor):
         self,
         storage: Storage,
         db_thread: DatabaseThread,
-        ledger: UpdateLedger,
+        ledger: Confirmations,
         persistence: SQLitePersistence | None = None,
         *,
         journal: BatchJournal | None = None,
+        claims: bool = False,
         max_batch: int = MAX_BATCH,
         max_batch_age: float = MAX_BATCH_AGE,
         max_concurrent: int = MAX_CONCURRENT,
@@ -76,6 +94,7 @@ class DurableUpdateProcessor(BaseUpdateProcessor):
         self.ledger = ledger
         self.persistence = persistence
         self.journal = journal
+        self.claims = claims
         self.max_batch = max_batch
         self.max_batch_age = max_batch_age
         self.clock = clock
@@ -203,14 +222,26 @@ class DurableUpdateProcessor(BaseUpdateProcessor):
 
     async def _handle(self, update: object, coroutine: Coroutine[Any, Any, Any]) -> bool:
         update_id = update.update_id if isinstance(update, Update) else None
-        if update_id is not None and await self.db.run(self.storage.is_processed, update_id):
+        if not self._batch:
+            self._batch_started = time.monotonic()
+        if self.claims and update_id is not None:
+            claim = await self.db.run(claim_update, self.storage, update_id, self.clock())
+            if claim is not Claim.MINE:
+                coroutine.close()
+                if claim is Claim.BUSY:
+                    log.warning("update %s is being handled elsewhere; asked again", update_id)
+                    self.ledger.give_back([update_id])
+                    return False
+                self.skipped += 1
+                log.info("update %s was handled already; not applied twice", update_id)
+                self.ledger.finish([update_id])
+                return self.storage.batch_open  # the open transaction still wants its commit
+        elif update_id is not None and await self.db.run(self.storage.is_processed, update_id):
             coroutine.close()
             self.skipped += 1
             log.info("update %s was handled before a restart; not applied twice", update_id)
             self.ledger.finish([update_id])
             return False
-        if not self._batch:
-            self._batch_started = time.monotonic()
         await self.db.run(self.storage.begin_batch)
         handling = Handling(update_id, self)
         token = HANDLING.set(handling)

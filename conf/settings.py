@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -96,6 +97,62 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
     heartbeat_url: SecretStr | None = None
+
+    # Webhook mode (bot/webhook.py): with TELEGRAM_WEBHOOK_URL set, Telegram POSTs updates to
+    # it and the bot serves them on WEBHOOK_HOST:WEBHOOK_PORT (PORT is the watchdog's), checking
+    # TELEGRAM_WEBHOOK_SECRET on every request; unset, the bot polls.
+    telegram_webhook_url: str | None = None
+    telegram_webhook_secret: SecretStr | None = None
+    webhook_host: str = "0.0.0.0"
+    webhook_port: int = Field(8443, ge=1, le=65535)
+
+    @field_validator("telegram_webhook_url", "telegram_webhook_secret", mode="before")
+    @classmethod
+    def _webhook_empty_is_unset(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return value.strip() or None
+        return value
+
+    @field_validator("telegram_webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError("must be an https:// URL that Telegram can reach")
+        if parts.scheme == "http" and not is_loopback_url(value):
+            raise ValueError("Telegram only posts to https:// (plain http:// is for this machine)")
+        if parts.username or parts.password or parts.fragment:
+            raise ValueError("must not hold credentials or a #fragment")
+        if (parts.path or "/") == WEBHOOK_HEALTH_PATH:
+            raise ValueError(f"its path must not be {WEBHOOK_HEALTH_PATH} (the health check's)")
+        return value
+
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not WEBHOOK_SECRET_PATTERN.fullmatch(value.get_secret_value()):
+            raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)")
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_complete(self) -> Settings:
+        if self.telegram_webhook_url is None:
+            return self
+        if self.telegram_webhook_secret is None:
+            raise ValueError(
+                "TELEGRAM_WEBHOOK_SECRET must be set with TELEGRAM_WEBHOOK_URL (anyone could "
+                "post updates otherwise)"
+            )
+        if self.webhook_port == self.port:
+            raise ValueError(f"WEBHOOK_PORT: {self.webhook_port} is PORT, the watchdog's")
+        return self
+
+    @property
+    def webhook_path(self) -> str:
+        assert self.telegram_webhook_url is not None
+        return urlsplit(self.telegram_webhook_url).path or "/"
 
     render: bool = False
 
@@ -259,6 +316,7 @@ class Settings(BaseSettings):
             secret.get_secret_value()
             for secret in (
                 self.telegram_bot_token,
+                self.telegram_webhook_secret,
                 self.stats_token,
                 self.backup_git_token,
                 self.backup_age_key,
@@ -272,6 +330,16 @@ class Settings(BaseSettings):
         return [value for value in (*found, *self._runtime_secrets) if value]
 
 
+WEBHOOK_SETTINGS = (
+    "telegram_webhook_url",
+    "telegram_webhook_secret",
+    "webhook_host",
+    "webhook_port",
+)
+"""Webhook mode's settings, handed to the bot by the watchdog like ``BOT_LIMIT_SETTINGS``."""
+WEBHOOK_HEALTH_PATH = "/health"
+WEBHOOK_SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
 BOT_LIMIT_SETTINGS = ("rate_limit_per_minute", "rate_limit_burst", "user_quota_mb")
 """Settings the bot reads besides those the watchdog always hands its child
 (``watchdog.runtime.child.BOT_SETTINGS`` must include them)."""
@@ -283,6 +351,7 @@ class SettingsError(Exception):
 
 _SECRET_FIELDS = {
     "telegram_bot_token",
+    "telegram_webhook_secret",
     "stats_token",
     "backup_git_token",
     "backup_age_key",

@@ -17,6 +17,9 @@ A small JSON control side lives at ``/_control/`` for a stand-in run as its own 
 ``POST /_control/mode`` {mode}, ``GET /_control/state``. ``conversation(chat_id)`` is each
 private chat as Telegram would show it, both sides in order (what the chat page draws).
 
+Webhooks: ``setWebhook``/``deleteWebhook``/``getWebhookInfo``, and delivery by POST to the
+registered URL (``api.webhook``, :mod:`sandbox.webhook`).
+
 Failure injection: ``set_get_updates_mode`` (401, 409, 429, 502 or a hang on getUpdates) and
 ``fail_next(method, status)`` for the next calls of any other method.
 """
@@ -34,6 +37,8 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+
+from sandbox.webhook import WEBHOOK_CONFLICT, WebhookDelivery
 
 MODES = ("normal", "hang", "unauthorized", "conflict", "flood", "bad_gateway")
 """How getUpdates answers: normally, never (a wedged network), 401 (a revoked token), 409 (another
@@ -105,6 +110,7 @@ class LocalBotAPI:
         self._timeline: list[dict[str, Any]] = []
         """Every message in a private chat, both ways, in order (``conversation``)."""
         self._routes: list[Callable[[web.Application], None]] = []
+        self.webhook = WebhookDelivery(self)
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -203,11 +209,13 @@ class LocalBotAPI:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()
+        await self.webhook.start()
         server = site._server
         if self.port == 0 and server is not None and server.sockets:  # type: ignore[union-attr]
             self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     async def _stop_server(self) -> None:
+        await self.webhook.stop()
         self._wake()
         if self._runner is not None:
             with contextlib.suppress(Exception):
@@ -521,7 +529,9 @@ class LocalBotAPI:
     def _methods(self) -> dict[str, Callable[[dict[str, Any]], Any]]:
         return {
             "getme": lambda params: self.bot_user,
-            "deletewebhook": lambda params: True,
+            "deletewebhook": self.webhook.delete_webhook,
+            "setwebhook": self.webhook.set_webhook,
+            "getwebhookinfo": self.webhook.info,
             "setmycommands": lambda params: True,
             "answercallbackquery": lambda params: True,
             "sendmessage": self._send_message,
@@ -533,6 +543,8 @@ class LocalBotAPI:
         offset = int(params.get("offset") or 0)
         timeout = float(params.get("timeout") or 0)
         limit = max(1, min(100, int(params.get("limit") or 100)))
+        if self.webhook.active:
+            return web.json_response(WEBHOOK_CONFLICT, status=409)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         with self._lock:

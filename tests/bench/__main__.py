@@ -20,6 +20,7 @@ BENCHMARKS: list[str] = [
     "journal",
     "export_memory",
     "fairness",
+    "webhooks",
     "http_latency",
 ]
 """Module names in run order; each has ``run(quick: bool) -> list[Table]``."""

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from pydantic import SecretStr
 
-from conf.settings import BOT_LIMIT_SETTINGS, Settings, env_name
+from conf.settings import BOT_LIMIT_SETTINGS, WEBHOOK_SETTINGS, Settings, env_name
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,7 @@ BOT_SETTINGS = (
     "log_level",
     "log_format",
     *BOT_LIMIT_SETTINGS,
+    *WEBHOOK_SETTINGS,
 )
 """The settings the bot uses; it is given these and no other (it reads untrusted input, so it
 gets no secret it does not need: not the git token, the age key or the stats token)."""
