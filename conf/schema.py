@@ -14,6 +14,11 @@ from contextlib import closing
 from pathlib import Path
 
 SCHEMA_FILE = Path(__file__).with_name("schema.sql")
+PG_SCHEMA_FILE = Path(__file__).with_name("schema_pg.sql")
+"""The same schema on PostgreSQL: same tables, columns, keys and roles (a test keeps them in
+step), plus the search columns below."""
+PG_SEARCH_COLUMN = "search_vector"
+"""The generated tsvector column that messages and notes have on PostgreSQL only."""
 
 MERGEABLE = "mergeable"
 STATE = "state"
@@ -58,11 +63,11 @@ def _code_only(statement: str) -> str:
     return "\n".join(lines)
 
 
-def _table_roles(sql: str) -> dict[str, str]:
+def _table_roles(sql: str, source: Path = SCHEMA_FILE) -> dict[str, str]:
     roles = {name: role for role, name in _ROLE_THEN_TABLE.findall(sql)}
     for name in _CREATE_TABLE.findall(sql):
         if roles.get(name) not in ROLES:
-            raise ValueError(f"{SCHEMA_FILE}: table {name} needs a '-- @role' line, one of {ROLES}")
+            raise ValueError(f"{source}: table {name} needs a '-- @role' line, one of {ROLES}")
     return roles
 
 
@@ -87,3 +92,47 @@ def expected_schema() -> tuple[SchemaRow, ...]:
             "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY rowid"
         ).fetchall()
     return tuple((row[0], row[1], row[2], row[3]) for row in rows)
+
+
+def pg_schema_sql() -> str:
+    """The PostgreSQL DDL text (``conf/schema_pg.sql``)."""
+    return PG_SCHEMA_FILE.read_text(encoding="utf-8")
+
+
+def pg_statements() -> tuple[str, ...]:
+    """The PostgreSQL DDL one statement at a time (without the ``;``). A ``;`` ends a statement
+    unless it is inside quotes or a comment (the function bodies hold none of their own)."""
+    found: list[str] = []
+    current: list[str] = []
+    quote = ""
+    sql = pg_schema_sql()
+    index = 0
+    while index < len(sql):
+        char = sql[index]
+        if quote:
+            if char == quote:
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif sql.startswith("--", index):
+            end = sql.find("\n", index)
+            index = len(sql) if end < 0 else end
+            continue
+        elif char == ";":
+            statement = "".join(current).strip()
+            if statement:
+                found.append(statement)
+            current = []
+            index += 1
+            continue
+        current.append(char)
+        index += 1
+    if "".join(current).strip():
+        raise ValueError(f"{PG_SCHEMA_FILE}: the last statement has no ';'")
+    return tuple(found)
+
+
+_PG_ROLES_BY_TABLE = _table_roles(pg_schema_sql(), PG_SCHEMA_FILE)
+
+PG_TABLES = tuple(_PG_ROLES_BY_TABLE)
+"""The tables ``conf/schema_pg.sql`` creates, in order (the same as :data:`TABLES`)."""
