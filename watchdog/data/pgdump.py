@@ -287,12 +287,6 @@ def drill_dump(dumper: Dumper, backup: Backup, proceed: Proceed) -> str:
     return dumper.prove(backup.data_path, backup.manifest.rows, proceed)
 
 
-def fingerprint(manifest: Manifest) -> str:
-    """What says two backups hold the same data: the content's sha256 for a dump, the file's
-    for a SQLite backup."""
-    return manifest.extra.get("content_sha256", manifest.sha256)
-
-
 def dump_bytes_estimate(server: pg.Server) -> int:
     """Room a dump may need: the database's size (a compressed dump is far smaller)."""
     try:
