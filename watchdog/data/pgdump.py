@@ -27,11 +27,13 @@ from pathlib import Path
 from watchdog.data import server as pg
 from watchdog.data.catalogue import FAILED_PREFIX, Backup, Catalogue, Manifest, new_backup_id
 from watchdog.data.fs import atomic_write, fsync_file, note_set_aside
-from watchdog.data.snapshot import CHUNK, Proceed, SnapshotError, SnapshotRequest, sha256_of
+from watchdog.data.snapshot import Proceed, SnapshotError, SnapshotRequest, sha256_of
 from watchdog.rules import server as rules
 
 ENGINE = "postgresql"
 SUFFIX = ".pgdump"
+RANDOM_LINES = (b"\\restrict ", b"\\unrestrict ")
+"""Lines of pg_restore's SQL that differ on every run (a random key, from 15.14 / 16.10 on)."""
 POLL = 0.25
 """Seconds between looks at a running tool (to stop it when told to)."""
 
@@ -105,8 +107,9 @@ def content_sha256(dump: Path, server: pg.Server, proceed: Proceed) -> str:
     process = _run(argv, server, stdout=subprocess.PIPE)
     digest = hashlib.sha256()
     assert process.stdout is not None
-    while chunk := process.stdout.read(CHUNK):
-        digest.update(chunk)
+    for line in process.stdout:
+        if not line.startswith(RANDOM_LINES):
+            digest.update(line)
     _finish(process, server, proceed, "reading the dump")
     return digest.hexdigest()
 
