@@ -18,6 +18,7 @@ from conf.units import MIB
 from watchdog.cli.common import iso, prepare
 from watchdog.cli.progress import Progress
 from watchdog.cli.remote import Refused, Unreachable, reach
+from watchdog.rules.server import database_url_of
 
 if TYPE_CHECKING:
     from watchdog.offsite import OffsiteStore
@@ -102,13 +103,11 @@ def command(args: argparse.Namespace) -> int:
     elif args.allow_unauthenticated:
         return fail("--allow-unauthenticated goes with --from-git", 2)
 
-    from watchdog.data.kinds import database_kind
-
-    kind = database_kind(settings)
-    if args.to or not kind.keeps_a_file:
+    if args.to or database_url_of(settings) is not None:
         from watchdog.cli.restore_server import restore_to_server
+        from watchdog.data.kinds import database_kind
 
-        return restore_to_server(args, layout, store, kind)
+        return restore_to_server(args, layout, store, database_kind(settings))
     if args.dry_run:
         return dry_run(args, layout, store)
 

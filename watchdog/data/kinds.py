@@ -25,6 +25,7 @@ from watchdog.data.snapshot import (
     SnapshotRequest,
     make_snapshot,
 )
+from watchdog.rules import server as rules
 
 
 class DatabaseKind(Protocol):
@@ -120,7 +121,7 @@ def server_of(url: object) -> pg.Server:
 def database_kind(settings: object) -> DatabaseKind:
     """The kind the settings name: ``DATABASE_URL`` set → its PostgreSQL database, else the
     SQLite file at DATABASE_PATH."""
-    url = getattr(settings, "database_url", None)
+    url = rules.database_url_of(settings)
     if url is not None:
         return PostgresDatabase(server_of(url))
     return SqliteFile(settings.database)  # type: ignore[attr-defined]
