@@ -260,3 +260,17 @@ def test_a_dump_goes_offsite_and_comes_back_as_a_dump(postgres, tmp_path):
     empty = postgres.create_database()
     restored = run_restore(tmp_path, backup.id, "--to", postgres.url(empty))
     assert restored.returncode == 0, restored.stderr
+
+
+def test_the_kind_is_chosen_from_database_url_in_one_place(postgres, tmp_path, monkeypatch):
+    from watchdog.data.kinds import SqliteFile, database_kind
+
+    monkeypatch.setenv("ENV_FILE", os.devnull)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    assert isinstance(database_kind(load_settings()), SqliteFile)
+    name = postgres.create_database()
+    monkeypatch.setenv("DATABASE_URL", postgres.url(name))
+    kind = database_kind(load_settings())
+    assert isinstance(kind, PostgresDatabase) and kind.server.database == name
+    assert pg.probe(kind.server).version_num >= 130000

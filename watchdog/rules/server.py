@@ -22,7 +22,7 @@ SCRATCH_NAME = re.compile(rf"{SCRATCH_PREFIX}[0-9a-f]{{12}}")
 def database_url_of(settings: object) -> object | None:
     """The one reading of the choice: ``DATABASE_URL`` (a server database) or None (the SQLite
     file). ``data.kinds.database_kind`` builds the kind from it."""
-    return getattr(settings, "database_url", None)
+    return getattr(settings, "database_server", None)
 
 
 @dataclass(frozen=True)
