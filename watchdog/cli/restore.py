@@ -18,6 +18,7 @@ from conf.units import MIB
 from watchdog.cli.common import iso, prepare
 from watchdog.cli.progress import Progress
 from watchdog.cli.remote import Refused, Unreachable, reach
+from watchdog.rules.server import database_url_of
 
 if TYPE_CHECKING:
     from watchdog.offsite import OffsiteStore
@@ -40,6 +41,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("id", nargs="?", default="latest", help="a backup id, or latest")
     parser.add_argument("--from-git", action="store_true", help="from the offsite git branch")
+    parser.add_argument(
+        "--to",
+        metavar="postgresql://…",
+        help=(
+            "restore a PostgreSQL dump into this database, which must be empty (a non-empty one "
+            "is refused); with DATABASE_URL set and no --to, into the configured database, "
+            "only if it is empty. Nothing is ever restored over a server database"
+        ),
+    )
     parser.add_argument("--dry-run", action="store_true", help="verify and tell; change nothing")
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     parser.add_argument(
@@ -93,6 +103,11 @@ def command(args: argparse.Namespace) -> int:
     elif args.allow_unauthenticated:
         return fail("--allow-unauthenticated goes with --from-git", 2)
 
+    if args.to or database_url_of(settings) is not None:
+        from watchdog.cli.restore_server import restore_to_server
+        from watchdog.data.kinds import database_kind
+
+        return restore_to_server(args, layout, store, database_kind(settings))
     if args.dry_run:
         return dry_run(args, layout, store)
 

@@ -17,6 +17,7 @@ from conf.settings import Settings, SettingsError, load_settings
 from watchdog.data.disk import is_persistent, mount_point
 from watchdog.data.fs import AlreadyRunning, InstanceLock, restrict_tree
 from watchdog.fatal_listener import GIVE_UP
+from watchdog.rules.server import database_url_of
 
 if TYPE_CHECKING:
     from watchdog.runtime.service import WatchdogService
@@ -99,6 +100,8 @@ def give_up(code: int, message: str) -> int:
 
 def place_problem(settings: Settings, layout: DataLayout) -> tuple[int, str] | None:
     """DATA_DIR and DATABASE_PATH fit to run on, or (exit code, one line)."""
+    if database_url_of(settings) is not None:
+        return layout.place_problem()  # the data is on the server: DATA_DIR may be ephemeral
     if settings.render and not is_persistent(settings.data_dir):
         return EXIT_REFUSED, (
             f"refusing to start: RENDER is set but DATA_DIR ({settings.data_dir}) is on the "

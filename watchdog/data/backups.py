@@ -9,13 +9,14 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import psutil
 
 from conf.journal import SEGMENT_BYTES, journal_bytes
 from conf.layout import DataLayout
 from conf.units import MIB
-from watchdog.data.catalogue import Backup, Catalogue, Staged
+from watchdog.data.catalogue import Backup, Catalogue, Manifest, Staged
 from watchdog.data.erasures import mirror_erasures
 from watchdog.data.snapshot import (
     COMPRESSED_TIERS,
@@ -32,6 +33,20 @@ log = logging.getLogger(__name__)
 JOURNAL_HEADROOM = SEGMENT_BYTES
 """Room a backup always leaves for the update journal to grow by one segment: the journal is
 what lets the bot acknowledge updates, so no backup may take its place on the disk."""
+
+
+class Source(Protocol):
+    """What a backup is taken of (``data.kinds``: the SQLite file, or a PostgreSQL database)."""
+
+    def snapshot(self, catalogue: Catalogue, request: SnapshotRequest) -> tuple[Manifest, Path]: ...
+
+    def expected_bytes(self, tier: str) -> int: ...
+
+
+def fingerprint(manifest: Manifest) -> str:
+    """What says two backups hold the same data: a dump's content sha256 (the dump file carries
+    its own time), else the file's."""
+    return manifest.extra.get("content_sha256", manifest.sha256)
 
 
 class BackupSkipped(Exception):
@@ -64,8 +79,11 @@ class BackupKeeper:
         keep: dict[str, int],
         min_free_bytes: int,
         app_version: str,
+        source: Source | None = None,
     ) -> None:
         self.layout = layout
+        self.source = source
+        """None: the SQLite file at ``layout.database``."""
         self.catalogue = Catalogue(layout)
         self.keep = keep
         self.min_free_bytes = min_free_bytes
@@ -90,6 +108,8 @@ class BackupKeeper:
 
     def expected_bytes(self, tier: str) -> int:
         """Room a snapshot needs while being made (a compressed tier holds both copies at once)."""
+        if self.source is not None:
+            return self.source.expected_bytes(tier)
         size = database_bytes(self.layout.database)
         return size * 2 if tier in COMPRESSED_TIERS else size
 
@@ -108,10 +128,13 @@ class BackupKeeper:
             request = SnapshotRequest(
                 tier, reason, now, self.app_version, proceed or (lambda: True)
             )
-            manifest, data_tmp = make_snapshot(self.layout.database, self.catalogue, request)
+            if self.source is not None:
+                manifest, data_tmp = self.source.snapshot(self.catalogue, request)
+            else:
+                manifest, data_tmp = make_snapshot(self.layout.database, self.catalogue, request)
             if skip_if_unchanged:
                 newest = max(self.catalogue.scan(), key=lambda b: b.created_at, default=None)
-                if newest is not None and newest.manifest.sha256 == manifest.sha256:
+                if newest is not None and fingerprint(newest.manifest) == fingerprint(manifest):
                     data_tmp.unlink(missing_ok=True)
                     return Outcome(None, f"unchanged since backup {newest.id}", pruned)
             backup = self.catalogue.commit(manifest, data_tmp)

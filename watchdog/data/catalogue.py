@@ -269,7 +269,7 @@ class Catalogue:
                 except (OSError, ValueError) as error:
                     note_set_aside(manifest_path, "backup manifest", str(error))
                     continue
-                expected = (f"{manifest.id}.db", f"{manifest.id}.db.zst")
+                expected = (f"{manifest.id}.db", f"{manifest.id}.db.zst", f"{manifest.id}.pgdump")
                 if (
                     manifest.tier != tier
                     or manifest.file not in expected
@@ -327,7 +327,7 @@ class Catalogue:
                 path.stem for path in folder.glob("*.json") if not path.name.startswith(TMP_PREFIX)
             }  # a staged or set-aside copy's record keeps its data file too
             for path in folder.iterdir():
-                stem = path.name.removesuffix(".zst").removesuffix(".db")
+                stem = path.name.removesuffix(".zst").removesuffix(".db").removesuffix(".pgdump")
                 orphan = path.suffix != ".json" and stem not in labelled
                 if path.name.startswith(TMP_PREFIX) or orphan:
                     path.unlink(missing_ok=True)

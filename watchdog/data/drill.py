@@ -10,10 +10,13 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from watchdog.data import pgdump
 from watchdog.data.catalogue import Backup, Catalogue
 from watchdog.data.database import connect, count_rows
+from watchdog.data.kinds import DatabaseKind, drill_backup
 from watchdog.data.recovery import schema_problem
-from watchdog.data.snapshot import integrity_problem, materialize, sha256_of
+from watchdog.data.server import ServerError
+from watchdog.data.snapshot import SnapshotError, integrity_problem, materialize, sha256_of
 
 
 @dataclass(frozen=True)
@@ -64,10 +67,27 @@ def drill_one(backup: Backup, scratch: Path) -> DrillResult:
         target.unlink(missing_ok=True)
 
 
-def run_drill(catalogue: Catalogue, scratch: Path) -> list[DrillResult]:
-    """The newest backup of every tier that has one."""
-    return [
-        drill_one(backup, scratch)
-        for backup in catalogue.newest_by_tier().values()
-        if backup is not None
-    ]
+def drill_dump(backup: Backup, kind: DatabaseKind) -> DrillResult:
+    """A PostgreSQL dump, restored into a scratch database on the configured server."""
+    started = time.monotonic()
+    try:
+        ok, detail = True, drill_backup(kind, backup, lambda: True)
+    except (SnapshotError, ServerError, OSError) as error:
+        ok, detail = False, str(error)
+    return DrillResult(backup.tier, backup.id, ok, detail, round(time.monotonic() - started, 3))
+
+
+def run_drill(
+    catalogue: Catalogue, scratch: Path, kind: DatabaseKind | None = None
+) -> list[DrillResult]:
+    """The newest backup of every tier that has one (of a dump: only on a server, where
+    ``kind`` is a PostgreSQL database; a file's backup: in a scratch file)."""
+    results = []
+    for backup in catalogue.newest_by_tier().values():
+        if backup is None:
+            continue
+        if not pgdump.is_dump(backup.manifest):
+            results.append(drill_one(backup, scratch))
+        elif kind is not None and not kind.keeps_a_file:
+            results.append(drill_dump(backup, kind))
+    return results

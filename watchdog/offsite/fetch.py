@@ -19,6 +19,7 @@ from pathlib import Path
 
 from watchdog.data.catalogue import Manifest
 from watchdog.data.fs import fsync_dir
+from watchdog.data.pgdump import check_dump_file, is_dump
 from watchdog.data.snapshot import integrity_problem, sha256_of
 from watchdog.offsite.cache import scratch
 from watchdog.offsite.errors import OffsiteError
@@ -248,7 +249,13 @@ def _restore(repo: BareRepo, opened: Opened, keys: Keys, dest: Path) -> Manifest
 
 
 def _verify(backup_id: str, path: Path, manifest: Manifest) -> None:
-    """The one check of a restored database: the manifest's bytes, and a sound SQLite file."""
+    """The one check of a restored database: the manifest's bytes, and a sound SQLite file
+    (a PostgreSQL dump: one ``pg_restore`` reads; its proof is a restore into a database)."""
+    if is_dump(manifest):
+        problem = check_dump_file(path, manifest)
+        if problem:
+            raise OffsiteError(f"offsite backup {backup_id}: {problem}", "corrupt")
+        return
     if path.stat().st_size != manifest.size_bytes or sha256_of(path) != manifest.sha256:
         raise OffsiteError(
             f"offsite backup {backup_id}: the restored database does not match its sha256",

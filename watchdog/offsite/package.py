@@ -48,6 +48,11 @@ PACKAGE_KIND = "erixcast-offsite-package"
 JOURNAL_KIND = "erixcast-offsite-journal"
 """The authenticated ``kind`` of a package of update-journal lines: the MAC covers it, so a
 journal package is never opened as a backup, nor a backup as a journal."""
+PGDUMP_KIND = "erixcast-offsite-pgdump"
+"""The authenticated ``kind`` of a package of a PostgreSQL dump (``pg_dump -Fc``): never
+installed as a SQLite file, nor a SQLite backup restored into a server."""
+BACKUP_KINDS = (PACKAGE_KIND, PGDUMP_KIND)
+"""The kinds that are backups of the database (counted and rotated together)."""
 MANIFEST_BLOB = "manifest.age"
 PART_NAME = re.compile(r"part-[0-9]{4,6}\.zst(\.age)?")
 SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -143,7 +148,7 @@ class Package:
 
     @classmethod
     def from_dict(
-        cls, data: Any, backup_id: str | None = None, kind: str = PACKAGE_KIND
+        cls, data: Any, backup_id: str | None = None, kind: str | tuple[str, ...] = BACKUP_KINDS
     ) -> Package:
         """Every field checked; raises ValueError (KeyError, TypeError) on anything else, a
         package of another ``kind`` included."""
@@ -176,15 +181,17 @@ class Package:
         )
         if form == 1:
             return package
-        if data.get("kind") in (PACKAGE_KIND, JOURNAL_KIND) and data.get("kind") != kind:
-            what = "journal lines" if data.get("kind") == JOURNAL_KIND else "a database backup"
+        wanted = (kind,) if isinstance(kind, str) else kind
+        found = data.get("kind")
+        if found in (*BACKUP_KINDS, JOURNAL_KIND) and found not in wanted:
+            what = "journal lines" if found == JOURNAL_KIND else "a database backup"
             raise ValueError(f"it is a package of {what}, not of what was asked")
-        if data.get("kind") != kind or not package.encrypted:
+        if found not in wanted or not package.encrypted:
             raise ValueError("not an encrypted offsite package")
         if backup_id is not None and data.get("id") != backup_id:
             raise ValueError("the package names another backup")
         manifest = _part(data["manifest"], MAX_META_SIZE, _manifest_name)
-        return cls(**{**vars(package), "id": str(data["id"]), "manifest": manifest, "kind": kind})
+        return cls(**{**vars(package), "id": str(data["id"]), "manifest": manifest, "kind": found})
 
 
 def _manifest_name(name: object) -> str:

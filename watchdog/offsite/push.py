@@ -22,6 +22,7 @@ from pyrage import x25519
 
 from conf.units import MIB
 from watchdog.data.catalogue import Backup
+from watchdog.data.pgdump import is_dump
 from watchdog.offsite.auth import MacKey, seal
 from watchdog.offsite.cache import CACHE_REF, ensure_cache, locked, prune, scratch
 from watchdog.offsite.errors import OffsiteError
@@ -39,9 +40,11 @@ from watchdog.offsite.index import (
 )
 from watchdog.offsite.journal_format import covered_journals
 from watchdog.offsite.package import (
+    BACKUP_KINDS,
     JOURNAL_KIND,
     MANIFEST_BLOB,
     PACKAGE_KIND,
+    PGDUMP_KIND,
     Package,
     Part,
     encrypt_bytes,
@@ -101,7 +104,7 @@ def push_backup(
                 cache, backup, recipient, keys.mac, part_size, work_dir
             )
             kinds = {e.id: kind_of(cache, e.tree, keys.mac) for e in present if e.id not in refused}
-            ours = [e for e in present if kinds.get(e.id) == PACKAGE_KIND]
+            ours = [e for e in present if kinds.get(e.id) in BACKUP_KINDS]
             dropped = set() if not rotate else {e.id for e in ours[: max(0, len(ours) - keep + 1)]}
             if rotate:
                 journals = [e for e in present if kinds.get(e.id) == JOURNAL_KIND]
@@ -200,6 +203,7 @@ def _store_backup(
         parts=parts,
         id=backup.id,
         manifest=Part(MANIFEST_BLOB, len(sealed), hashlib.sha256(sealed).hexdigest()),
+        kind=PGDUMP_KIND if is_dump(backup.manifest) else PACKAGE_KIND,
     )
     document = seal(package.to_dict(), mac)
     package_blob = cache.hash_bytes(json.dumps(document, indent=2, sort_keys=True).encode())

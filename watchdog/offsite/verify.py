@@ -14,6 +14,7 @@ import pyrage
 from pyrage import x25519
 
 from watchdog.data.catalogue import Manifest
+from watchdog.data.pgdump import is_dump
 from watchdog.offsite.auth import MacKey, is_authentic
 from watchdog.offsite.git import BareRepo
 from watchdog.offsite.index import (
@@ -24,7 +25,13 @@ from watchdog.offsite.index import (
     parse_json,
     read_bounded,
 )
-from watchdog.offsite.package import MANIFEST_BLOB, MAX_META_SIZE, Package, decrypt_bytes
+from watchdog.offsite.package import (
+    MANIFEST_BLOB,
+    MAX_META_SIZE,
+    PGDUMP_KIND,
+    Package,
+    decrypt_bytes,
+)
 
 CLOCK_SKEW = 300.0
 """Seconds a backup may be dated ahead of this machine's clock and still be "the newest"."""
@@ -150,6 +157,8 @@ def open_package(repo: BareRepo, where: str, index: IndexEntry, keys: Keys, now:
     except (pyrage.DecryptError, OSError):
         raise Refusal("corrupt", "its manifest does not decrypt") from None
     manifest = _manifest(text, index.id)
+    if is_dump(manifest) != (package.kind == PGDUMP_KIND):
+        raise Refusal("corrupt", "its manifest and its package disagree on what it holds")
     return Opened(_describe(manifest, package, index, True, now), manifest, package, listing)
 
 

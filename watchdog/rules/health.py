@@ -61,6 +61,8 @@ def _age(now: float, timestamp: float | None) -> float | None:
 
 def check_database(state: WatchdogState, limits: Thresholds, now: float) -> Check:
     db = state.database
+    if db.integrity is Integrity.UNREACHABLE:
+        return Check(UNHEALTHY, f"{db.detail or 'database server unreachable'}; the bot is held")
     if db.integrity is Integrity.CORRUPT:
         return Check(UNHEALTHY, f"database failed its check: {db.detail}; the bot is held")
     if db.integrity is Integrity.MISSING:
@@ -74,6 +76,8 @@ def check_database(state: WatchdogState, limits: Thresholds, now: float) -> Chec
         return Check(
             HEALTHY, f"full integrity_check running with the bot up ({db.full_check_owed})"
         )
+    if db.server is not None:
+        return Check(HEALTHY, db.detail or "server reachable")
     return Check(HEALTHY, "integrity_check ok")
 
 
@@ -294,12 +298,13 @@ def assess(state: WatchdogState, limits: Thresholds, now: float) -> HealthReport
         "time": _iso(now),
         "uptime_s": _age(now, state.started_at),
         "database": {
-            "type": "sqlite",
+            "type": db.kind,
             "size_mb": round(db.size_bytes / MIB, 3),
             "integrity": db.integrity.value,
             "last_backup": _iso(state.backups.last_backup_at),
             "records": db.records,
             "checked_at": _iso(db.checked_at),
+            **({"server": dict(db.server)} if db.server is not None else {}),
         },
         "storage": {
             "disk_usage_percent": round(storage.disk_usage_percent, 1),

@@ -28,6 +28,7 @@ class Integrity(StrEnum):
     OK = "ok"
     MISSING = "missing"  # no database yet: the bot creates it
     CORRUPT = "corrupt"
+    UNREACHABLE = "unreachable"  # a database server that cannot be used (down, refused, too old)
 
 
 @dataclass
@@ -53,6 +54,10 @@ class BotState:
 @dataclass
 class DatabaseState:
     path: str = ""
+    kind: str = "sqlite"
+    """``sqlite`` (a file) or ``postgresql`` (a server: ``data.kinds``)."""
+    server: dict[str, Any] | None = None
+    """A server's host, port, database name and version (never a user or password)."""
     exists: bool = False
     size_bytes: int = 0
     integrity: Integrity = Integrity.UNKNOWN

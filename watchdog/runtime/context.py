@@ -13,6 +13,7 @@ from typing import TypeVar
 
 from conf.layout import DataLayout
 from conf.settings import Settings
+from watchdog.data.kinds import DatabaseKind, SqliteFile
 from watchdog.data.remembered import RememberedStore
 from watchdog.rules.state import WatchdogState
 from watchdog.runtime.clock import Clock
@@ -32,6 +33,12 @@ class RuntimeContext:
     data_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     """One operation on the data at a time: checks, backups, recovery, restores, drills."""
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    kind: DatabaseKind | None = None
+    """What holds the data (``data.kinds.database_kind``); None: the SQLite file."""
+
+    @property
+    def database(self) -> DatabaseKind:
+        return self.kind if self.kind is not None else SqliteFile(self.settings.database)
 
     @property
     def stop_requested(self) -> bool:

@@ -23,6 +23,8 @@ import contextlib
 import functools
 import logging
 import sqlite3
+from collections.abc import Callable
+from pathlib import Path
 
 from conf.units import MIB
 from watchdog.data.cleanstop import forget_record, read_facts, take_record, write_record
@@ -32,7 +34,7 @@ from watchdog.data.database import (
     create_empty_database,
     quick_check_database,
 )
-from watchdog.data.disk import read_disk
+from watchdog.data.disk import DiskReading, read_disk
 from watchdog.data.recovery import RecoveryResult, recover, resume_pending_salvage
 from watchdog.offsite import OffsiteError, OffsiteStore
 from watchdog.rules.recovery import integrity_verdict, recovery_reason, vanished_tables
@@ -85,27 +87,7 @@ class DataGuard:
 
     async def measure(self) -> None:
         ctx = self.ctx
-        reading = await asyncio.to_thread(self.read_disk, ctx.settings.data_dir)
-        storage = ctx.state.storage
-        storage.path = reading.path
-        storage.disk_usage_percent = reading.percent
-        storage.free_bytes = reading.free_bytes
-        storage.total_bytes = reading.total_bytes
-        storage.mount_point = reading.mount_point
-        storage.persistent_disk = reading.persistent
-        first = storage.measured_at is None
-        storage.measured_at = ctx.clock.time()
-        warn = ctx.settings.disk_warn_percent
-        if first or reading.percent >= warn:
-            log.log(
-                logging.INFO if reading.percent < warn else logging.WARNING,
-                "disk %s: %.1f%% used, %.0f MB free (warn %.0f%%, critical %.0f%%)",
-                reading.mount_point,
-                reading.percent,
-                reading.free_bytes / MIB,
-                warn,
-                ctx.settings.disk_critical_percent,
-            )
+        await measure_disk(ctx, self.read_disk)
         database = ctx.state.database
         try:
             database.size_bytes = ctx.settings.database.stat().st_size
@@ -395,3 +377,28 @@ class DataGuard:
             self.ctx.events.record(
                 "recovery", f"finished an interrupted salvage: merged {report.merged}"
             )
+
+
+async def measure_disk(ctx: RuntimeContext, read_disk: Callable[[Path], DiskReading]) -> None:
+    """The disk under DATA_DIR (backups, journal) in the live state, logged past the warning."""
+    reading = await asyncio.to_thread(read_disk, ctx.settings.data_dir)
+    storage = ctx.state.storage
+    storage.path = reading.path
+    storage.disk_usage_percent = reading.percent
+    storage.free_bytes = reading.free_bytes
+    storage.total_bytes = reading.total_bytes
+    storage.mount_point = reading.mount_point
+    storage.persistent_disk = reading.persistent
+    first = storage.measured_at is None
+    storage.measured_at = ctx.clock.time()
+    warn = ctx.settings.disk_warn_percent
+    if first or reading.percent >= warn:
+        log.log(
+            logging.INFO if reading.percent < warn else logging.WARNING,
+            "disk %s: %.1f%% used, %.0f MB free (warn %.0f%%, critical %.0f%%)",
+            reading.mount_point,
+            reading.percent,
+            reading.free_bytes / MIB,
+            warn,
+            ctx.settings.disk_critical_percent,
+        )

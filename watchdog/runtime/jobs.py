@@ -143,7 +143,13 @@ class BackupJobs:
         start = deploy.at_start(current, recorded, ctx.state.database.integrity.value)
         if start.action in ("none", "wait"):
             return
-        if start.action == "copy":
+        if start.action == "copy" and not ctx.database.stages_copies:
+            outcome = await self.backup("deploy", start.why)
+            if outcome is None or outcome.backup is None:
+                ctx.events.record(
+                    "backup", "no deploy backup: the new version starts without one", logging.ERROR
+                )
+        elif start.action == "copy":
             async with ctx.data_lock:
                 try:
                     staged = await asyncio.to_thread(

@@ -265,7 +265,9 @@ class Maintenance:
         (``" (asked from the command line)"``; empty for the scheduled one)."""
         ctx, drill = self.ctx, self.ctx.state.drill
         async with ctx.data_lock:
-            results = await asyncio.to_thread(run_drill, self.catalogue, ctx.layout.run)
+            results = await asyncio.to_thread(
+                run_drill, self.catalogue, ctx.layout.run, ctx.database
+            )
         drill.last_at = ctx.clock.time()
         drill.results = [result.as_dict() for result in results]
         ctx.remembered.update(drill_at=drill.last_at)

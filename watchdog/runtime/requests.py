@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from watchdog.data.backups import Outcome
 from watchdog.data.drill import DrillResult
@@ -16,9 +17,11 @@ from watchdog.offsite import OffsiteError, OffsiteStore
 from watchdog.runtime import actions
 from watchdog.runtime.actions import RequestFailed
 from watchdog.runtime.context import RuntimeContext
-from watchdog.runtime.guard import DataGuard
 from watchdog.runtime.jobs import BackupJobs
 from watchdog.runtime.supervision import BotSupervisor
+
+if TYPE_CHECKING:
+    from watchdog.runtime.server_guard import Guard
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +35,7 @@ class OperatorRequests:
         self,
         ctx: RuntimeContext,
         bot: BotSupervisor,
-        guard: DataGuard,
+        guard: Guard,
         jobs: BackupJobs,
         offsite: OffsiteStore | None,
         drill: Callable[[str], Awaitable[list[DrillResult]]] | None = None,
@@ -57,6 +60,11 @@ class OperatorRequests:
         before it was installed (``prepare_backup``); a full check it still owes runs next, with
         the bot up: one check per restore."""
         ctx = self.ctx
+        if not ctx.database.keeps_a_file:
+            return False, (
+                "the watchdog never restores over a server database: restore into an empty one "
+                f"with python -m watchdog restore {wanted} --to postgresql://…"
+            )
         if from_git and self.offsite is None:
             return False, "no offsite store configured (BACKUP_GIT_URL)"
         async with ctx.data_lock, self.bot.held("restoring"):

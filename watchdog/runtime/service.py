@@ -21,6 +21,7 @@ from conf.units import MIB
 from watchdog.data.backups import BackupKeeper, Outcome
 from watchdog.data.database import sqlite_version
 from watchdog.data.fs import set_aside_files
+from watchdog.data.kinds import database_kind
 from watchdog.data.remembered import RememberedStore
 from watchdog.data.restore import cleanup_restore_leftovers
 from watchdog.offsite import OffsiteError, OffsiteStore
@@ -31,12 +32,12 @@ from watchdog.runtime.child import AdminAddress, bot_environment
 from watchdog.runtime.clock import Clock, SystemClock
 from watchdog.runtime.context import RuntimeContext
 from watchdog.runtime.events import Alerter, Events
-from watchdog.runtime.guard import DataGuard
 from watchdog.runtime.jobs import BackupJobs
 from watchdog.runtime.maintenance import Maintenance
 from watchdog.runtime.orphans import reap_leftover_bot
 from watchdog.runtime.pings import HeartbeatPinger
 from watchdog.runtime.requests import OperatorRequests
+from watchdog.runtime.server_guard import make_guard
 from watchdog.runtime.supervision import BotSupervisor
 from watchdog.version import app_version
 
@@ -99,18 +100,20 @@ class WatchdogService:
                 Alerter.from_settings(settings),
                 HeartbeatPinger.from_settings(settings),
             ),
+            kind=database_kind(settings),
         )
         keeper = BackupKeeper(
             layout,
             keep=settings.retention(),
             min_free_bytes=int(settings.backup_min_free_mb * MIB),
             app_version=app_version(),
+            source=self.ctx.database,
         )
         self.keeper = keeper
         self.offsite = self._build_offsite()
         self.bot = BotSupervisor(self.ctx, bot_argv or [sys.executable, "-m", "bot"])
         self.jobs = BackupJobs(self.ctx, keeper)
-        self.guard = DataGuard(self.ctx, self.bot, self.jobs, self.offsite)
+        self.guard = make_guard(self.ctx, self.bot, self.jobs, self.offsite)
         self.maintenance = Maintenance(self.ctx, keeper.catalogue, self.offsite)
         self.requests = OperatorRequests(
             self.ctx, self.bot, self.guard, self.jobs, self.offsite, self.maintenance.drill
