@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bot.replay import replay_journal
 from bot.storage import DatabaseThread, Storage
-from conf.exitcodes import EXIT_DATABASE, EXIT_OK
+from conf.exitcodes import EXIT_DATABASE, EXIT_OK, EXIT_REFUSED
 from conf.files import atomic_write
 from conf.layout import DataLayout
 from conf.settings import Settings
@@ -21,6 +21,12 @@ PLACEHOLDER_TOKEN = "0:replay"
 
 
 def replay(settings: Settings, layout: DataLayout, report_path: str | None) -> int:
+    if settings.database_server is not None:
+        log.error(
+            "nothing to replay: with DATABASE_URL the server is where updates are durable, and "
+            "the bot keeps no update journal (replay is for the SQLite file's journal)"
+        )
+        return EXIT_REFUSED
     token = settings.telegram_bot_token
     db_thread = DatabaseThread()
     try:

@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conf.exitcodes import EXIT_DATABASE
+from conf.exitcodes import EXIT_DATABASE, EXIT_REFUSED
 from tests.fakes.telegram_api import FakeTelegramAPI
 from tests.helpers import ProcessPool, base_env, free_port, wait_until
 from tests.pg import PASSWORD, PostgresServer
@@ -89,3 +89,13 @@ def test_on_a_server_no_sqlite_file_and_no_journal(
     assert not list(data_dir.glob("journal/segment-*"))
     assert "bot starting: database postgresql://erixcast@127.0.0.1" in proc.output()
     assert PASSWORD not in proc.output()
+
+
+def test_replay_on_a_server_refuses_in_one_line(
+    processes: ProcessPool, postgres: PostgresServer, tmp_path: Path
+) -> None:
+    env = base_env(tmp_path / "data", free_port(), DATABASE_URL=postgres.url("postgres"))
+    proc = processes.start("replay", [sys.executable, "-m", "bot", "replay"], env)
+    assert proc.wait(60) == EXIT_REFUSED
+    assert "nothing to replay" in proc.output() and "Traceback" not in proc.output()
+    assert not (tmp_path / "data" / "erixcast.db").exists()

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 
 from watchdog.rules import backoff
 
-MIN_SERVER_VERSION = 130000
-"""PostgreSQL 13: the oldest release the bot's schema (generated tsvector columns, trusted
-``unaccent``/``pg_trgm`` extensions, ``DROP DATABASE … WITH (FORCE)``) is tested against."""
+MIN_SERVER_VERSION = 140000
+"""PostgreSQL 14: the oldest release the bot's schema runs on (its search functions use the
+SQL-standard ``RETURN`` body, new in 14; generated tsvector columns, the trusted ``unaccent``
+extension, ``DROP DATABASE … WITH (FORCE)``)."""
 PROBE_RETRY_FIRST, PROBE_RETRY_MAX = 2.0, 60.0
 """The one backoff (``rules.backoff``) between probes of a server that failed one."""
 SCRATCH_PREFIX = "erixcast_verify_"
