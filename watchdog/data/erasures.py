@@ -130,6 +130,9 @@ def gather(layout: DataLayout, extra: Iterable[bytes] = ()) -> tuple[list[Journa
     healed to hold them all; a damaged copy is set aside (kept) and named in the problems."""
     problems: list[str] = []
     lines: list[bytes] = []
+    extra = list(extra)
+    if not extra and not any(path.exists() for path in copies(layout)):
+        return [], []  # no erasure ever: nothing to heal, and no folder or lock to create
     for path in copies(layout):
         read = read_record(path)
         if read.damaged:
