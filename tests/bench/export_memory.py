@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import random
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
@@ -23,11 +22,12 @@ from pathlib import Path
 
 import psutil
 
+from tests.bench.botproc import polling_bot
 from tests.bench.report import Table
 from tests.bench.trees import BEFORE_ISSUE_13, code_at
 from tests.dbgen import sentence
 from tests.fakes.telegram_api import FakeTelegramAPI
-from tests.helpers import REPO, base_env, free_port, wait_until
+from tests.helpers import REPO, base_env, free_port
 
 USER = 51
 MB = 1024 * 1024
@@ -65,22 +65,11 @@ def fill(database: Path, messages: int) -> None:
 def export_once(code: Path, messages: int, root: Path) -> Result:
     data_dir = root / "data"
     fill(data_dir / "erixcast.db", messages)
-    heartbeat = data_dir / "run" / "bot.heartbeat"
-    with FakeTelegramAPI() as fake, (root / "bot.log").open("wb") as log:
+    with FakeTelegramAPI() as fake:
         env = base_env(data_dir, free_port(), TELEGRAM_BOT_TOKEN=fake.token)
         env.update(TELEGRAM_API_URL=fake.base_url, PYTHONPATH=str(code), LOG_LEVEL="WARNING")
-        bot = subprocess.Popen(
-            [sys.executable, "-m", "bot"],
-            cwd=code,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-        try:
-            wait_until(lambda: heartbeat.exists() or bot.poll() is not None, 60, what="polling")
-            if bot.poll() is not None:
-                raise RuntimeError(f"the bot exited with {bot.returncode}")
+        argv = [sys.executable, "-m", "bot"]
+        with polling_bot(argv, env, data_dir, root / "bot.log", code) as bot:
             fake.send_text(USER, "/help")
             fake.wait_for_sent(USER, timeout=30)
             process = psutil.Process(bot.pid)
@@ -105,9 +94,6 @@ def export_once(code: Path, messages: int, root: Path) -> Result:
                 done.set()
                 sampler.join(10)
             seconds = time.monotonic() - started
-        finally:
-            bot.kill()
-            bot.wait(30)
     document = record.get("document") or b""
     return Result(baseline / MB, (peak[0] - baseline) / MB, seconds, len(document) / MB)
 

@@ -12,52 +12,31 @@ from __future__ import annotations
 
 import contextlib
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from tests.bench.botproc import UNLIMITED, polling_bot
 from tests.bench.report import Table
 from tests.bench.trees import BEFORE_ISSUE_13, code_at
 from tests.fakes.telegram_api import FakeTelegramAPI
 from tests.helpers import REPO, base_env, free_port, wait_until
 
-UNLIMITED = {"RATE_LIMIT_BURST": "1000", "RATE_LIMIT_PER_MINUTE": "6000"}
 HEAVY, QUIET = 900_001, 900_002
 
 
 @contextlib.contextmanager
 def running_bot(code: Path, root: Path, fake: FakeTelegramAPI) -> Iterator[None]:
     data_dir = root / "data"
-    heartbeat = data_dir / "run" / "bot.heartbeat"
     env = base_env(data_dir, free_port(), TELEGRAM_BOT_TOKEN=fake.token)
     env.update(TELEGRAM_API_URL=fake.base_url, PYTHONPATH=str(code), LOG_LEVEL="WARNING")
     env.update(UNLIMITED)
-    with (root / "bot.log").open("ab") as log:
-        bot = subprocess.Popen(
-            [sys.executable, "-m", "bot"],
-            cwd=code,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-        try:
-            wait_until(lambda: heartbeat.exists() or bot.poll() is not None, 60, what="polling")
-            if bot.poll() is not None:
-                raise RuntimeError(f"the bot exited with {bot.returncode}")
-            fake.send_text(1, "/help")  # warm: the first reply loads what a reply needs
-            fake.wait_for_sent(1, timeout=30)
-            yield
-        finally:
-            bot.terminate()
-            try:
-                bot.wait(30)
-            except subprocess.TimeoutExpired:
-                bot.kill()
-                bot.wait(10)
+    with polling_bot([sys.executable, "-m", "bot"], env, data_dir, root / "bot.log", code):
+        fake.send_text(1, "/help")  # warm: the first reply loads what a reply needs
+        fake.wait_for_sent(1, timeout=30)
+        yield
 
 
 def throughput(code: Path, root: Path, chats: int, updates: int) -> float:

@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import shutil
 import statistics
 import subprocess
@@ -28,6 +27,7 @@ from pathlib import Path
 from conf.journal import UPDATE, JournalEntry, JournalWriter, journal_bytes, read_journal
 from conf.units import MIB
 from tests import dbgen
+from tests.bench.botproc import UNLIMITED, polling_bot
 from tests.bench.report import Table
 from tests.fakes.telegram_api import FakeTelegramAPI
 from tests.helpers import base_env, free_port, wait_until
@@ -40,6 +40,7 @@ def bot_env(data_dir: Path, fake: FakeTelegramAPI | None = None) -> dict[str, st
         TELEGRAM_BOT_TOKEN=fake.token if fake else "123456:ABCdefGHIjklMNOpqrSTUvwxYZ123456789",
         TELEGRAM_API_URL=fake.base_url if fake else "http://127.0.0.1:9",
         LOG_LEVEL="WARNING",
+        **UNLIMITED,
     )
     for key in [k for k in env if k.startswith("ERIXCAST_")]:
         del env[key]
@@ -50,33 +51,17 @@ def burst_rate(journaled: bool, users: int, per_user: int, root: Path) -> tuple[
     """(updates/s, updates, journal bytes) for one run of a fresh bot."""
     data_dir = root / f"{'on' if journaled else 'off'}-{time.monotonic_ns()}" / "data"
     data_dir.mkdir(parents=True)
-    heartbeat = data_dir / "run" / "bot.heartbeat"
-    with FakeTelegramAPI() as fake, (data_dir.parent / "bot.log").open("wb") as log:
-        bot = subprocess.Popen(
-            [sys.executable, "-m", "tests.bench.journal", "--child", "on" if journaled else "off"],
-            env=bot_env(data_dir, fake),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-        try:
-            wait_until(lambda: heartbeat.exists() or bot.poll() is not None, 60, what="polling")
-            if bot.poll() is not None:
-                raise RuntimeError(f"the bot exited with {bot.returncode}")
-            count = users * per_user
-            begin = time.monotonic()
-            last = 0
-            for n in range(per_user):
-                for user in range(1, users + 1):
-                    last = fake.send_text(user, f"message {n} of user {user}: " + "x" * 60)
-            wait_until(lambda: fake.confirmed_offset > last, 300, interval=0.005, what="acks")
-            elapsed = time.monotonic() - begin
-        finally:
-            bot.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                bot.wait(30)
-            if bot.poll() is None:
-                bot.kill()
+    argv = [sys.executable, "-m", "tests.bench.journal", "--child", "on" if journaled else "off"]
+    log = data_dir.parent / "bot.log"
+    with FakeTelegramAPI() as fake, polling_bot(argv, bot_env(data_dir, fake), data_dir, log):
+        count = users * per_user
+        begin = time.monotonic()
+        last = 0
+        for n in range(per_user):
+            for user in range(1, users + 1):
+                last = fake.send_text(user, f"message {n} of user {user}: " + "x" * 60)
+        wait_until(lambda: fake.confirmed_offset > last, 300, interval=0.005, what="acks")
+        elapsed = time.monotonic() - begin
     return count / elapsed, count, journal_bytes(data_dir / "journal")
 
 
