@@ -23,7 +23,7 @@ from bot.replay import remember_identity, replay_journal
 from bot.retry_after import RetryAfterLimiter
 from bot.storage import DatabaseReplaced, DatabaseThread, Storage, why_not_opened
 from bot.watchdog_client import WatchdogClient
-from bot.webhook import WebhookInbox, WebhookReceiver, run_webhook
+from bot.webhook_inbox import WebhookInbox
 from conf.exitcodes import EXIT_DATABASE, EXIT_NOT_CONFIGURED, EXIT_OK
 from conf.journal import JournalWriter
 from conf.layout import DataLayout
@@ -164,6 +164,8 @@ def serve_webhook(
     assert settings.telegram_webhook_url is not None
     assert settings.telegram_webhook_secret is not None
     secret = settings.telegram_webhook_secret.get_secret_value()
+    from bot.webhook import WebhookReceiver, run_webhook  # aiohttp's server: webhook mode only
+
     receiver = WebhookReceiver(
         application,
         inbox,
