@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from conf.units import MIB, is_moment
-from watchdog.rules import restarts, schedule
+from watchdog.rules import leader, restarts, schedule
 from watchdog.rules.state import BotPhase, Integrity, WatchdogState
 
 HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
@@ -116,8 +116,8 @@ def check_bot(state: WatchdogState, limits: Thresholds, now: float) -> Check:
 
 
 def overdue(state: WatchdogState, now: float) -> list[str]:
-    if state.database.integrity is not Integrity.OK:
-        return []  # nothing to back up yet (no database), or nothing worth backing up (corrupt)
+    if state.database.integrity is not Integrity.OK or not leader.may_back_up(state.leader.role):
+        return []  # nothing to back up (yet), or not worth it (corrupt), or not ours to back up
     newest_at = {
         tier: (summary.created_at if summary else None)
         for tier, summary in state.backups.newest.items()
@@ -127,6 +127,9 @@ def overdue(state: WatchdogState, now: float) -> list[str]:
 
 def check_backups(state: WatchdogState, now: float) -> Check:
     backups = state.backups
+    follower = leader.backups_check(state.leader, backups.count)
+    if follower is not None:
+        return Check(HEALTHY if follower[0] else DEGRADED, follower[1])
     if backups.last_error:
         return Check(DEGRADED, f"last backup failed: {backups.last_error}")
     late = overdue(state, now)
@@ -354,6 +357,12 @@ def assess(state: WatchdogState, limits: Thresholds, now: float) -> HealthReport
                 "refused": [
                     {"id": r.get("id"), "kind": r.get("kind")} for r in state.offsite.refused
                 ],
+            },
+            "leader": {
+                "role": state.leader.role.value,
+                "backs_up": leader.may_back_up(state.leader.role),
+                "since": _iso(state.leader.since),
+                "holder": state.leader.holder,
             },
             "drill": {
                 "last_at": _iso(state.drill.last_at),

@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from watchdog.rules.history import History
+from watchdog.rules.leader import LeaderState
 
 
 class BotPhase(StrEnum):
@@ -239,6 +240,8 @@ class WatchdogState:
     offsite: OffsiteState = field(default_factory=OffsiteState)
     drill: DrillState = field(default_factory=DrillState)
     journal: JournalState = field(default_factory=JournalState)
+    leader: LeaderState = field(default_factory=LeaderState)
+    """Whether this instance backs up a database several share (``rules.leader``)."""
     loop_tick: float | None = None
     loop_error: str | None = None
     files_set_aside: dict[str, str] = field(default_factory=dict)

@@ -10,7 +10,7 @@ import logging
 from conf.units import MIB
 from watchdog.data.backups import BackupKeeper, BackupSkipped, Outcome
 from watchdog.data.snapshot import Proceed, SnapshotError
-from watchdog.rules import deploy, schedule
+from watchdog.rules import deploy, leader, schedule
 from watchdog.rules.backoff import Retry
 from watchdog.rules.history import BackupPoint
 from watchdog.rules.state import BackupSummary, Integrity
@@ -30,6 +30,12 @@ class BackupJobs:
         self.ctx = ctx
         self.keeper = keeper
         self.retries: dict[str, Retry] = {}
+        self.deploy_owed = False
+        """A follower's deploy backup, put off until it leads (``rules.leader``)."""
+
+    def leads(self) -> bool:
+        """Whether this instance takes the database's backups (a follower skips quietly)."""
+        return leader.may_back_up(self.ctx.state.leader.role)
 
     async def backup(
         self,
@@ -113,8 +119,10 @@ class BackupJobs:
         backoff after a failure."""
         ctx = self.ctx
         await self.prove_staged()
-        if ctx.state.database.integrity is not Integrity.OK:
+        if ctx.state.database.integrity is not Integrity.OK or not self.leads():
             return
+        if self.deploy_owed:
+            await self.deploy_snapshot()
         now = ctx.clock.time()
         intervals = ctx.settings.intervals()
         backups = await asyncio.to_thread(self.keeper.catalogue.scan)
@@ -143,6 +151,9 @@ class BackupJobs:
         start = deploy.at_start(current, recorded, ctx.state.database.integrity.value)
         if start.action in ("none", "wait"):
             return
+        self.deploy_owed = not self.leads()
+        if self.deploy_owed:
+            return  # taken by this instance once it leads, the new version's first backup
         if start.action == "copy" and not ctx.database.stages_copies:
             outcome = await self.backup("deploy", start.why)
             if outcome is None or outcome.backup is None:
@@ -205,12 +216,14 @@ class BackupJobs:
     async def restart_snapshot(self, reason: str) -> None:
         """Before relaunching: a ``restart`` backup, unless nothing changed since the newest one
         (so a crash loop does not fill the disk)."""
-        if self.ctx.state.database.integrity is Integrity.OK:
+        if self.ctx.state.database.integrity is Integrity.OK and self.leads():
             await self.backup("restart", reason, skip_if_unchanged=True)
 
     async def shutdown_snapshot(self, remaining: float) -> None:
         """A ``shutdown`` backup if it fits in what is left of the shutdown budget."""
         ctx = self.ctx
+        if not self.leads():
+            return
         size = ctx.state.database.size_bytes
         speed = ctx.state.backups.bytes_per_second or ASSUMED_BYTES_PER_SECOND
         if not schedule.shutdown_snapshot_fits(remaining, size, speed):

@@ -16,7 +16,7 @@ from watchdog.data.drill import DrillResult, run_drill
 from watchdog.data.erasures import erasure_record_changed_at
 from watchdog.data.journal import JournalScan, remove_segments, scan_journal
 from watchdog.offsite import OffsiteError, OffsiteStore
-from watchdog.rules import backoff, journal, schedule
+from watchdog.rules import backoff, journal, leader, schedule
 from watchdog.runtime.context import RuntimeContext
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,10 @@ class Maintenance:
         self._pruned_for: tuple[float | None, float | None, float] | None = None
         ctx.state.journal.offsite_enabled = offsite is not None
 
+    def leads(self) -> bool:
+        """Offsite pushes and drills of a shared database are the backup leader's alone."""
+        return leader.may_back_up(self.ctx.state.leader.role)
+
     async def tick(self) -> None:
         """One round; a failure of one job is logged and the next round goes on."""
         jobs = (self.push_offsite_if_due, self.prune_journal_if_due, self.push_journal_if_due)
@@ -64,7 +68,7 @@ class Maintenance:
 
     async def push_offsite_if_due(self) -> None:
         ctx, store, offsite = self.ctx, self.offsite, self.ctx.state.offsite
-        if store is None or ctx.stop_requested:
+        if store is None or ctx.stop_requested or not self.leads():
             return
         now = ctx.clock.time()
         if not self.offsite_retry.ready(now):
@@ -187,7 +191,7 @@ class Maintenance:
         """The journal's new lines offsite, every JOURNAL_OFFSITE_EVERY when they changed
         (the one backoff after failures; an alert after repeated ones)."""
         ctx, store, state = self.ctx, self.offsite, self.ctx.state.journal
-        if store is None or ctx.stop_requested:
+        if store is None or ctx.stop_requested or not self.leads():
             return
         now = ctx.clock.time()
         every = ctx.settings.journal_offsite_every
@@ -251,7 +255,7 @@ class Maintenance:
 
     async def drill_if_due(self) -> None:
         ctx = self.ctx
-        if ctx.state.backups.count == 0 or ctx.stop_requested:
+        if ctx.state.backups.count == 0 or ctx.stop_requested or not self.leads():
             return
         drill = ctx.state.drill
         if drill.last_at is None:

@@ -17,6 +17,7 @@ from watchdog.data import server as pg
 from watchdog.data.disk import read_disk
 from watchdog.data.kinds import PostgresDatabase
 from watchdog.offsite import OffsiteStore
+from watchdog.rules import leader
 from watchdog.rules import server as rules
 from watchdog.rules.state import Integrity
 from watchdog.runtime.context import RuntimeContext
@@ -105,8 +106,8 @@ class ServerGuard:
         if back:
             ctx.events.record("database", f"{self.kind.server.where} answers again")
             ctx.events.alert(f"✅ {self.kind.server.where} answers again")
-        if not self.scratch_cleaned:
-            self.scratch_cleaned = True
+        if not self.scratch_cleaned and leader.may_back_up(ctx.state.leader.role):
+            self.scratch_cleaned = True  # by the leader only: a follower's would drop its proofs
             for name in await asyncio.to_thread(self.kind.cleanup):
                 log.warning("dropped scratch database %s, left by an interrupted proof", name)
 

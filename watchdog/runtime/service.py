@@ -33,6 +33,7 @@ from watchdog.runtime.clock import Clock, SystemClock
 from watchdog.runtime.context import RuntimeContext
 from watchdog.runtime.events import Alerter, Events
 from watchdog.runtime.jobs import BackupJobs
+from watchdog.runtime.leadership import Leadership
 from watchdog.runtime.maintenance import Maintenance
 from watchdog.runtime.orphans import reap_leftover_bot
 from watchdog.runtime.pings import HeartbeatPinger
@@ -113,6 +114,7 @@ class WatchdogService:
         self.offsite = self._build_offsite()
         self.bot = BotSupervisor(self.ctx, bot_argv or [sys.executable, "-m", "bot"])
         self.jobs = BackupJobs(self.ctx, keeper)
+        self.leadership = Leadership(self.ctx)
         self.guard = make_guard(self.ctx, self.bot, self.jobs, self.offsite)
         self.maintenance = Maintenance(self.ctx, keeper.catalogue, self.offsite)
         self.requests = OperatorRequests(
@@ -167,6 +169,7 @@ class WatchdogService:
                 self._loop(self.maintenance.tick, "maintenance", every=MONITOR_EVERY)
             ),
             asyncio.create_task(self._loop(self._follow_parent, "parent", every=PARENT_EVERY)),
+            asyncio.create_task(self._loop(self.leadership.tick, "leader", every=PARENT_EVERY)),
         ]
         try:
             preflight = asyncio.create_task(self._preflight())
@@ -259,6 +262,7 @@ class WatchdogService:
         await self.guard.measure()
         await self.guard.start_up()
         await self.guard.resume_salvage()
+        await self.leadership.tick()
         await self.jobs.deploy_snapshot()
         self._preflight_done.set()
 
@@ -281,6 +285,7 @@ class WatchdogService:
         await asyncio.to_thread(
             self.guard.record_clean_stop, stopped and self._preflight_done.is_set()
         )
+        await self.leadership.close()
 
     def _build_offsite(self) -> OffsiteStore | None:
         try:

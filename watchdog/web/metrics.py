@@ -24,7 +24,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from conf.layout import TIERS
-from watchdog.rules import restarts
+from watchdog.rules import leader, restarts
 from watchdog.rules.health import DEGRADED, HEALTHY, UNHEALTHY, HealthReport
 from watchdog.rules.state import BotPhase, Integrity, WatchdogState
 from watchdog.version import app_version
@@ -147,6 +147,12 @@ def backup_metrics(state: WatchdogState) -> Iterator[Metric]:
     for tier, seconds in sorted(backups.intervals.items()):
         interval.add_metric([tier], seconds)
     yield interval
+    yield _gauge(
+        "erixcast_backup_leader",
+        "1 while this instance takes the database's backups, drills and offsite pushes (the "
+        "only watchdog of a SQLite file, or the holder of a shared server's backup lock)",
+        float(leader.may_back_up(state.leader.role)),
+    )
     yield _gauge("erixcast_backups", "verified backups in the catalogue", backups.count)
     yield _gauge(
         "erixcast_backups_stored_bytes", "bytes the catalogue's files take", backups.total_bytes

@@ -28,6 +28,7 @@ from watchdog.web.auth import authorised, authorised_person, sends_credentials
 from watchdog.web.exposure import public_health, scrub_text
 from watchdog.web.metrics import build_registry
 from watchdog.web.status_page import CONTENT_SECURITY_POLICY, ChartCache, StatusView, render
+from watchdog.web.webhook_proxy import add_webhook_proxy
 
 if TYPE_CHECKING:
     from watchdog.web.protocols import Observable
@@ -238,6 +239,7 @@ def build_app(service: Observable) -> web.Application:
     app.router.add_get("/health", health)
     app.router.add_get("/stats", stats)
     app.router.add_get("/metrics", metrics)
+    add_webhook_proxy(app, service.settings)
     return app
 
 
