@@ -21,6 +21,7 @@ BENCHMARKS: list[str] = [
     "export_memory",
     "fairness",
     "http_latency",
+    "migrate",
 ]
 """Module names in run order; each has ``run(quick: bool) -> list[Table]``."""
 
