@@ -282,3 +282,10 @@ def test_the_downgrade_never_overwrites_a_file(cli, postgres):
     done = migrate(cli, "--from", url, "--to-sqlite", str(existing))
     assert done.returncode == 1 and "already exists" in done.stderr
     assert existing.read_bytes() == b"keep me"
+
+
+def test_help_explains_both_directions(cli):
+    done = cli("migrate", "--help")
+    assert done.returncode == 0
+    for words in ("--to", "--from", "--to-sqlite", "EMPTY", "PGPASSWORD", "restore"):
+        assert words in done.stdout

@@ -349,7 +349,7 @@ def switch_over(url: str, record: Record, live_now: bool) -> list[str]:
         )
     lines += [
         "to switch over:",
-        "  1. stop the stack (make stop, or suspend the Render service)",
+        "  1. stop the stack (Ctrl-C on make run, or suspend the Render service)",
         f"  2. set DATABASE_URL={masked(url)}  (with the real password) in the environment or .env",
         "  3. start the stack: the bot now reads and writes PostgreSQL; the SQLite file stays "
         "where it is, untouched, as the way back",
