@@ -21,7 +21,7 @@ from bot.persistence import SQLitePersistence
 from bot.processor import DurableUpdateProcessor
 from bot.replay import remember_identity, replay_journal
 from bot.retry_after import RetryAfterLimiter
-from bot.storage import DatabaseReplaced, DatabaseThread, Storage
+from bot.storage import DatabaseReplaced, DatabaseThread, Storage, why_not_opened
 from bot.watchdog_client import WatchdogClient
 from conf.exitcodes import EXIT_DATABASE, EXIT_NOT_CONFIGURED, EXIT_OK
 from conf.journal import JournalWriter
@@ -180,16 +180,23 @@ def run(
     ):
         logging.getLogger(name).addFilter(_TelegramLogFilter())
     db_thread = DatabaseThread()
+    # DATABASE_URL: a PostgreSQL server, which is where a batch is durable: no update journal,
+    # no replay (they are the SQLite file's safety net on this machine's disk).
+    server = settings.database_server
+    database = server or layout.database
     try:
-        storage = db_thread.call(Storage.open, layout.database)
-    except Exception:
-        log.exception("cannot open the database %s", layout.database)
+        storage = db_thread.call(Storage.open, database)
+    except Exception as error:
+        if server is None:
+            log.exception("cannot open the database %s", layout.database)
+        else:
+            log.error("cannot use the database %s: %s", server, why_not_opened(error))
         db_thread.shutdown()
         return EXIT_DATABASE
     application: Application | None = None
     journal: JournalWriter | None = None
     try:
-        if durable and journaled:
+        if durable and journaled and server is None:
             journal = open_journal(layout, db_thread)
             db_thread.call(storage.lean_on_journal)
             # What a restore left out, before the first update is fetched.
@@ -212,7 +219,7 @@ def run(
         )
         log.info(
             "bot starting: database %s, long-poll timeout %ss",
-            layout.database,
+            database,
             settings.bot_poll_timeout,
         )
         application.run_polling(

@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from conf.database_url import DatabaseURL, parse_database_url
 from conf.durations import parse_duration
 from conf.exitcodes import EXIT_BAD_SETTINGS
 
@@ -46,6 +47,8 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path("data")
     database_path: Path | None = None
+    # A PostgreSQL server instead of the SQLite file (conf/database_url.py checks it).
+    database_url: SecretStr | None = None
 
     port: int = Field(10000, ge=1, le=65535)
     host: str = "0.0.0.0"
@@ -145,6 +148,7 @@ class Settings(BaseSettings):
         "backup_age_key",
         "backup_git_url",
         "heartbeat_url",
+        "database_url",
         mode="before",
     )
     @classmethod
@@ -170,6 +174,13 @@ class Settings(BaseSettings):
     def _heartbeat_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not value.get_secret_value().startswith(("http://", "https://")):
             raise ValueError("must start with https:// (or http://)")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_database_url(value.get_secret_value())
         return value
 
     @field_validator("log_format", mode="before")
@@ -228,6 +239,14 @@ class Settings(BaseSettings):
         assert self.database_path is not None
         return self.database_path
 
+    @property
+    def database_server(self) -> DatabaseURL | None:
+        """The PostgreSQL server (``DATABASE_URL``), or None: the SQLite file at
+        :attr:`database`."""
+        if self.database_url is None:
+            return None
+        return parse_database_url(self.database_url.get_secret_value())
+
     _runtime_secrets: list[str] = PrivateAttr(default_factory=list)
 
     def add_runtime_secret(self, value: str) -> None:
@@ -248,6 +267,8 @@ class Settings(BaseSettings):
             )
             if secret is not None
         ]
+        server = self.database_server
+        found += server.secrets if server is not None else []
         return [value for value in (*found, *self._runtime_secrets) if value]
 
 
@@ -267,6 +288,7 @@ _SECRET_FIELDS = {
     "backup_age_key",
     "watchdog_secret",
     "heartbeat_url",
+    "database_url",
 }
 
 

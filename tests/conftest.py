@@ -7,6 +7,7 @@ import pytest
 
 from tests.helpers import ProcessPool
 from tests.pg import PostgresServer, postgres_server
+from tests.storage_backends import storage_backend  # noqa: F401 - SQLite and PostgreSQL
 
 
 @pytest.fixture

@@ -83,7 +83,7 @@ def base_env(data_dir: Path, port: int, **extra: str) -> dict[str, str]:
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("TELEGRAM_", "BACKUP_", "RENDER", "STATS_", "ADMIN_"))
-        and key not in ("DATA_DIR", "DATABASE_PATH", "PORT", "HOST")
+        and key not in ("DATA_DIR", "DATABASE_PATH", "DATABASE_URL", "PORT", "HOST")
     }
     env.update(
         PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",

@@ -5,9 +5,10 @@ Rules (see FIELD-NOTES): the whole schema is created up front at start-up from c
 ``with db:`` (a write outside a transaction is never committed), and all database work happens on
 one thread (:class:`DatabaseThread`).
 
-SQLite-only pieces sit behind one seam, :mod:`bot.storage.seam`: the connection PRAGMAs
-(:func:`connect`) and full-text search with FTS5 (:class:`SQLiteSearch`); the schema file is
-SQLite's DDL. Everything else is portable SQL.
+What differs between SQLite (the file at DATABASE_PATH) and PostgreSQL (DATABASE_URL) sits behind
+one seam, :mod:`bot.storage.seam`: connection settings (:func:`connect`), the schema file
+(conf/schema.sql or conf/schema_pg.sql), full-text search (FTS5 or tsvector), the journal's
+PRAGMAs. Everything else is SQL that runs on both.
 
 Transactions. A method opens its own short transaction, unless a *batch* is open
 (:meth:`Storage.begin_batch`): then it joins it, and nothing is committed before
@@ -32,7 +33,16 @@ from bot.storage.persistence_rows import (
     key_ids,
 )
 from bot.storage.schema import reflected_metadata
-from bot.storage.seam import SQLITE_PRAGMAS, SQLiteSearch, connect, sqlite_url
+from bot.storage.seam import (
+    SQLITE_PRAGMAS,
+    PostgresSeam,
+    SQLiteSeam,
+    SQLiteSearch,
+    connect,
+    seam_for,
+    sqlite_url,
+    why_not_opened,
+)
 from bot.storage.search import SEARCH_MAX_TERM_CHARS, SEARCH_MAX_TERMS, SearchHit, search_terms
 from bot.storage.store import Storage
 from bot.storage.thread import DatabaseThread
@@ -54,6 +64,8 @@ __all__ = [
     "DatabaseThread",
     "IncomingMessage",
     "Note",
+    "PostgresSeam",
+    "SQLiteSeam",
     "SQLiteSearch",
     "SearchHit",
     "Storage",
@@ -61,9 +73,11 @@ __all__ = [
     "clean_text",
     "connect",
     "key_ids",
+    "seam_for",
     "search_terms",
     "sqlite_url",
     "timestamp",
+    "why_not_opened",
 ]
 
 _REFLECTED_TABLES = {

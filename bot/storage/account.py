@@ -62,7 +62,7 @@ class AccountStore(HistoryStore, NoteStore, PersistenceStore):
                     self._run(
                         text(
                             f"SELECT COALESCE(SUM({ROW_BYTES} + "
-                            f"COALESCE(length(CAST(text AS BLOB)), 0)), 0) FROM {table} "
+                            f"COALESCE({self.seam.TEXT_BYTES}, 0)), 0) FROM {table} "
                             "WHERE user_id = :user_id"
                         ),
                         {"user_id": int(user_id)},

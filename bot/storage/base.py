@@ -10,7 +10,7 @@ from typing import Any
 
 import dataset
 
-from bot.storage.seam import SQLiteSearch
+from bot.storage.seam import seam_for
 
 
 class DatabaseReplaced(RuntimeError):
@@ -21,14 +21,14 @@ class DatabaseReplaced(RuntimeError):
 class StorageBase:
     def __init__(self, db: dataset.Database) -> None:
         self.db = db
-        self.is_sqlite = db.is_sqlite
-        self.search_index = SQLiteSearch() if self.is_sqlite else None
+        self.seam = seam_for(db)
+        self.is_sqlite = self.seam.is_sqlite
         self._batch_open = False
         self._file: tuple[Path, int, int] | None = None
 
     def watch_file(self, path: Path) -> None:
         """Remember which file the database is (device and inode), to notice it being deleted
-        or replaced under the open connection."""
+        or replaced under the open connection. SQLite's only: a server has no file of ours."""
         status = os.stat(path)
         self._file = (path, status.st_dev, status.st_ino)
 

@@ -43,7 +43,7 @@ class NoteStore(StorageBase):
                 text(
                     "INSERT INTO notes (user_id, text, created_at, source_chat_id, "
                     "source_message_id) VALUES (:user_id, :text, :now, :chat_id, :message_id) "
-                    "ON CONFLICT (source_chat_id, source_message_id) DO NOTHING"
+                    "ON CONFLICT (source_chat_id, source_message_id) DO NOTHING RETURNING id"
                 ),
                 {
                     "user_id": int(user_id),
@@ -53,9 +53,8 @@ class NoteStore(StorageBase):
                     "message_id": message_id,
                 },
             )
-            if result.rowcount:
-                note_id = result.lastrowid
-            else:
+            note_id = result.scalar()
+            if note_id is None:  # the source's note is there already
                 note_id = self._run(
                     text(
                         "SELECT id FROM notes WHERE source_chat_id = :chat_id "

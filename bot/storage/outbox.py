@@ -27,7 +27,7 @@ class OutboxStore(StorageBase):
             result = self._run(
                 text(
                     "INSERT INTO outbox (chat_id, method, params, created_at) "
-                    "VALUES (:chat_id, :method, :params, :now)"
+                    "VALUES (:chat_id, :method, :params, :now) RETURNING id"
                 ),
                 {
                     "chat_id": int(chat_id),
@@ -35,8 +35,8 @@ class OutboxStore(StorageBase):
                     "params": json.dumps(params, ensure_ascii=False, separators=(",", ":")),
                     "now": timestamp(now),
                 },
-            )
-        return int(result.lastrowid)
+            ).scalar_one()
+        return int(result)
 
     def outbox_done(self, ids: Iterable[int]) -> None:
         wanted = [int(i) for i in ids]

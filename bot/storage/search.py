@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-
-from sqlalchemy import text
 
 from bot.storage.base import StorageBase
 from bot.storage.values import clean_text
@@ -38,26 +34,8 @@ class SearchStore(StorageBase):
         if not terms:
             return []
         with self.db:
-            if self.search_index is not None:
-                rows = self.search_index.search(self.db.executable, int(user_id), terms, limit)
-            else:  # pragma: no cover - a server database gets its own search later
-                rows = self._search_like(int(user_id), terms, limit)
+            rows = self.seam.search(self.db.executable, int(user_id), terms, limit)
         return [
             SearchHit(kind=row["kind"], text=row["text"], at=datetime.fromisoformat(row["at"]))
             for row in rows
         ]
-
-    def _search_like(
-        self, user_id: int, terms: Sequence[str], limit: int
-    ) -> list[dict[str, Any]]:  # pragma: no cover - portable fallback, unranked
-        pattern = "%" + terms[0].replace("%", "").replace("_", "") + "%"
-        return self._rows(
-            text(
-                "SELECT 'note' AS kind, id, text, created_at AS at FROM notes "
-                "WHERE user_id = :user_id AND text LIKE :pattern "
-                "UNION ALL SELECT 'message', id, text, sent_at FROM messages "
-                "WHERE user_id = :user_id AND text LIKE :pattern AND text NOT LIKE '/%' "
-                "ORDER BY at DESC LIMIT :limit"
-            ),
-            {"user_id": user_id, "pattern": pattern, "limit": limit},
-        )

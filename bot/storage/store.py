@@ -9,9 +9,9 @@ from sqlalchemy import text
 from bot.storage.account import AccountStore
 from bot.storage.batches import UpdateBatches
 from bot.storage.outbox import OutboxStore
-from bot.storage.schema import create_schema
-from bot.storage.seam import JOURNALED_PRAGMAS, connect, sqlite_url
+from bot.storage.seam import connect, sqlite_url
 from bot.storage.search import SearchStore
+from conf.database_url import SCHEMES, DatabaseURL, parse_database_url
 
 
 class Storage(AccountStore, SearchStore, UpdateBatches, OutboxStore):
@@ -19,10 +19,10 @@ class Storage(AccountStore, SearchStore, UpdateBatches, OutboxStore):
     :class:`~bot.storage.DatabaseThread`)."""
 
     @classmethod
-    def open(cls, url_or_path: str | Path) -> Storage:
-        """Connect and create the schema."""
-        url = url_or_path if isinstance(url_or_path, str) else sqlite_url(url_or_path)
-        storage = cls(connect(url))
+    def open(cls, url_or_path: str | Path | DatabaseURL) -> Storage:
+        """Connect and create the schema: a SQLite file (its path, or a ``sqlite:///`` URL) or
+        a PostgreSQL server (``DATABASE_URL``'s ``postgresql://`` form)."""
+        storage = cls(connect(database_url(url_or_path)))
         try:
             storage.create_schema()
             if isinstance(url_or_path, Path):
@@ -34,21 +34,17 @@ class Storage(AccountStore, SearchStore, UpdateBatches, OutboxStore):
 
     def create_schema(self) -> None:
         """Create missing tables, indexes, search indexes and their triggers from
-        conf/schema.sql. Idempotent; run once at start-up, before any other work."""
-        if not self.is_sqlite:
-            raise NotImplementedError(
-                "conf/schema.sql is SQLite's; a server database needs its own schema first"
-            )
+        conf/schema.sql (conf/schema_pg.sql on PostgreSQL). Idempotent; run once at start-up,
+        before any other work."""
         with self.db:
-            create_schema(self.db.executable)
+            self.seam.create_schema(self.db.executable)
 
     def lean_on_journal(self) -> None:
         """The journal now makes each batch durable first: commits stop waiting for the disk
-        (see ``seam.JOURNALED_PRAGMAS``). Call on the database thread, before any batch."""
-        if self.is_sqlite:
-            with self.db:
-                for pragma in JOURNALED_PRAGMAS:
-                    self._run(text(pragma))
+        (see ``seam.JOURNALED_PRAGMAS``). Call on the database thread, before any batch.
+        SQLite's only: on PostgreSQL the bot keeps no journal (the server is the durable point)."""
+        with self.db:
+            self.seam.journaled(self.db.executable)
 
     def tables(self) -> list[str]:
         return sorted(self.db.tables)
@@ -64,3 +60,14 @@ class Storage(AccountStore, SearchStore, UpdateBatches, OutboxStore):
         if self._batch_open:
             self.rollback_batch()
         self.db.close()
+
+
+def database_url(url_or_path: str | Path | DatabaseURL) -> str:
+    """The SQLAlchemy URL of what :meth:`Storage.open` is given."""
+    if isinstance(url_or_path, Path):
+        return sqlite_url(url_or_path)
+    if isinstance(url_or_path, DatabaseURL):
+        return url_or_path.sqlalchemy_url
+    if url_or_path.split("://", 1)[0].lower() in SCHEMES:
+        return parse_database_url(url_or_path).sqlalchemy_url
+    return url_or_path

@@ -14,9 +14,12 @@ def timestamp(moment: datetime) -> str:
 
 
 def clean_text(value: str | None) -> str | None:
-    """Text a database can store: lone surrogates (not valid Unicode) become U+FFFD."""
+    """Text any database can store: lone surrogates (not valid Unicode) and NUL (which
+    PostgreSQL's text refuses) become U+FFFD."""
     if value is None:
         return None
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:

@@ -1,8 +1,8 @@
 """The stores the persistence contract suite runs against, and what its tests share.
 
-``backend`` is parametrised by store: today SQLite (a real file, our Storage and DatabaseThread).
-A PostgreSQL backend joins the suite by adding a class with the same four methods and its name to
-``BACKENDS``; no test changes."""
+``backend`` is parametrised by store: SQLite (a real file) and PostgreSQL (a fresh database of the
+worker's real server, ``tests/pg.py``), each through our Storage and DatabaseThread. A backend is
+a class with the same methods, named in ``BACKENDS``; no test changes."""
 
 from __future__ import annotations
 
@@ -90,15 +90,16 @@ class Opened:
 class SQLiteBackend:
     name = "sqlite"
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, request: pytest.FixtureRequest, directory: Path) -> None:
         self.path = directory / "erixcast.db"
+        self.target: Path | str = self.path
         self.clock = Clock()
         self.opened: list[Opened] = []
 
     def open(self, **options: Any) -> Opened:
         """A new persistence over the same store, as a restarted bot would have."""
         thread = DatabaseThread()
-        storage = thread.call(Storage.open, self.path)
+        storage = thread.call(Storage.open, self.target)
         persistence = SQLitePersistence(storage, thread, clock=self.clock, **options)
 
         def close() -> None:
@@ -138,12 +139,52 @@ class SQLiteBackend:
             opened.close()
 
 
-BACKENDS = {"sqlite": SQLiteBackend}
+class PostgresBackend(SQLiteBackend):
+    """The same persistence on a PostgreSQL database; read and forged through psycopg."""
+
+    name = "postgresql"
+
+    def __init__(self, request: pytest.FixtureRequest, directory: Path) -> None:
+        super().__init__(request, directory)
+        postgres = request.getfixturevalue("postgres")
+        self.target = self.url = postgres.url(postgres.create_database())
+
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        import psycopg
+
+        with psycopg.connect(self.url) as conn:
+            cursor = conn.execute(sql, params)
+            return list(cursor) if cursor.description else []
+
+    def rows(self, kind: str | None = None) -> list[Row]:
+        query = "SELECT kind, name, key, value FROM persistence"
+        if kind is None:
+            return [tuple(row) for row in self._query(query + " ORDER BY kind, name, key")]  # type: ignore[misc]
+        found = self._query(query + " WHERE kind = %s ORDER BY name, key", (kind,))
+        return [tuple(row) for row in found]  # type: ignore[misc]
+
+    def updated_at(self, kind: str, key: str) -> str:
+        ((stamp,),) = self._query(
+            "SELECT updated_at FROM persistence WHERE kind = %s AND key = %s", (kind, key)
+        )
+        return str(stamp)
+
+    def forge(self, kind: str, name: str, key: str, value: str) -> None:
+        self._query(
+            "INSERT INTO persistence (kind, name, key, value, updated_at) "
+            "VALUES (%s, %s, %s, %s, '2025-01-01T00:00:00+00:00') "
+            "ON CONFLICT (kind, name, key) DO UPDATE SET value = excluded.value, "
+            "updated_at = excluded.updated_at",
+            (kind, name, key, value),
+        )
+
+
+BACKENDS = {"sqlite": SQLiteBackend, "postgresql": PostgresBackend}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLiteBackend]:
-    store = BACKENDS[request.param](tmp_path)
+    store = BACKENDS[request.param](request, tmp_path)
     try:
         yield store
     finally:

@@ -1,4 +1,5 @@
-"""bot.storage against a real SQLite file, read back through plain sqlite3."""
+"""bot.storage against a real SQLite file and a real PostgreSQL database (each test that is not
+about one of them runs on both), read back through a connection of its own."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from bot.storage import DatabaseThread, Storage, UserRecord, timestamp
+from tests.storage_backends import StorageBackend
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 ANN = {"id": 42, "first_name": "Ann", "last_name": None, "username": None, "language_code": "en"}
@@ -24,7 +26,16 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def storage(db_path: Path) -> Iterator[Storage]:
+def storage(storage_backend: StorageBackend) -> Iterator[Storage]:
+    opened = Storage.open(storage_backend.target)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@pytest.fixture
+def sqlite_storage(db_path: Path) -> Iterator[Storage]:
     opened = Storage.open(db_path)
     try:
         yield opened
@@ -32,14 +43,12 @@ def storage(db_path: Path) -> Iterator[Storage]:
         opened.close()
 
 
-def read_users(path: Path) -> list[dict]:
+def read_users(backend: StorageBackend) -> list[dict]:
     """Through another connection, as another process would see it."""
-    with sqlite3.connect(path) as conn:
-        conn.row_factory = sqlite3.Row
-        return [dict(row) for row in conn.execute("SELECT * FROM users ORDER BY id")]
+    return backend.rows("SELECT * FROM users ORDER BY id")
 
 
-def test_schema_is_created_up_front(storage: Storage, db_path: Path) -> None:
+def test_schema_is_created_up_front(sqlite_storage: Storage, db_path: Path) -> None:
     with sqlite3.connect(db_path) as conn:
         columns = {row[1]: row for row in conn.execute("PRAGMA table_info(users)")}
     assert set(columns) == {
@@ -54,14 +63,16 @@ def test_schema_is_created_up_front(storage: Storage, db_path: Path) -> None:
     }
     assert columns["id"][5] == 1  # the primary key
     assert columns["message_count"][3] == 1  # NOT NULL
-    assert read_users(db_path) == []
+    assert read_users(StorageBackend("sqlite", db_path)) == []
 
 
-def test_schema_creation_is_idempotent_and_keeps_data(db_path: Path) -> None:
-    first = Storage.open(db_path)
+def test_schema_creation_is_idempotent_and_keeps_data(
+    storage_backend: StorageBackend,
+) -> None:
+    first = Storage.open(storage_backend.target)
     first.touch_user(ANN, T0)
     first.close()
-    second = Storage.open(db_path)
+    second = Storage.open(storage_backend.target)
     try:
         assert second.get_user(42) is not None
         assert second.count_users() == 1
@@ -69,8 +80,8 @@ def test_schema_creation_is_idempotent_and_keeps_data(db_path: Path) -> None:
         second.close()
 
 
-def test_sqlite_pragmas_are_set_on_connect(storage: Storage, db_path: Path) -> None:
-    with storage.db as tx:
+def test_sqlite_pragmas_are_set_on_connect(sqlite_storage: Storage) -> None:
+    with sqlite_storage.db as tx:
         values = {
             pragma: next(iter(tx.query(f"PRAGMA {pragma}")))
             for pragma in (
@@ -91,15 +102,25 @@ def test_sqlite_pragmas_are_set_on_connect(storage: Storage, db_path: Path) -> N
     }
 
 
-def test_with_the_journal_open_commits_stop_waiting_for_the_disk(storage: Storage) -> None:
-    storage.lean_on_journal()
-    storage.begin_batch()
-    storage.commit_batch([7], datetime.now(UTC))
-    with storage.db as tx:
+def test_with_the_journal_open_commits_stop_waiting_for_the_disk(sqlite_storage: Storage) -> None:
+    sqlite_storage.lean_on_journal()
+    sqlite_storage.begin_batch()
+    sqlite_storage.commit_batch([7], datetime.now(UTC))
+    with sqlite_storage.db as tx:
         assert next(iter(next(iter(tx.query("PRAGMA synchronous"))).values())) == 1  # NORMAL
 
 
-def test_touch_user_inserts_then_updates(storage: Storage, db_path: Path) -> None:
+def test_on_postgresql_there_is_no_journal_to_lean_on(
+    storage: Storage,
+    storage_backend: StorageBackend,
+) -> None:
+    if storage_backend.is_sqlite:
+        pytest.skip("SQLite leans on the journal (the test above)")
+    with pytest.raises(RuntimeError, match="journal is SQLite's"):
+        storage.lean_on_journal()
+
+
+def test_touch_user_inserts_then_updates(storage: Storage, storage_backend: StorageBackend) -> None:
     first = storage.touch_user(ANN, T0)
     assert first == UserRecord(
         id=42,
@@ -138,7 +159,7 @@ def test_counts_per_user(storage: Storage) -> None:
     assert storage.get_user(4) is None
 
 
-def test_values_round_trip(storage: Storage, db_path: Path) -> None:
+def test_values_round_trip(storage: Storage, storage_backend: StorageBackend) -> None:
     big_id = 7_999_999_999  # Telegram ids no longer fit in 32 bits
     odd = {
         "id": big_id,
@@ -155,22 +176,23 @@ def test_values_round_trip(storage: Storage, db_path: Path) -> None:
     assert record.language_code == "pt-br"
     assert record.first_seen == moment  # same instant, stored in UTC
     assert record.first_seen.utcoffset() == timedelta(0)
-    (row,) = read_users(db_path)
+    (row,) = read_users(storage_backend)
     assert row["id"] == big_id
     assert row["first_name"] == odd["first_name"]
     assert row["first_seen"] == "2025-01-02T01:04:05.000006+00:00"
 
 
-def test_writes_are_committed_for_other_connections(storage: Storage, db_path: Path) -> None:
+def test_writes_are_committed_for_other_connections(
+    storage: Storage, storage_backend: StorageBackend
+) -> None:
     storage.touch_user(ANN, T0)
     storage.touch_user(ANN, T0 + timedelta(seconds=1))
-    rows = read_users(db_path)
+    rows = read_users(storage_backend)
     assert len(rows) == 1
     assert rows[0]["message_count"] == 2
     assert rows[0]["last_seen"] == timestamp(T0 + timedelta(seconds=1))
-    # Nothing left holding the write lock: another connection can write at once.
-    with sqlite3.connect(db_path, timeout=0) as conn:
-        conn.execute("UPDATE users SET username = 'x' WHERE id = 42")
+    # Nothing left holding a lock: another connection can write at once.
+    storage_backend.execute("UPDATE users SET username = 'x' WHERE id = 42")
 
 
 def test_naive_timestamps_are_refused(storage: Storage) -> None:
@@ -179,11 +201,12 @@ def test_naive_timestamps_are_refused(storage: Storage) -> None:
     assert storage.count_users() == 0
 
 
-def test_database_thread_runs_calls_on_one_thread(db_path: Path) -> None:
-
+def test_database_thread_runs_calls_on_one_thread(
+    storage_backend: StorageBackend,
+) -> None:
     worker = DatabaseThread()
     try:
-        storage = worker.call(Storage.open, db_path)
+        storage = worker.call(Storage.open, storage_backend.target)
         seen: set[int] = set()
 
         def touch(n: int) -> UserRecord:
@@ -196,7 +219,7 @@ def test_database_thread_runs_calls_on_one_thread(db_path: Path) -> None:
         asyncio.run(many())
         assert len(seen) == 1 and threading.get_ident() not in seen
         assert worker.call(storage.count_users) == 3
-        assert sum(r["message_count"] for r in read_users(db_path)) == 30
+        assert sum(r["message_count"] for r in read_users(storage_backend)) == 30
         worker.call(storage.close)
     finally:
         worker.shutdown()
@@ -267,7 +290,7 @@ def test_search_ranks_own_messages_and_notes_and_ignores_commands(storage: Stora
     assert storage.search(42, "fox zebra") != [], "no match for all words: any word"
 
 
-def test_erase_user_leaves_no_row(storage: Storage, db_path: Path) -> None:
+def test_erase_user_leaves_no_row(storage: Storage, storage_backend: StorageBackend) -> None:
     storage.record_message(_message(1, "mine"), ANN, _chat(), T0)
     storage.add_note(42, "note", T0)
     storage.record_message(_message(2, "theirs", user_id=43), {"id": 43}, _chat(43), T0)
@@ -293,25 +316,27 @@ def test_erase_user_leaves_no_row(storage: Storage, db_path: Path) -> None:
         "persistence": 3,
     }
     assert [chat for _, chat, _, _ in storage.outbox_pending(["sendMessage"])] == [43]
-    with sqlite3.connect(db_path) as conn:
-        for table in ("users", "chats", "messages", "notes"):
-            for row in conn.execute(f"SELECT * FROM {table}"):
-                assert 42 not in row, (table, row)
-        assert conn.execute("SELECT COUNT(*) FROM persistence").fetchone() == (2,)
-        assert conn.execute("SELECT COUNT(*) FROM messages_fts").fetchone() == (1,)
+    for table in ("users", "chats", "messages", "notes"):
+        for row in storage_backend.rows(f"SELECT * FROM {table}"):
+            assert 42 not in row.values(), (table, row)
+    assert storage_backend.rows("SELECT COUNT(*) AS n FROM persistence") == [{"n": 2}]
+    if storage_backend.is_sqlite:
+        assert storage_backend.rows("SELECT COUNT(*) AS n FROM messages_fts") == [{"n": 1}]
 
 
-def test_a_batch_commits_effects_and_update_ids_together(storage: Storage, db_path: Path) -> None:
+def test_a_batch_commits_effects_and_update_ids_together(
+    storage: Storage, storage_backend: StorageBackend
+) -> None:
     storage.begin_batch()
     storage.record_message(_message(1, "in a batch"), ANN, _chat(), T0)
-    assert read_users(db_path) == [], "nothing visible before the commit"
+    assert read_users(storage_backend) == [], "nothing visible before the commit"
     storage.rollback_batch()
     assert storage.get_user(42) is None and not storage.is_processed(5)
     storage.begin_batch()
     storage.record_message(_message(1, "in a batch"), ANN, _chat(), T0)
     storage.commit_batch([5, 6], T0)
     assert storage.is_processed(5) and storage.is_processed(6)
-    assert len(read_users(db_path)) == 1
+    assert len(read_users(storage_backend)) == 1
     assert storage.prune_processed(T0 + timedelta(days=8)) == 2
 
 
@@ -319,4 +344,38 @@ def test_odd_text_is_stored(storage: Storage) -> None:
     user = {**ANN, "first_name": "bad \ud800 name"}
     storage.record_message(_message(1, "nul \x00 and \ud83d alone"), user, _chat(), T0)
     assert storage.get_user(42).first_name == "bad \ufffd name"  # type: ignore[union-attr]
-    assert storage.messages_page(42, 0, 10)[0]["text"] == "nul \x00 and \ufffd alone"
+    # PostgreSQL's text cannot hold NUL: on both databases it becomes U+FFFD, like a surrogate.
+    assert storage.messages_page(42, 0, 10)[0]["text"] == "nul \ufffd and \ufffd alone"
+
+
+def test_search_folds_case_and_accents_in_any_script_and_takes_prefixes(
+    storage: Storage,
+) -> None:
+    storage.record_message(_message(1, "Привет, Ёлка! A naïve Approach"), ANN, _chat(), T0)
+    storage.add_note(42, "crème brûlée", T0)
+    expected = ["Привет, Ёлка! A naïve Approach"]
+    for query in ("привет", "ПРИВ", "ЁЛКА", "NAIVE appro", "ёлк naïv"):
+        assert [h.text for h in storage.search(42, query)] == expected, query
+    assert [h.text for h in storage.search(42, "CREME brul")] == ["crème brûlée"]
+    for odd in ("ŉ ʼ", "_", "a'b", "x\\y", "%_%", "x:*|y", "!( & )"):
+        storage.search(42, odd)  # letters that fold into quotes, tsquery and LIKE syntax
+    assert storage.search(42, "zebra") == []
+
+
+def test_a_call_that_fails_in_a_batch_leaves_the_rest_of_the_batch(
+    storage: Storage, storage_backend: StorageBackend
+) -> None:
+    """PostgreSQL aborts a transaction at its first error; the storage keeps SQLite's way: the
+    handler's error is its own, the batch goes on and commits (on PostgreSQL the failed call is
+    undone as a whole, by its savepoint; SQLite keeps what the call wrote before it failed)."""
+    storage.begin_batch()
+    storage.record_message(_message(1, "kept"), ANN, _chat(), T0)
+    with pytest.raises(Exception, match="(?i)out of range|too large|overflow"):
+        storage.record_message(_message(2, "failed"), {"id": 2**70}, _chat(), T0)
+    storage.record_message(_message(3, "kept too"), ANN, _chat(), T0)
+    storage.commit_batch([5], T0)
+    texts = [m["text"] for m in storage.messages_page(42, 0, 10)]
+    assert texts == (
+        ["kept", "failed", "kept too"] if storage_backend.is_sqlite else ["kept", "kept too"]
+    )
+    assert storage.is_processed(5)

@@ -26,6 +26,7 @@ BOT_SETTINGS = (
     "admin_ids",
     "data_dir",
     "database_path",
+    "database_url",
     "bot_poll_timeout",
     "log_level",
     "log_format",
