@@ -7,17 +7,14 @@ import json
 import pytest
 
 from watchdog.rules.migrate import (
-    BadUrl,
     Batch,
     Record,
     RecordError,
     TableProgress,
     advance,
-    connection_url,
     copy_problem,
     count_differences,
     judge_target,
-    masked,
     next_batch,
     parse_record,
     record_document,
@@ -25,9 +22,11 @@ from watchdog.rules.migrate import (
     sample_points,
     scrub,
     switch_over,
+    with_password_slot,
 )
 
-URL = "postgresql://bot:s3cr%40t-pw@db.example:5432/erixcast"
+WHERE = "postgresql://bot@db.example:5432/erixcast"
+"""A URL as the operator is shown it (``DatabaseURL.redacted``)."""
 
 
 def record(*tables: TableProgress, verified: bool = False) -> Record:
@@ -44,21 +43,11 @@ def record(*tables: TableProgress, verified: bool = False) -> Record:
 
 
 def test_the_password_never_shows():
-    assert masked(URL) == "postgresql://bot:***@db.example:5432/erixcast"
-    assert masked("postgresql://bot@db/x") == "postgresql://bot@db/x"
-    assert "pw" not in masked("postgresql://db/x?password=pw&sslmode=require")
+    assert with_password_slot(WHERE) == "postgresql://bot:***@db.example:5432/erixcast"
+    assert with_password_slot("postgresql://db/x") == "postgresql://db/x"
     error = 'connection to "db.example" failed:\n  FATAL: user bot, password s3cr@t-pw\n'
-    line = scrub(error, URL)
+    line = scrub(error, ["s3cr%40t-pw", "s3cr@t-pw"])
     assert "s3cr" not in line and "\n" not in line and "***" in line
-
-
-def test_urls_are_checked():
-    assert connection_url("postgresql+psycopg://u:p@h/db") == "postgresql://u:p@h/db"
-    assert connection_url("postgres://u@h/db") == "postgresql://u@h/db"
-    for bad in ("sqlite:///x.db", "postgresql://u:p@h/", "nonsense", "postgresql:///db"):
-        with pytest.raises(BadUrl) as raised:
-            connection_url(bad)
-        assert "p@h" not in str(raised.value)
 
 
 def test_batches_walk_every_table_in_order_and_end():
@@ -122,14 +111,14 @@ def test_the_record_round_trips_and_rejects_damage():
 
 
 def test_the_target_is_judged():
-    assert judge_target(set(), None, URL).kind == "empty"
-    foreign = judge_target({"invoices", "customers"}, None, URL)
-    assert foreign.kind == "foreign" and "not empty" in foreign.line and "s3cr" not in foreign.line
+    assert judge_target(set(), None, WHERE).kind == "empty"
+    foreign = judge_target({"invoices", "customers"}, None, WHERE)
+    assert foreign.kind == "foreign" and "not empty" in foreign.line and WHERE in foreign.line
     unfinished = judge_target(
-        {"users", "_erixcast_migration"}, record(TableProgress("users", 4, 1, 1)), URL
+        {"users", "_erixcast_migration"}, record(TableProgress("users", 4, 1, 1)), WHERE
     )
     assert unfinished.kind == "unfinished" and "1 of 4 rows" in unfinished.line
-    done = judge_target({"users"}, record(TableProgress("users", 4, 4, 4), verified=True), URL)
+    done = judge_target({"users"}, record(TableProgress("users", 4, 4, 4), verified=True), WHERE)
     assert done.kind == "finished" and "already" in done.line
 
 
@@ -161,9 +150,11 @@ def test_rows_compare_value_by_value():
 
 
 def test_switch_over_masks_and_warns_after_a_live_snapshot():
-    calm = switch_over(URL, record(TableProgress("users", 4, 4, 4), verified=True), live_now=False)
+    calm = switch_over(
+        WHERE, record(TableProgress("users", 4, 4, 4), verified=True), live_now=False
+    )
     text = "\n".join(calm)
     assert "DATABASE_URL=postgresql://bot:***@db.example:5432/erixcast" in text
-    assert "s3cr" not in text and "NOT in PostgreSQL" not in text
-    live = "\n".join(switch_over(URL, record(TableProgress("users", 4, 4, 4)), live_now=True))
+    assert "NOT in PostgreSQL" not in text
+    live = "\n".join(switch_over(WHERE, record(TableProgress("users", 4, 4, 4)), live_now=True))
     assert "NOT in PostgreSQL" in live and "stop the stack" in live

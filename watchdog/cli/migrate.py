@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from conf.database_url import DatabaseURL, parse_database_url
 from conf.layout import DataLayout
 from watchdog.cli.common import fail, prepare
 from watchdog.cli.progress import Progress
@@ -59,13 +60,18 @@ def command(args: argparse.Namespace) -> int:
         return fail(NAME, "--to-sqlite goes with --from", 2)
     if args.source is not None and args.to_sqlite is None:
         return fail(NAME, "--from needs --to-sqlite PATH (the new SQLite file)", 2)
+    option, given = ("--to", args.to) if args.to is not None else ("--from", args.source)
+    try:
+        url = parse_database_url(given)
+    except ValueError as error:
+        return fail(NAME, f"{option}: {error}", 2)
     _settings, layout = prepare()
     if args.to is not None:
-        return to_postgres(layout, args.to, batch_rows)
-    return to_sqlite(layout, args.source, args.to_sqlite, batch_rows)
+        return to_postgres(layout, url, batch_rows)
+    return to_sqlite(layout, url, args.to_sqlite, batch_rows)
 
 
-def to_postgres(layout: DataLayout, url: str, batch_rows: int) -> int:
+def to_postgres(layout: DataLayout, url: DatabaseURL, batch_rows: int) -> int:
     from watchdog.data.migrate import MigrateError, migrate_to, stack_stopped
 
     try:
@@ -82,7 +88,7 @@ def to_postgres(layout: DataLayout, url: str, batch_rows: int) -> int:
     return 0
 
 
-def to_sqlite(layout: DataLayout, url: str, path: Path, batch_rows: int) -> int:
+def to_sqlite(layout: DataLayout, url: DatabaseURL, path: Path, batch_rows: int) -> int:
     from watchdog.data.migrate_back import migrate_back
     from watchdog.data.migrate_pg import MigrateError
     from watchdog.version import app_version

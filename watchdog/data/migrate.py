@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psycopg
 
+from conf.database_url import DatabaseURL
 from conf.layout import DataLayout
 from conf.schema import TABLES
 from watchdog.data import migrate_pg as pg
@@ -32,7 +33,6 @@ from watchdog.rules.migrate import (
     advance,
     copy_problem,
     judge_target,
-    masked,
     next_batch,
     switch_over,
 )
@@ -64,19 +64,18 @@ def stack_stopped(layout: DataLayout) -> Iterator[bool]:
 
 
 def migrate_to(
-    layout: DataLayout, url: str, say: Say, *, live: bool, batch_rows: int = BATCH_ROWS
+    layout: DataLayout, url: DatabaseURL, say: Say, *, live: bool, batch_rows: int = BATCH_ROWS
 ) -> Outcome:
     """Copy the live database into the PostgreSQL database at ``url``, or continue the
     migration already begun there. Raises MigrateError."""
     conn = pg.connect(url)
-    conn.autocommit = True
     try:
         try:
             tables = pg.relations(conn)
             record = pg.read_record(conn, tables)
         except RecordError as error:
-            raise MigrateError(f"{masked(url)}: {error}") from None
-        target = judge_target(tables, record, url)
+            raise MigrateError(f"{url.redacted}: {error}") from None
+        target = judge_target(tables, record, url.redacted)
         if target.kind == "foreign":
             raise MigrateError(target.line)
         if target.kind == "finished":
@@ -91,15 +90,15 @@ def migrate_to(
             record = _copy(conn, snapshot, record, say, batch_rows)
             record = _verify(conn, snapshot, record, say, url)
         except psycopg.Error as error:
-            raise pg.failure(f"{masked(url)}", error, url) from None
+            raise pg.failure(url.redacted, error, url) from None
         snapshot.unlink(missing_ok=True)
-        return Outcome(switch_over(url, record, live_now=live))
+        return Outcome(switch_over(url.redacted, record, live_now=live))
     finally:
         conn.close()
 
 
 def _begin(
-    conn: psycopg.Connection, layout: DataLayout, url: str, live: bool
+    conn: psycopg.Connection, layout: DataLayout, url: DatabaseURL, live: bool
 ) -> tuple[Record, Path]:
     now = time.time()
     snapshot, digest = lite.take_snapshot(layout, now)
@@ -117,7 +116,7 @@ def _begin(
             pg.create_schema(conn, record)
     except psycopg.Error as error:
         snapshot.unlink(missing_ok=True)
-        raise pg.failure(f"creating the schema in {masked(url)}", error, url) from None
+        raise pg.failure(f"creating the schema in {url.redacted}", error, url) from None
     except BaseException:
         snapshot.unlink(missing_ok=True)
         raise
@@ -186,7 +185,9 @@ def _share(record: Record) -> str:
     return f"{record.copied:,} of {record.rows:,} rows ({percent:.0f} %)"
 
 
-def _verify(conn: psycopg.Connection, snapshot: Path, record: Record, say: Say, url: str) -> Record:
+def _verify(
+    conn: psycopg.Connection, snapshot: Path, record: Record, say: Say, url: DatabaseURL
+) -> Record:
     say("verifying: row counts, key sums, sampled rows column by column")
     with conn.transaction():
         found = lite.differences(snapshot, conn, seed=int(record.taken_at))
@@ -198,7 +199,7 @@ def _verify(conn: psycopg.Connection, snapshot: Path, record: Record, say: Say, 
             else ""
         )
         raise MigrateError(
-            f"verification failed: {shown}{more}. {masked(url)} is not ready: do not switch; "
+            f"verification failed: {shown}{more}. {url.redacted} is not ready: do not switch; "
             "drop and create it again, then migrate again"
         )
     with conn.transaction():

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import psycopg
 
+from conf.database_url import DatabaseURL
 from conf.layout import DataLayout
 from conf.schema import SEARCH_INDEXES, TABLES, schema_sql
 from watchdog.data import migrate_pg as pg
@@ -33,7 +34,7 @@ from watchdog.data.migrate_pg import MigrateError
 from watchdog.data.recovery import schema_problem
 from watchdog.data.salvage import open_proven
 from watchdog.data.snapshot import SnapshotError, SnapshotRequest, integrity_problem, make_snapshot
-from watchdog.rules.migrate import BATCH_ROWS, masked
+from watchdog.rules.migrate import BATCH_ROWS
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class Downgraded:
 
 
 def migrate_back(
-    url: str,
+    url: DatabaseURL,
     path: Path,
     layout: DataLayout,
     say: Say,
@@ -75,7 +76,7 @@ def migrate_back(
         os.replace(temporary, path)
         fsync_dir(path.parent)
     except psycopg.Error as error:
-        raise pg.failure(f"reading {masked(url)}", error, url) from None
+        raise pg.failure(f"reading {url.redacted}", error, url) from None
     finally:
         conn.close()
         temporary.unlink(missing_ok=True)

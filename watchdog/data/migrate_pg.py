@@ -8,18 +8,17 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import sql
 
+from conf.database_url import DatabaseURL
 from conf.schema import PG_SEARCH_COLUMN, pg_statements
 from watchdog.rules.migrate import (
     RECORD_TABLE,
-    BadUrl,
     Record,
     RecordError,
-    connection_url,
-    masked,
     parse_record,
     record_document,
     scrub,
@@ -33,22 +32,24 @@ class MigrateError(Exception):
     stays, and a re-run continues from it."""
 
 
-def connect(url: str) -> psycopg.Connection:
-    """A connection to the server of ``url``, or MigrateError naming what went wrong."""
-    try:
-        target = connection_url(url)
-    except BadUrl as error:
-        raise MigrateError(str(error)) from None
+def connect(url: DatabaseURL) -> psycopg.Connection:
+    """A connection (autocommit: each unit of work is a ``transaction()`` block) to the
+    database of ``url``, or MigrateError naming what went wrong."""
+    if not urlsplit(url.redacted).path.strip("/"):
+        raise MigrateError(f"the URL names no database (…/DBNAME): {url.redacted}")
     try:
         return psycopg.connect(
-            target, connect_timeout=CONNECT_TIMEOUT, application_name="erixcast-migrate"
+            url.libpq_url,
+            connect_timeout=CONNECT_TIMEOUT,
+            application_name="erixcast-migrate",
+            autocommit=True,
         )
     except psycopg.Error as error:
-        raise MigrateError(f"cannot connect to {masked(url)}: {scrub(str(error), url)}") from None
+        raise failure(f"cannot connect to {url.redacted}", error, url) from None
 
 
-def failure(what: str, error: BaseException, url: str) -> MigrateError:
-    return MigrateError(f"{what}: {scrub(str(error), url)}")
+def failure(what: str, error: BaseException, url: DatabaseURL) -> MigrateError:
+    return MigrateError(f"{what}: {scrub(str(error), url.secrets)}")
 
 
 def relations(conn: psycopg.Connection) -> set[str]:

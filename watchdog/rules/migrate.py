@@ -10,8 +10,6 @@ a re-run continues after the last committed batch, never copies a row twice and 
 from __future__ import annotations
 
 import random
-import re
-import urllib.parse
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -22,62 +20,30 @@ BATCH_ROWS = 20_000
 SAMPLE_ROWS = 200
 """Rows per table compared column by column after the copy (beside the full row counts)."""
 
-_HOST_PART = re.compile(r"^(?P<user>[^:@/]*)(?::(?P<password>[^@/]*))?@")
-
 
 class RecordError(Exception):
     """The progress record in the target is not one this program wrote: one line."""
 
 
-class BadUrl(ValueError):
-    """The PostgreSQL URL cannot be used; the message never holds the password."""
-
-
 # -- the URL --------------------------------------------------------------------------------
 
 
-def connection_url(url: str) -> str:
-    """The URL psycopg takes: ``postgresql://…`` (``postgres://`` and SQLAlchemy's
-    ``postgresql+psycopg://`` accepted). Raises BadUrl."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
-        raise BadUrl(f"not a PostgreSQL URL (postgresql://user:password@host/db): {masked(url)}")
-    parsed = urllib.parse.urlsplit("postgresql://" + rest)
-    if not parsed.hostname and "host=" not in parsed.query:
-        raise BadUrl(f"the URL names no host: {masked(url)}")
-    if not parsed.path.strip("/"):
-        raise BadUrl(f"the URL names no database (…/DBNAME): {masked(url)}")
-    return "postgresql://" + rest
-
-
-def masked(url: str) -> str:
-    """The URL with its password (and any ``password=`` parameter) replaced by ``***``."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return "***" if ":" in url or "@" in url else url
-    found = _HOST_PART.match(rest)
-    if found and found.group("password") is not None:
-        rest = f"{found.group('user')}:***@{rest[found.end() :]}"
-    rest = re.sub(r"(?i)(password=)[^&]*", r"\1***", rest)
-    return f"{scheme}://{rest}"
-
-
-def scrub(message: str, url: str) -> str:
+def scrub(message: str, secrets: Sequence[str]) -> str:
     """A driver's error as one line, with nothing of the password left in it."""
-    password = urllib.parse.urlsplit(connection_url_or_self(url)).password
     text = " ".join(part.strip() for part in message.splitlines() if part.strip())
-    text = text.replace(url, masked(url))
-    if password:
-        text = text.replace(password, "***")
-        text = text.replace(urllib.parse.unquote(password), "***")
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
     return text
 
 
-def connection_url_or_self(url: str) -> str:
-    try:
-        return connection_url(url)
-    except BadUrl:
-        return url
+def with_password_slot(redacted: str) -> str:
+    """``postgresql://user:***@host/db`` from ``postgresql://user@host/db``: where the
+    password goes, without it."""
+    scheme, sep, rest = redacted.partition("://")
+    user, at, host = rest.partition("@")
+    if not sep or not at or "/" in user:
+        return redacted
+    return f"{scheme}://{user}:***@{host}"
 
 
 # -- the record -----------------------------------------------------------------------------
@@ -205,9 +171,9 @@ class Target:
     line: str
 
 
-def judge_target(tables: Collection[str], record: Record | None, url: str) -> Target:
-    """What the target database is, from the tables it holds and our record if it has one."""
-    where = masked(url)
+def judge_target(tables: Collection[str], record: Record | None, where: str) -> Target:
+    """What the target database is (``where``: its URL without the password), from the tables
+    it holds and our record if it has one."""
     if record is None:
         if not tables:
             return Target("empty", f"{where} is empty")
@@ -335,10 +301,11 @@ def count_differences(source: dict[str, int], target: dict[str, int]) -> list[st
 # -- what the operator is told --------------------------------------------------------------
 
 
-def switch_over(url: str, record: Record, live_now: bool) -> list[str]:
-    """The steps to run the bot on the migrated database."""
+def switch_over(where: str, record: Record, live_now: bool) -> list[str]:
+    """The steps to run the bot on the migrated database (``where``: its URL without the
+    password)."""
     lines = [
-        f"{record.rows} rows in {len(record.tables)} tables copied to {masked(url)} and verified "
+        f"{record.rows} rows in {len(record.tables)} tables copied to {where} and verified "
         "(row counts, key sums, sampled rows compared column by column)",
     ]
     if record.live or live_now:
@@ -350,7 +317,8 @@ def switch_over(url: str, record: Record, live_now: bool) -> list[str]:
     lines += [
         "to switch over:",
         "  1. stop the stack (Ctrl-C on make run, or suspend the Render service)",
-        f"  2. set DATABASE_URL={masked(url)}  (with the real password) in the environment or .env",
+        f"  2. set DATABASE_URL={with_password_slot(where)} (*** the password) in the environment "
+        "or .env",
         "  3. start the stack: the bot now reads and writes PostgreSQL; the SQLite file stays "
         "where it is, untouched, as the way back",
     ]
