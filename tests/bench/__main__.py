@@ -22,6 +22,7 @@ BENCHMARKS: list[str] = [
     "fairness",
     "webhooks",
     "http_latency",
+    "migrate",
 ]
 """Module names in run order; each has ``run(quick: bool) -> list[Table]``."""
 

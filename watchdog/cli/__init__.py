@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from watchdog.cli import backup, drill, offsite_release, restore, run, status, verify
+from watchdog.cli import backup, drill, migrate, offsite_release, restore, run, status, verify
 from watchdog.cli import list as list_command
 
-COMMANDS = (run, status, backup, list_command, verify, restore, drill, offsite_release)
+COMMANDS = (run, status, backup, list_command, verify, restore, drill, offsite_release, migrate)
 
 
 def build_parser() -> argparse.ArgumentParser:
