@@ -96,7 +96,12 @@ def test_on_render_it_runs_on_a_mounted_disk(processes, tmp_path):
         try:
             port = free_port()
             processes.start("render", WATCHDOG, base_env(disk / "data", port, RENDER="true"))
-            doc = wait_until(lambda: health(port), what="health on a mounted disk")
+            # /health answers before the guard's first look at the disk: wait for that look.
+            doc = wait_until(
+                lambda: (d := health(port))["storage"]["persistent_disk"] and d,
+                timeout=60,
+                what="the mounted disk seen as persistent",
+            )
             assert doc["storage"]["persistent_disk"] is True
         finally:
             processes.close()
