@@ -17,7 +17,17 @@ import pytest
 
 from tests.helpers import REPO, base_env, free_port
 
-COMMANDS = ("run", "status", "backup", "list", "verify", "restore", "drill", "offsite-release")
+COMMANDS = (
+    "run",
+    "status",
+    "backup",
+    "list",
+    "verify",
+    "restore",
+    "drill",
+    "offsite-release",
+    "migrate",
+)
 
 
 @pytest.mark.parametrize("command", COMMANDS)
