@@ -88,7 +88,11 @@ def build_application(
     persistence = (
         persistence_factory(storage, db_thread)
         if persistence_factory is not None
-        else SQLitePersistence(storage, db_thread)
+        # Webhook instances on one server each commit every update on its own: they read the
+        # rows afresh before each update (another instance may have handled the last one).
+        else SQLitePersistence(
+            storage, db_thread, shared=inbox is not None and not storage.is_sqlite
+        )
     )
     ledger = UpdateLedger() if durable and inbox is None else None
     bot = DurableBot(

@@ -110,6 +110,7 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
         store_data: PersistenceInput | None = None,
         update_interval: float = DEFAULT_UPDATE_INTERVAL,
         clock: Callable[[], datetime] = utc_now,
+        shared: bool = False,
     ) -> None:
         super().__init__(store_data=store_data, update_interval=update_interval)
         self.storage = storage
@@ -122,6 +123,11 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
         self._reported: set[str] = set()
         self._erased: set[int] = set()
         """Users (and their private chats) erased while the bot runs."""
+        self.shared = shared
+        """Other instances write these rows too (webhook mode on a server, where each update
+        commits on its own): what this instance read before an update may be stale, so each
+        update starts from the rows as they are (:meth:`fresh_row`). Not with batches: there a
+        batch's own changes are written only at its commit, and reading back would lose them."""
         self._fenced: str | None = None
         self.withheld = 0
         """Writes not made since :meth:`fence`."""
@@ -267,7 +273,9 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
         await self._write_data(USER_DATA, user_id, None)
 
     async def refresh_user_data(self, user_id: int, user_data: dict[Any, Any]) -> None:
-        """Nothing to do: no one else writes these rows while the bot runs."""
+        """On a shared server, the row as it is now (another instance may have handled this
+        user's last update); on SQLite nothing to do: no one else writes these rows."""
+        await self._refresh_data(USER_DATA, user_id, user_data)
 
     # ----------------------------------------------------------------------------- chat data
     async def get_chat_data(self) -> dict[int, dict[Any, Any]]:
@@ -280,7 +288,34 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
         await self._write_data(CHAT_DATA, chat_id, None)
 
     async def refresh_chat_data(self, chat_id: int, chat_data: dict[Any, Any]) -> None:
-        """Nothing to do: no one else writes these rows while the bot runs."""
+        """As :meth:`refresh_user_data`, for a chat."""
+        await self._refresh_data(CHAT_DATA, chat_id, chat_data)
+
+    async def fresh_row(self, kind: str, name: str, key: Any) -> tuple[bool, Any]:
+        """``(found, value)`` of one row as the database holds it now; what this instance
+        believes of the row is replaced by it. A row that does not decode is not found."""
+        encoded = codec.dumps(key)
+        row = (kind, name, encoded)
+        async with self._guard():
+            value = await self.db.run(self.storage.load_persistence_row, kind, name, encoded)
+            if value is None:
+                self._written.pop(row, None)
+                return False, None
+            self._written[row] = value
+            try:
+                return True, _checked(kind, name, key, codec.loads(value))[1]
+            except ValueError as error:
+                self._set_aside.add(row)
+                self._report(f"set aside {kind} row {name!r} {encoded[:80]!r}: {error}")
+                return False, None
+
+    async def _refresh_data(self, kind: str, owner_id: int, data: dict[Any, Any]) -> None:
+        if not self.shared:
+            return
+        found, value = await self.fresh_row(kind, "", owner_id)
+        data.clear()
+        if found:
+            data.update(value)
 
     # ------------------------------------------------------------------------------ bot data
     async def get_bot_data(self) -> dict[Any, Any]:

@@ -18,6 +18,7 @@ from bot.handlers.formatting import human_size, when
 from bot.handlers.guards import private_chat_only
 from bot.handlers.limited import LimitedHandlers
 from bot.persistence import SQLitePersistence
+from bot.storage import CONVERSATION
 
 log = logging.getLogger("bot.handlers")
 
@@ -227,11 +228,36 @@ def forget_in_memory(
                 owner.limits.forget(user_id)
 
 
+async def refresh_conversation_states(
+    application: Application, persistence: SQLitePersistence, update: object
+) -> None:
+    """On a shared server, before any handler: the state of ``update``'s conversations as the
+    database holds it now — another instance may have handled the conversation's last step
+    (python-telegram-bot reads states once, at start)."""
+    for handlers in application.handlers.values():
+        for handler in handlers:
+            if not (isinstance(handler, ConversationHandler) and handler.persistent):
+                continue
+            try:
+                key = handler._get_key(update)  # type: ignore[arg-type]  # see below
+            except (RuntimeError, AttributeError):
+                continue  # an update this conversation has no key for
+            found, state = await persistence.fresh_row(CONVERSATION, str(handler.name), key)
+            states = getattr(handler, "_conversations", None)
+            if states is None:
+                continue
+            if found:
+                states[key] = state
+            else:
+                states.pop(key, None)
+
+
 def drop_conversation_states(handler: ConversationHandler, user_id: int) -> None:
     """End every conversation of ``handler`` whose key holds ``user_id``.
 
-    python-telegram-bot has no public API to reset a conversation: its state dict (a private
-    attribute) is the one place, so this function is the one place that touches it."""
+    python-telegram-bot has no public API to read or reset a conversation: its key function and
+    its state dict (private attributes) are the one place, so this function and
+    :func:`refresh_conversation_states` are the only ones that touch them."""
     states = getattr(handler, "_conversations", None)
     if states is None:
         return

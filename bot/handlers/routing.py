@@ -21,7 +21,7 @@ from telegram.ext import (
 )
 
 from bot.export import clean_exports
-from bot.handlers.account import AccountHandlers
+from bot.handlers.account import AccountHandlers, refresh_conversation_states
 from bot.handlers.admin import AdminHandlers
 from bot.handlers.errors import on_error
 from bot.handlers.history import HistoryHandlers
@@ -34,6 +34,9 @@ from bot.watchdog_client import WatchdogClient
 
 log = logging.getLogger("bot.handlers")
 
+SHARED_STATE_GROUP = -3
+"""First of all, on a shared server: the conversation states as the database holds them (and,
+through python-telegram-bot's refresh of the context, the user's and chat's data)."""
 GATE_GROUP = -2
 """Runs before everything else, for every update: the rate limit."""
 TRACKING_GROUP = -1
@@ -79,6 +82,12 @@ def register(
     account = AccountHandlers(**services, limits=shared, exports=exports)
     admin = AdminHandlers(**services)
 
+    if persistence is not None and persistence.shared:
+        # Several instances on one server: each update starts from the database's state.
+        async def refresh(update: Update, context: object) -> None:
+            await refresh_conversation_states(application, persistence, update)
+
+        application.add_handler(TypeHandler(Update, refresh), group=SHARED_STATE_GROUP)
     if shared.rate is not None:
         application.add_handler(TypeHandler(Update, history.gate), group=GATE_GROUP)
 

@@ -56,6 +56,18 @@ class PersistenceStore(StorageBase):
             rows = self._run(text(query + " ORDER BY name, key"), params).all()
         return [(row[0], row[1], row[2]) for row in rows]
 
+    def load_persistence_row(self, kind: str, name: str, key: str) -> str | None:
+        """One row's value text as the database holds it now (None: no such row)."""
+        with self.db:
+            row = self._run(
+                text(
+                    "SELECT value FROM persistence "
+                    "WHERE kind = :kind AND name = :name AND key = :key"
+                ),
+                {"kind": kind, "name": name, "key": key},
+            ).first()
+        return None if row is None else str(row[0])
+
     def write_persistence(
         self, changes: Sequence[tuple[str, str, str, str | None]], now: datetime
     ) -> None:

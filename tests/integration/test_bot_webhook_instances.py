@@ -108,3 +108,36 @@ def test_a_kill_9_of_one_instance_mid_burst_loses_no_acknowledged_update(
     for update_id in acknowledged:
         assert stored.count(texts[update_id]) == 1, f"update {update_id} answered 200 but lost"
     assert sorted(stored) == sorted(texts.values())
+
+
+def test_a_conversation_whose_steps_land_on_two_instances_keeps_one_draft(
+    processes: ProcessPool, fake_api: FakeTelegramAPI, tmp_path: Path, database: str
+) -> None:
+    """Round robin: each step of a /remember conversation goes to the other instance, which
+    must start from the state and the draft the first one committed."""
+    first, second = instances(processes, fake_api, tmp_path, database)
+    fake_api.webhook.route([first.url, second.url])
+    first.start()
+    second.start()
+    user = 451
+    steps = ("/remember", "part one", "part two", "/done")
+    ids = []
+    for text in steps:
+        before = len(fake_api.sent(user))
+        ids.append(fake_api.send_text(user, text))
+        fake_api.wait_for_sent(user, after=before, timeout=60)
+    served = {a["url"] for i in ids for a in fake_api.webhook.attempts(i) if a["status"] == 200}
+    assert served == {first.url, second.url}, "the steps did not go to both instances"
+    wait_until(
+        lambda: rows(database, f"SELECT text FROM notes WHERE user_id = {user}"),
+        30,
+        what="the note saved",
+    )
+    assert first.stop() == 0 and second.stop() == 0
+    assert rows(database, f"SELECT text FROM notes WHERE user_id = {user}") == [
+        ("part one\npart two",)
+    ]
+    assert rows(
+        database,
+        f"SELECT COUNT(*) FROM persistence WHERE kind = 'conversation' AND key LIKE '%{user}%'",
+    ) == [(0,)], "the conversation ended on both"
