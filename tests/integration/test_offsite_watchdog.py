@@ -109,13 +109,13 @@ def test_pushes_offsite_and_a_lost_disk_comes_back_from_the_branch(
     # Make sure the offsite copy holds our users, then lose the disk whole.
     wait_until(lambda: health()["backups"]["offsite"]["newest_id"] in pushed, timeout=5)
     # A user after every backup: only the journal on the branch knows them.
+    sent_at = time.time()  # the journal entry's time is when the bot got it: later than this
     fake_api.send_text(14, "hello after the backups", first_name="U14")
     wait_until(lambda: 14 in users(data / "erixcast.db"), timeout=20)
-    written_at = time.time()
     wait_until(
         lambda: (
             (at := health()["journal"]["offsite"]["pushed_through"])
-            and datetime.fromisoformat(at).timestamp() >= written_at - 1
+            and datetime.fromisoformat(at).timestamp() >= sent_at - 1
         ),
         timeout=60,
         what="the journal with user 14 pushed",
