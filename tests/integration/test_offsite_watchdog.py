@@ -121,6 +121,11 @@ def test_pushes_offsite_and_a_lost_disk_comes_back_from_the_branch(
         what="the journal with user 14 pushed",
     )
 
+    # Whether the branch's newest database predates user 14 (a scheduled backup running late on
+    # a busy machine may have taken them after all): then only the journal can bring them back.
+    newest = health()["backups"]["offsite"]["newest_id"]
+    newest_manifest = next((data / "backups").glob(f"*/{newest}.json"))
+    only_in_journal = json.loads(newest_manifest.read_text())["created_at"] < sent_at
     bot = psutil.Process(health()["bot"]["pid"])
     proc.popen.send_signal(signal.SIGKILL)
     proc.wait(10)
@@ -137,8 +142,9 @@ def test_pushes_offsite_and_a_lost_disk_comes_back_from_the_branch(
     assert doc["database"]["integrity"] == "ok"
     restored = users(data / "erixcast.db")
     assert restored & {11, 12, 13}, "the old users are back"
-    assert 14 in restored, "the user only the journal knew is back (replayed)"
-    assert doc["recovery"]["last"]["replay"]["replayed"] >= 1
+    assert 14 in restored, "the user after the backups is back"
+    if only_in_journal:
+        assert doc["recovery"]["last"]["replay"]["replayed"] >= 1, "brought back by the journal"
     sent = len(fake_api.sent(12))
     fake_api.send_text(12, "/start", first_name="U12")
     assert "Welcome back" in fake_api.wait_for_sent(12, timeout=20, after=sent)["text"]
