@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -191,3 +192,34 @@ def find_processes(marker: Sequence[str]) -> list[psutil.Process]:
         if all(part in cmdline for part in marker):
             found.append(process)
     return found
+
+
+class PeakRSS:
+    """A process's resident memory before a block and at its highest during it (sampled every
+    20 ms by a thread): ``with PeakRSS(pid) as rss: …`` then ``rss.grown_mb``."""
+
+    def __init__(self, pid: int, every: float = 0.02) -> None:
+        self.process = psutil.Process(pid)
+        self.every = every
+        self.baseline = self.peak = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample)
+
+    def _sample(self) -> None:
+        while not self._done.is_set():
+            with contextlib.suppress(psutil.Error):
+                self.peak = max(self.peak, self.process.memory_info().rss)
+            self._done.wait(self.every)
+
+    def __enter__(self) -> PeakRSS:
+        self.baseline = self.peak = self.process.memory_info().rss
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join(10)
+
+    @property
+    def grown_mb(self) -> float:
+        return (self.peak - self.baseline) / 1024 / 1024

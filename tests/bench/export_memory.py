@@ -15,19 +15,16 @@ import random
 import sqlite3
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import psutil
 
 from tests.bench.botproc import polling_bot
 from tests.bench.report import Table
 from tests.bench.trees import BEFORE_ISSUE_13, code_at
 from tests.dbgen import sentence
 from tests.fakes.telegram_api import FakeTelegramAPI
-from tests.helpers import REPO, base_env, free_port
+from tests.helpers import REPO, PeakRSS, base_env, free_port
 
 USER = 51
 MB = 1024 * 1024
@@ -72,30 +69,14 @@ def export_once(code: Path, messages: int, root: Path) -> Result:
         with polling_bot(argv, env, data_dir, root / "bot.log", code) as bot:
             fake.send_text(USER, "/help")
             fake.wait_for_sent(USER, timeout=30)
-            process = psutil.Process(bot.pid)
-            baseline = process.memory_info().rss
-            peak = [baseline]
-            done = threading.Event()
-
-            def sample() -> None:
-                while not done.is_set():
-                    with contextlib.suppress(psutil.Error):
-                        peak[0] = max(peak[0], process.memory_info().rss)
-                    done.wait(0.02)
-
-            sampler = threading.Thread(target=sample)
-            sampler.start()
-            started = time.monotonic()
-            try:
+            with PeakRSS(bot.pid) as rss:
+                started = time.monotonic()
                 before = len(fake.sent(USER))
                 fake.send_text(USER, "/export")
                 record = fake.wait_for_sent(USER, after=before, timeout=600)
-            finally:
-                done.set()
-                sampler.join(10)
             seconds = time.monotonic() - started
     document = record.get("document") or b""
-    return Result(baseline / MB, (peak[0] - baseline) / MB, seconds, len(document) / MB)
+    return Result(rss.baseline / MB, rss.grown_mb, seconds, len(document) / MB)
 
 
 def run(quick: bool) -> list[Table]:

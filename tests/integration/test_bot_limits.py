@@ -9,17 +9,15 @@ import gzip
 import json
 import random
 import sqlite3
-import threading
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
 from bot.storage import Storage
 from tests.dbgen import sentence
 from tests.fakes.telegram_api import FakeTelegramAPI
-from tests.helpers import ProcessPool, wait_until
+from tests.helpers import PeakRSS, ProcessPool, wait_until
 from tests.integration.test_bot_features import REPLY_TIMEOUT, BotUnderTest
 
 pytestmark = pytest.mark.integration
@@ -247,27 +245,11 @@ def test_an_export_of_200k_messages_streams_within_50_mb_of_memory(
     assert not leftover.exists(), "leftovers are cleaned at the start"
     assert bot.say(51, "/help").startswith("Here is what I understand")
     assert bot.proc is not None
-    process = psutil.Process(bot.proc.pid)
-    baseline = process.memory_info().rss
-    peak = [baseline]
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            with contextlib.suppress(psutil.Error):
-                peak[0] = max(peak[0], process.memory_info().rss)
-            done.wait(0.02)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
+    with PeakRSS(bot.proc.pid) as rss:
         before = len(fake_api.sent(51))
         fake_api.send_text(51, "/export")
         record = fake_api.wait_for_sent(51, after=before, timeout=180)
-    finally:
-        done.set()
-        sampler.join(10)
-    grown = (peak[0] - baseline) / 1024 / 1024
+    grown = rss.grown_mb
     assert record["method"] == "sendDocument", record
     assert record["filename"] == "erixcast-export-51.json.gz"
     assert len(record["document"]) < 50 * 1000 * 1000
