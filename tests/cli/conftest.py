@@ -82,10 +82,13 @@ class Stack:
         wait_until(
             lambda: (
                 self.admin_file.is_file()
-                and get_json(f"http://127.0.0.1:{cli.port}/health")[1]["backups"]["tiers"]["hourly"]
+                and all(
+                    get_json(f"http://127.0.0.1:{cli.port}/health")[1]["backups"]["tiers"][tier]
+                    for tier in ("hourly", "daily", "weekly")
+                )
             ),
             timeout=60,
-            what="the watchdog serving, with its first backups",
+            what="the watchdog serving, with its first hourly, daily and weekly backups",
         )
 
     def log(self) -> str:
