@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from tests.fakes.git_server import git_env
 from tests.forgery import hostile_database, package_files
 from tests.integration import test_offsite as base
 from tests.integration.test_offsite import Site, blob, commits_on, git, make_store
+from tests.runtime_context import runtime_context
 from watchdog.data.snapshot import sha256_of
 from watchdog.offsite import CLOCK_SKEW, OffsiteError
 from watchdog.offsite import package as package_module
@@ -292,32 +292,14 @@ def test_the_watchdog_holds_rotation_after_a_fresh_start_until_released(
     remembered, rotating again once an operator released it (the admin API's call)."""
     import asyncio
 
-    from conf.layout import DataLayout
-    from conf.settings import load_settings
-    from tests.fakes.clock import FakeClock
     from watchdog.data.catalogue import Catalogue
     from watchdog.data.remembered import RememberedStore
-    from watchdog.rules.state import WatchdogState
-    from watchdog.runtime.context import RuntimeContext
-    from watchdog.runtime.events import Events
     from watchdog.runtime.maintenance import Maintenance
 
-    monkeypatch.setenv("ENV_FILE", os.devnull)
-    monkeypatch.setenv("DATA_DIR", str(site.root))
-    settings = load_settings()
-    layout = DataLayout.from_settings(settings)
-    clock = FakeClock()
-    state = WatchdogState(started_at=clock.time())
-    remembered = RememberedStore(layout.state_file)
+    remembered = RememberedStore(site.layout.state_file)
     remembered.update(fresh_start_at=site.clock, fresh_start_reason="no usable backup")
-    ctx = RuntimeContext(
-        settings=settings,
-        layout=layout,
-        clock=clock,
-        state=state,
-        remembered=remembered,
-        events=Events(state, clock.time, None),  # type: ignore[arg-type]
-    )
+    ctx = runtime_context(monkeypatch, site.root, remembered=remembered, ensure=False)
+    clock, state = ctx.clock, ctx.state
     keep = 2
     maintenance = Maintenance(ctx, Catalogue(site.layout), make_store(remote, site, keep=keep))
 
