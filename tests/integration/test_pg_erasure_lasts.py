@@ -70,7 +70,9 @@ def test_an_erased_user_never_comes_back_from_an_older_dump(
     layout = DataLayout(data, data / "erixcast.db")
     layout.ensure()
     kind = PostgresDatabase(pg.Server.from_url(live))
-    keeper = BackupKeeper(layout, keep={"manual": 5}, min_free_bytes=0, app_version="t", source=kind)
+    keeper = BackupKeeper(
+        layout, keep={"manual": 5}, min_free_bytes=0, app_version="t", source=kind
+    )
     older = keeper.take("manual", "before the erasure", time.time() - 60).backup
     assert older is not None
 
