@@ -59,6 +59,15 @@ def fill_every_table(path: Path, target_bytes: int) -> None:
             "INSERT INTO outbox (chat_id, method, params, created_at) VALUES (?, 'sendMessage', ?, 'now')",
             [(n, json.dumps({"text": f"hé {n}"})) for n in range(40)],
         )
+        conn.executemany(
+            "INSERT INTO erasures (user_id, update_id, erased_at) "
+            "VALUES (?, ?, '2026-03-02T00:00:00.000000+00:00')",
+            [(70_000 + n, 800_000_000 + n) for n in range(30)],
+        )
+        conn.executemany(
+            "INSERT INTO outbox_claims (id, claimed_by, expires_ms) VALUES (?, 'host pid 1 ab', ?)",
+            [(n, 1_800_000_000_000 + n) for n in range(1, 11)],
+        )
         conn.execute("UPDATE messages SET edited_at = sent_at, update_id = id WHERE id % 7 = 0")
         conn.commit()
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -110,6 +119,11 @@ def record(url: str) -> dict:
         return json.loads(conn.execute("SELECT document FROM _erixcast_migration").fetchone()[0])
 
 
+def bookkeeping_left(url: str) -> bool:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT to_regclass('_erixcast_migration')").fetchone()[0] is not None
+
+
 @pytest.mark.timeout(1200)
 def test_a_100_mb_database_round_trips_every_row(cli, postgres, tmp_path):
     fill_every_table(cli.database, 100 * 1024 * 1024)
@@ -120,6 +134,7 @@ def test_a_100_mb_database_round_trips_every_row(cli, postgres, tmp_path):
     assert "DATABASE_URL=postgresql://erixcast:***@" in done.stdout
     assert not list((cli.data / "migrate").iterdir()), "the snapshot is removed once verified"
 
+    assert not bookkeeping_left(url)
     again = migrate(cli, "--to", url)
     assert again.returncode == 0 and "already holds a finished migration" in again.stdout
 
@@ -146,6 +161,9 @@ def test_a_100_mb_database_round_trips_every_row(cli, postgres, tmp_path):
     downgraded = migrate(cli, "--from", url, "--to-sqlite", str(back))
     assert downgraded.returncode == 0, downgraded.stderr
     assert "python -m watchdog restore" in downgraded.stdout
+    # the server's erasures join the disk's record, for every later restore on SQLite
+    record_lines = (cli.data / "journal" / "erasures.jsonl").read_bytes().splitlines()
+    assert len(record_lines) == 30 and (cli.data / "backups" / "erasures.jsonl").exists()
     with contextlib.closing(sqlite3.connect(back)) as conn:
         conn.execute("ATTACH ? AS original", (f"file:{cli.database}?mode=ro",))
         for table in TABLES:
@@ -223,7 +241,9 @@ def test_a_kill_in_the_middle_of_a_batch_then_a_rerun_copies_each_row_once(cli, 
     assert done.returncode == 0, done.stderr
     counts = same_rows(cli.database, url)
     assert counts == {t["name"]: t["total"] for t in halfway["tables"]}
-    assert record(url)["verified_at"] is not None
+    assert not bookkeeping_left(url), "the bookkeeping table stays once verified"
+    again = migrate(cli, "--to", url)
+    assert again.returncode == 0 and "already holds a finished migration" in again.stdout
 
 
 def test_a_foreign_target_is_refused_and_left_alone(cli, postgres):

@@ -204,5 +204,5 @@ def _verify(
         )
     with conn.transaction():
         record = replace(record, verified_at=time.time())
-        pg.write_record(conn, record)
+        pg.finish_record(conn, record)
     return record
