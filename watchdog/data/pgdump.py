@@ -62,6 +62,16 @@ def find_tool(name: str) -> Path:
     raise SnapshotError(f"{name} is not installed (Debian: postgresql-client); no backup possible")
 
 
+def dump_tool_problem(server_version_num: int) -> str | None:
+    """Why this machine's ``pg_dump`` cannot back up a server of that version (None: it can):
+    said once at start-up, before the first dump would fail on it."""
+    try:
+        tool = find_tool("pg_dump")
+    except SnapshotError as error:
+        return str(error)
+    return rules.dump_tool_fits(tool_major(tool), server_version_num)
+
+
 def tool_major(tool: Path) -> int:
     out = subprocess.run(
         [str(tool), "--version"], capture_output=True, text=True, timeout=30, check=False
