@@ -5,7 +5,9 @@ update's own transaction (:mod:`bot.storage.outbox`); once that commits, the mes
 chat's lane here. A lane sends its chat's messages in order, and when Telegram answers 429 or
 the network fails it waits and tries again — only that lane waits. A sent message leaves the
 outbox; one still there after a crash is sent at the next start (a reply may arrive twice, as
-before, and is never lost once its update was confirmed).
+before, and is never lost once its update was confirmed). On a server shared by instances
+(:class:`OutboxLeases`) the rows are leased: a starting instance sends only those whose sender's
+lease expired, and no live sender's row is sent by another.
 
 Slow work for a chat (an export, a watchdog call) runs in the chat's lane too
 (:meth:`Delivery.run`), after what the lane already holds, outside the handling of updates.
