@@ -146,6 +146,26 @@ def _table_statement() -> str:
     return next(s for s in pg_statements() if f"TABLE IF NOT EXISTS {TABLE} " in s)
 
 
+def _time_text(at: float) -> str:
+    """As the bot writes times (``bot.storage.values.timestamp``)."""
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="microseconds")
+
+
+def insert_entries(connection: psycopg.Connection, entries: Sequence[JournalEntry]) -> None:
+    """``entries`` into the erasures table (created if missing), each once."""
+    connection.execute(_table_statement())
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO erasures (user_id, update_id, erased_at) VALUES (%s, %s, %s) "
+            "ON CONFLICT (user_id, update_id) DO NOTHING",
+            [
+                (e.user_id, e.update_id, _time_text(e.at))
+                for e in entries
+                if e.user_id is not None
+            ],
+        )
+
+
 def erase_on_server(
     connection: psycopg.Connection, entries: Sequence[JournalEntry], report: ErasureReport
 ) -> None:
@@ -153,21 +173,7 @@ def erase_on_server(
     the dump had none) and every erased user's rows from before their erasure deleted."""
     limits = cutoffs(entries)
     with connection.transaction():
-        connection.execute(_table_statement())
-        with connection.cursor() as cursor:
-            cursor.executemany(
-                "INSERT INTO erasures (user_id, update_id, erased_at) VALUES (%s, %s, %s) "
-                "ON CONFLICT (user_id, update_id) DO NOTHING",
-                [
-                    (
-                        e.user_id,
-                        e.update_id,
-                        datetime.fromtimestamp(e.at, UTC).isoformat(timespec="microseconds"),
-                    )
-                    for e in entries
-                    if e.user_id is not None
-                ],
-            )
+        insert_entries(connection, entries)
         tables = {name for schema, name in pg.user_tables(connection) if schema == "public"}
         touched: set[int] = set()
         for cutoff in limits:
