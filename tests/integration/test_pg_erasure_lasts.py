@@ -6,6 +6,7 @@ backups. A user who was not erased comes back whole."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -121,6 +122,18 @@ def test_an_erased_user_never_comes_back_from_an_older_dump(
     newer.data_path.unlink()
     newer.manifest_path.unlink()
     restored_into_empty("the copy beside the backups")
+
+    # A restore refused after pg_restore ran (counts other than the manifest's) erases too:
+    # the database is not empty any more, and someone may use it all the same.
+    manifest = json.loads(older.manifest_path.read_text())
+    manifest["rows"]["notes"] += 1
+    older.manifest_path.write_text(json.dumps(manifest))
+    target = postgres.url(postgres.create_database())
+    refused = restore(data, live, older.id, "--to", target)
+    assert refused.returncode == 1 and "counts differ" in refused.stderr, refused.stderr
+    assert people(target) == ({KEPT}, ["kept words"]), "a refused restore brought the user back"
+    manifest["rows"]["notes"] -= 1
+    older.manifest_path.write_text(json.dumps(manifest))
 
     # Without any copy, the older dump brings the user back: the copies above are what count.
     forget_copies_on_disk()

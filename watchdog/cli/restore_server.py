@@ -17,7 +17,7 @@ from conf.layout import DataLayout
 from watchdog.data import erasures_pg, pgdump
 from watchdog.data.catalogue import Backup, Catalogue
 from watchdog.data.kinds import DatabaseKind, PostgresDatabase, server_of
-from watchdog.data.server import Server, ServerError
+from watchdog.data.server import Server, ServerError, emptiness, probe
 from watchdog.data.snapshot import SnapshotError
 
 if TYPE_CHECKING:
@@ -82,15 +82,22 @@ def restore_to_server(
             problem = pgdump.check_dump_file(backup.data_path, backup.manifest)
             if problem:
                 return fail(f"backup {backup.id}: {problem}")
-            from watchdog.data.server import emptiness, probe
-
             probe(target)
             held = emptiness(target)
             if held:
                 return fail(f"{target.where} is not empty ({held}): refused")
             print(f"would restore dump {backup.id} into {target.where} (empty)")
             return 0
-        summary = pgdump.restore_dump(pgdump.Dumper(target), backup, target, lambda: True)
+        probe(target)
+        was_empty = emptiness(target) is None
+        try:
+            summary = pgdump.restore_dump(pgdump.Dumper(target), backup, target, lambda: True)
+        except SnapshotError:
+            if was_empty and emptiness(target) is not None:  # restored, then refused
+                erasures_pg.reerase(
+                    target, layout, [], pgdump.find_tool("pg_restore"), live_database(kind, target)
+                )
+            raise
         print(f"{summary}; row counts equal to the dump's")
         newest, unread = None, None
         if store is not None:
