@@ -158,11 +158,7 @@ def insert_entries(connection: psycopg.Connection, entries: Sequence[JournalEntr
         cursor.executemany(
             "INSERT INTO erasures (user_id, update_id, erased_at) VALUES (%s, %s, %s) "
             "ON CONFLICT (user_id, update_id) DO NOTHING",
-            [
-                (e.user_id, e.update_id, _time_text(e.at))
-                for e in entries
-                if e.user_id is not None
-            ],
+            [(e.user_id, e.update_id, _time_text(e.at)) for e in entries if e.user_id is not None],
         )
 
 
