@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from pyrage import x25519
 
 from conf.layout import DataLayout
 from tests.fakes.telegram_api import FakeTelegramAPI
@@ -24,6 +25,7 @@ from tests.pg import PASSWORD, PostgresServer
 from watchdog.data import server as pg
 from watchdog.data.backups import BackupKeeper
 from watchdog.data.kinds import PostgresDatabase
+from watchdog.offsite import OffsiteStore, cache_dir_for
 
 pytestmark = pytest.mark.integration
 
@@ -37,8 +39,16 @@ def people(url: str) -> tuple[set[int], list[str]]:
     return users, notes
 
 
-def restore(data: Path, live_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ENV_FILE": os.devnull, "DATA_DIR": str(data), "DATABASE_URL": live_url}
+def restore(
+    data: Path, live_url: str, *args: str, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "ENV_FILE": os.devnull,
+        "DATA_DIR": str(data),
+        "DATABASE_URL": live_url,
+        **extra,
+    }
     return subprocess.run(
         [sys.executable, "-m", "watchdog", "restore", *args],
         capture_output=True,
@@ -117,6 +127,23 @@ def test_an_erased_user_never_comes_back_from_an_older_dump(
     forget_copies_on_disk()
     restored_into_empty("a newer dump")
 
+    # Both dumps go offsite (an authenticated branch of a local bare repository).
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "--quiet", "--bare", str(remote)], check=True, timeout=30)
+    identity = x25519.Identity.generate()
+    store = OffsiteStore(
+        str(remote),
+        "db-backups",
+        cache_dir_for(data),
+        token=None,
+        age_identity=str(identity),
+        allow_plaintext=False,
+        keep=5,
+        timeout=30.0,
+    )
+    store.push(older)
+    store.push(newer)
+
     # 3. The newer dump is gone too: the copy on the disk (healed by the last restore) remains.
     assert all(path.exists() for path in record_copies)
     newer.data_path.unlink()
@@ -134,6 +161,20 @@ def test_an_erased_user_never_comes_back_from_an_older_dump(
     assert people(target) == ({KEPT}, ["kept words"]), "a refused restore brought the user back"
     manifest["rows"]["notes"] -= 1
     older.manifest_path.write_text(json.dumps(manifest))
+
+    # 4. The disk is lost (a new, empty DATA_DIR) and the live database with it: the older
+    # dump comes from the branch, whose newest dump holds the erasure.
+    lost = tmp_path / "new-disk"
+    target = postgres.url(postgres.create_database())
+    offsite = {
+        "BACKUP_GIT_URL": str(remote),
+        "BACKUP_AGE_KEY": str(identity),
+        "BACKUP_GIT_TIMEOUT": "30",
+    }
+    done = restore(lost, live, older.id, "--from-git", "--to", target, **offsite)
+    assert done.returncode == 0, done.stderr
+    assert "made again for 1 users" in done.stdout, done.stdout
+    assert people(target) == ({KEPT}, ["kept words"]), "the branch's newest dump was not read"
 
     # Without any copy, the older dump brings the user back: the copies above are what count.
     forget_copies_on_disk()
