@@ -256,6 +256,18 @@ class LocalBotAPI:
         with self._lock:
             self._failures.setdefault(key, []).extend([(status, retry_after)] * times)
 
+    def failures_left(self, method: str, *, chat_id: int | None = None) -> int:
+        """How many of the failures ``fail_next`` queued for ``method`` (for ``chat_id``) are
+        still to come."""
+        key = method.lower() if chat_id is None else f"{method.lower()}:{chat_id}"
+        with self._lock:
+            return len(self._failures.get(key, []))
+
+    def clear_failures(self) -> None:
+        """Forget every failure ``fail_next`` queued and not yet given."""
+        with self._lock:
+            self._failures.clear()
+
     @property
     def failed_get_updates(self) -> int:
         """How many getUpdates calls were answered with an error by the failing modes."""

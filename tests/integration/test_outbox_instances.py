@@ -38,8 +38,7 @@ def claims(database: str) -> list[tuple[int, str | None]]:
 def failures_left(fake: FakeTelegramAPI, chat_id: int) -> int:
     """How many of the failures queued for the chat's sendMessage are still to come (the
     fake keeps no record of a call it failed)."""
-    with fake._lock:
-        return len(fake._failures.get(f"sendmessage:{chat_id}", []))
+    return fake.failures_left("sendMessage", chat_id=chat_id)
 
 
 @pytest.mark.timeout(600)
@@ -91,8 +90,7 @@ def test_a_reply_being_sent_by_a_live_instance_is_sent_once(
     assert claims(database) == [held] and owner in str(held[1]), "not held by its sender"
 
     first.kill9()
-    with fake_api._lock:
-        fake_api._failures.clear()  # the killed instance's later attempts would have had them
+    fake_api.clear_failures()  # the killed instance's later attempts would have had them
     wait_until(lambda: len(fake_api.sent(HELD)) >= 1, 120, what="the reply sent by the other")
     wait_until(lambda: claims(database) == [], 30, what="the reply's row deleted once sent")
     assert second.stop() == 0
