@@ -5,17 +5,31 @@ sandbox``): ``POST /_control/send_text`` {user_id, text, ...}, ``POST /_control/
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
-
-if TYPE_CHECKING:
-    from sandbox.bot_api import LocalBotAPI
 
 _SEND_TEXT_OPTIONS = frozenset({"first_name", "last_name", "username", "chat_id", "language_code"})
 
 
-def install(app: web.Application, api: LocalBotAPI) -> None:
+class Controlled(Protocol):
+    """What the control side drives: the stand-in (:class:`sandbox.bot_api.LocalBotAPI`)."""
+
+    get_updates_mode: str
+    get_updates_calls: int
+    confirmed_offset: int
+    pending_updates: int
+
+    def send_text(self, user_id: int, text: str, **options: Any) -> int: ...
+
+    def send_update(self, update: dict[str, Any]) -> int: ...
+
+    def sent(self, chat_id: int | str | None = None) -> list[dict[str, Any]]: ...
+
+    def set_get_updates_mode(self, mode: str) -> None: ...
+
+
+def install(app: web.Application, api: Controlled) -> None:
     routes = _ControlRoutes(api)
     app.router.add_post("/_control/send_text", routes.send_text)
     app.router.add_post("/_control/send_update", routes.send_update)
@@ -25,7 +39,7 @@ def install(app: web.Application, api: LocalBotAPI) -> None:
 
 
 class _ControlRoutes:
-    def __init__(self, api: LocalBotAPI) -> None:
+    def __init__(self, api: Controlled) -> None:
         self.api = api
 
     async def send_text(self, request: web.Request) -> web.Response:
