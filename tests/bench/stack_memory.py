@@ -1,8 +1,11 @@
 """Memory of what runs: the real stack (supervisord → watchdog → bot, and the fatal listener)
 started as Render starts it, and ``python -m watchdog backup`` typed at a terminal beside it.
 Every process's RSS is sampled with psutil every 50 ms over supervisord's whole process tree and
-the command's; the table gives each process's peak and the peak of their sum (one sample, all
-processes at once), idle and during the backups."""
+the command's; the table gives each role's peak and the peak of their sum (one sample, all
+processes at once), idle and during the backups. The watchdog's workers (``python -m
+watchdog.data.…``: the integrity check's, the snapshot's) are a role of their own, summed over
+those alive at one sample, and any process of no known role is counted as "other": the total is
+the sum of the columns' processes, none left out."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from tests.bench.report import Table
 from tests.helpers import REPO, VENV_BIN, Proc, wait_until
 
 TARGET_MB = 200
+ROLES = ("supervisord", "watchdog", "workers", "bot", "listener", "terminal backup", "other")
 SAMPLE_EVERY = 0.05
 IDLE_S = 3.0
 MB = 1024 * 1024
@@ -32,6 +36,8 @@ def role(process: psutil.Process) -> str:
     except psutil.Error:
         return "?"
     text = " ".join(argv)
+    if any(arg.startswith("watchdog.data.") for arg in argv):
+        return "workers"
     if "supervisord" in text:
         return "supervisord"
     if "watchdog.fatal_listener" in text:
@@ -42,16 +48,20 @@ def role(process: psutil.Process) -> str:
         return "watchdog"
     if "watchdog" in argv and "backup" in argv:
         return "terminal backup"
-    return argv[0].rsplit("/", 1)[-1] if argv else "?"
+    return "other"
 
 
 class Sampler:
-    """Peaks of every process under ``roots`` (and their descendants), and of their sum."""
+    """Peaks of every role's processes under ``roots`` (and their descendants), each role's RSS
+    summed over its processes alive at one sample, and the peak of the whole sum; ``most`` is
+    how many processes of a role were alive at once."""
 
     def __init__(self, roots: list[int]) -> None:
         self.roots = list(roots)
         self.peaks: dict[str, float] = defaultdict(float)
+        self.most: dict[str, int] = defaultdict(int)
         self.total = 0.0
+        self.samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -69,7 +79,8 @@ class Sampler:
             self._stop.wait(SAMPLE_EVERY)
 
     def sample(self) -> None:
-        total = 0.0
+        now: dict[str, float] = defaultdict(float)
+        count: dict[str, int] = defaultdict(int)
         seen: set[int] = set()
         for pid in list(self.roots):
             try:
@@ -86,9 +97,13 @@ class Sampler:
                 except psutil.Error:
                     continue
                 name = role(process)
-                self.peaks[name] = max(self.peaks[name], rss)
-                total += rss
-        self.total = max(self.total, total)
+                now[name] += rss
+                count[name] += 1
+        for name, rss in now.items():
+            self.peaks[name] = max(self.peaks[name], rss)
+            self.most[name] = max(self.most[name], count[name])
+        self.total = max(self.total, sum(now.values()))
+        self.samples += 1
 
 
 def measure(stack: _Stack, runs: int, label: str) -> tuple[Table, float]:
@@ -96,7 +111,7 @@ def measure(stack: _Stack, runs: int, label: str) -> tuple[Table, float]:
     the peak total during the backups (MB)."""
     table = Table(
         f"Memory of every process during a terminal `backup` ({label}, psutil, peak RSS MB)",
-        ["phase", "supervisord", "watchdog", "bot", "listener", "terminal backup", "**total**"],
+        ["phase", *ROLES, "**total**"],
     )
     supervisord = Proc(SUPERVISORD, stack.env, REPO, stack.work / "supervisord.log")
     try:
@@ -134,7 +149,10 @@ def measure(stack: _Stack, runs: int, label: str) -> tuple[Table, float]:
         table.notes.append(
             "Real processes: supervisord (supervisord.conf) runs the watchdog and the fatal "
             "listener, the watchdog the bot; the terminal backup asks the running watchdog "
-            "(admin API), which takes the backup in its own process."
+            "(admin API), which takes the backup. workers: the watchdog's `python -m "
+            "watchdog.data.…` children (integrity check, snapshot), summed over those alive at "
+            "one sample (×N: most alive at once). A role's peak and the total's need not be "
+            "the same sample."
         )
         return table, during.total
     finally:
@@ -146,13 +164,12 @@ def measure(stack: _Stack, runs: int, label: str) -> tuple[Table, float]:
         supervisord.kill_tree()
 
 
+def cell(sampler: Sampler, name: str) -> str:
+    if name not in sampler.peaks:
+        return "—"
+    most = sampler.most[name]
+    return f"{sampler.peaks[name]:.0f}" + (f" (×{most})" if most > 1 else "")
+
+
 def _row(table: Table, phase: str, sampler: Sampler) -> None:
-    peaks = sampler.peaks
-    table.add(
-        phase,
-        *(
-            f"{peaks[name]:.0f}" if name in peaks else "—"
-            for name in ("supervisord", "watchdog", "bot", "listener", "terminal backup")
-        ),
-        f"{sampler.total:.0f}",
-    )
+    table.add(phase, *(cell(sampler, name) for name in ROLES), f"{sampler.total:.0f}")
