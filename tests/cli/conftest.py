@@ -88,6 +88,9 @@ class Traced:
         )
 
 
+SCHEDULED = ("hourly", "daily", "weekly")
+
+
 class Stack:
     """A running watchdog on the Cli's DATA_DIR (no bot token: the watchdog alone serves)."""
 
@@ -95,14 +98,17 @@ class Stack:
         self.cli = cli
         self.admin_file = cli.data / "run" / "admin.json"
         self.proc = processes.start("watchdog", [sys.executable, "-m", "watchdog", "run"], cli.env)
-        wait_until(
+        wait_until(  # the first start takes one backup per scheduled tier, one after another
             lambda: (
                 self.admin_file.is_file()
-                and get_json(f"http://127.0.0.1:{cli.port}/health")[1]["backups"]["tiers"]["hourly"]
+                and all(self.health()["backups"]["tiers"][tier] for tier in SCHEDULED)
             ),
-            timeout=60,
-            what="the watchdog serving, with its first backups",
+            timeout=90,
+            what="the watchdog serving, with its first backup of each scheduled tier",
         )
+
+    def health(self) -> dict:
+        return get_json(f"http://127.0.0.1:{self.cli.port}/health")[1]
 
     def log(self) -> str:
         return self.proc.output()
