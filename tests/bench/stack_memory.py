@@ -68,6 +68,8 @@ class Sampler:
         database SQLite reads through ``mmap``), shared with the page cache."""
         self.total = 0.0
         self.samples = 0
+        self.others: set[str] = set()
+        """What the processes of no known role were (their command, shortened)."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -104,6 +106,8 @@ class Sampler:
                 except psutil.Error:
                     continue
                 name = role(process)
+                if name == "other":
+                    self.others.add(_command(process))
                 now[name] += memory.rss / MB
                 mapped[name] += getattr(memory, "shared", 0) / MB
                 count[name] += 1
@@ -163,6 +167,8 @@ def measure(stack: _Stack, runs: int, label: str) -> tuple[Table, float]:
             "one sample (×N: most alive at once). A role's peak and the total's need not be "
             "the same sample."
         )
+        if during.others:
+            table.notes.append(f"other: {', '.join(sorted(during.others))}.")
         if "workers" in during.peaks:
             table.notes.append(
                 f"Of the workers' {during.peaks['workers']:.0f} MB, "
@@ -178,6 +184,16 @@ def measure(stack: _Stack, runs: int, label: str) -> tuple[Table, float]:
         except subprocess.TimeoutExpired:
             pass
         supervisord.kill_tree()
+
+
+def _command(process: psutil.Process) -> str:
+    try:
+        argv = process.cmdline()
+    except psutil.Error:
+        return "?"
+    if not argv:
+        return "a process ending (no command line left)"
+    return " ".join([argv[0].rsplit("/", 1)[-1], *argv[1:3]])[:60]
 
 
 def cell(sampler: Sampler, name: str) -> str:
