@@ -167,6 +167,14 @@ def measure(stack: _Stack, runs: int, label: str) -> tuple[Table, float]:
             "one sample (×N: most alive at once). A role's peak and the total's need not be "
             "the same sample."
         )
+        table.notes.append(
+            "File-backed pages (RssFile: libraries, mapped files) in each role's peak during the "
+            "backups: "
+            + ", ".join(
+                f"{name} {during.mapped[name]:.0f}" for name in ROLES if name in during.peaks
+            )
+            + " MB; the rest is the process's own memory."
+        )
         if during.others:
             table.notes.append(f"other: {', '.join(sorted(during.others))}.")
         if "workers" in during.peaks:
