@@ -88,9 +88,6 @@ class Traced:
         )
 
 
-SCHEDULED = ("hourly", "daily", "weekly")
-
-
 class Stack:
     """A running watchdog on the Cli's DATA_DIR (no bot token: the watchdog alone serves)."""
 
@@ -98,17 +95,17 @@ class Stack:
         self.cli = cli
         self.admin_file = cli.data / "run" / "admin.json"
         self.proc = processes.start("watchdog", [sys.executable, "-m", "watchdog", "run"], cli.env)
-        wait_until(  # the first start takes one backup per scheduled tier, one after another
+        wait_until(
             lambda: (
                 self.admin_file.is_file()
-                and all(self.health()["backups"]["tiers"][tier] for tier in SCHEDULED)
+                and all(
+                    get_json(f"http://127.0.0.1:{cli.port}/health")[1]["backups"]["tiers"][tier]
+                    for tier in ("hourly", "daily", "weekly")
+                )
             ),
-            timeout=90,
-            what="the watchdog serving, with its first backup of each scheduled tier",
+            timeout=60,
+            what="the watchdog serving, with its first hourly, daily and weekly backups",
         )
-
-    def health(self) -> dict:
-        return get_json(f"http://127.0.0.1:{self.cli.port}/health")[1]
 
     def log(self) -> str:
         return self.proc.output()
