@@ -29,8 +29,7 @@ import subprocess
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-
-import psycopg
+from typing import TYPE_CHECKING
 
 from conf.erasures import merge_lines
 from conf.journal_lines import ERASURE, ERASURES_FILE, JournalEntry, encode
@@ -45,6 +44,9 @@ from watchdog.data.erasures import (
     ids_in,
     later,
 )
+
+if TYPE_CHECKING:  # imported where a server is used: never on SQLite
+    import psycopg
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +212,8 @@ def reerase(
 ) -> ErasureReport:
     """After a restore into ``target``: the union of every copy of the record (see the module
     docstring) written into it and made again. Never raises: problems are in the report."""
+    import psycopg
+
     entries: list[JournalEntry] = []
     problems: list[str] = []
     notes: list[str] = []
