@@ -64,8 +64,8 @@ class Sampler:
         self.peaks: dict[str, float] = defaultdict(float)
         self.most: dict[str, int] = defaultdict(int)
         self.mapped: dict[str, float] = defaultdict(float)
-        """Of each role's peak, the file-backed pages (``RssFile``: mapped libraries, and a
-        database SQLite reads through ``mmap``), shared with the page cache."""
+        """Of each role's peak, the file-backed pages (``RssFile``: mapped libraries, and any
+        file mapped), shared with the page cache."""
         self.total = 0.0
         self.samples = 0
         self.others: set[str] = set()
@@ -181,7 +181,7 @@ def measure(stack: _Stack, runs: int, label: str) -> tuple[Table, float]:
             table.notes.append(
                 f"Of the workers' {during.peaks['workers']:.0f} MB, "
                 f"{during.mapped['workers']:.0f} MB are file-backed pages (RssFile: libraries, "
-                "and the backup SQLite reads through mmap), shared with the page cache and "
+                "and any mapped file), shared with the page cache and "
                 "counted once per worker."
             )
         return table, during.total

@@ -12,10 +12,10 @@ from tests.bench.stack_memory import ROLES, Sampler, cell
 from tests.helpers import REPO
 
 PARENT = """
-import subprocess, sys
+import os, subprocess, sys
 workers = [
     subprocess.Popen(
-        [sys.executable, "-m", "watchdog.data.checker", sys.argv[1], "1"],
+        [sys.executable, "-m", "watchdog.data.checker", sys.argv[1], "1", str(os.getpid())],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     for _ in range(2)

@@ -19,7 +19,6 @@ from watchdog.data.integrity import (
     CACHE_KIB,
     CHECK_NICE,
     MAX_PROBLEMS,
-    MMAP_BYTES,
     PENDING_BYTE,
     die_with_parent,
 )
@@ -28,8 +27,6 @@ from watchdog.data.integrity import (
 def _open(path: str, frozen: bool) -> sqlite3.Connection:
     connection = connect(Path(path), "ro", immutable=frozen)
     connection.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-    if frozen:
-        connection.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
     return connection
 
 
