@@ -257,3 +257,44 @@ def test_the_kind_is_chosen_from_database_url_in_one_place(postgres, tmp_path, m
     kind = database_kind(load_settings())
     assert isinstance(kind, PostgresDatabase) and kind.server.database == name
     assert pg.probe(kind.server).version_num >= 130000
+
+
+def test_an_erasure_that_no_dump_holds_makes_a_dump_due_then_a_push(
+    postgres, tmp_path, monkeypatch
+):
+    """On a server the record of erasures is the database's own table: until a dump holds a
+    new row, a lost database restored from the newest dump would bring the user back."""
+    from watchdog.runtime.jobs import BackupJobs
+    from watchdog.runtime.maintenance import Maintenance
+
+    url = postgres.url(filled(postgres))
+    kind = PostgresDatabase(pg.Server.from_url(url))
+    ctx = runtime_context(monkeypatch, tmp_path / "data", kind=kind)
+    keep = {**KEEP, "hourly": 5}
+    keeper = BackupKeeper(ctx.layout, keep=keep, min_free_bytes=0, app_version="t", source=kind)
+    jobs = BackupJobs(ctx, keeper)
+
+    asyncio.run(jobs.erasure_backup_if_due())
+    assert keeper.catalogue.scan() == [], "no erasures table: nothing is due"
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(
+            "CREATE TABLE erasures (user_id BIGINT NOT NULL, update_id BIGINT NOT NULL, "
+            "erased_at TEXT NOT NULL, PRIMARY KEY (user_id, update_id))"
+        )
+        connection.execute("INSERT INTO erasures VALUES (7, 900, '2026-12-01T10:00:00+00:00')")
+    asyncio.run(jobs.erasure_backup_if_due())
+    [taken] = keeper.catalogue.scan()
+    assert taken.tier == "hourly" and taken.manifest.extra["erasure_rows"] == "1"
+    asyncio.run(jobs.erasure_backup_if_due())
+    assert len(keeper.catalogue.scan()) == 1, "the newest dump holds every row: nothing due"
+
+    # offsite: due off schedule while the newest dump offsite lacks the row
+    assert Maintenance.erasures_not_offsite([taken], None)
+    assert not Maintenance.erasures_not_offsite([taken], taken.id)
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("INSERT INTO erasures VALUES (8, 901, '2026-12-01T11:00:00+00:00')")
+    ctx.clock.now += 60  # type: ignore[attr-defined]
+    asyncio.run(jobs.erasure_backup_if_due())
+    older, newer = keeper.catalogue.scan()
+    assert newer.manifest.extra["erasure_rows"] == "2"
+    assert Maintenance.erasures_not_offsite([older, newer], older.id)

@@ -85,3 +85,19 @@ def test_a_drill_is_due_daily_and_after_the_clock_went_back():
     assert not schedule.drill_due(90_000.0, 10_000.0)
     assert schedule.drill_due(100_000.0, 10_000.0)
     assert schedule.drill_due(100_000.0, 100_000.0 + 3600)
+
+
+def test_an_erasure_no_backup_holds_makes_a_backup_and_a_push_due():
+    assert schedule.erasure_rows_of({"erasure_rows": "3"}) == 3
+    assert schedule.erasure_rows_of({}) is None
+    assert schedule.erasure_rows_of({"erasure_rows": "-1"}) is None  # untrusted: not a count
+    # the record is on the disk (SQLite): never due from here
+    assert not schedule.erasure_backup_due(None, None)
+    assert not schedule.erasure_backup_due(0, None)
+    assert schedule.erasure_backup_due(1, None)  # a backup that does not say holds none
+    assert schedule.erasure_backup_due(4, 3)
+    assert not schedule.erasure_backup_due(3, 3)
+    assert not schedule.offsite_erasure_due(None, None)
+    assert schedule.offsite_erasure_due(2, None)
+    assert schedule.offsite_erasure_due(2, 1)
+    assert not schedule.offsite_erasure_due(2, 2)

@@ -110,6 +110,21 @@ def read_table(connection: psycopg.Connection, where: str) -> tuple[list[Journal
     return entries_of(rows, where)
 
 
+def table_rows(connection: psycopg.Connection) -> int:
+    """How many rows the erasures table holds (0 without the table): it only grows, so a count
+    above the newest dump's says an erasure is not in any dump yet."""
+    row = connection.execute("SELECT to_regclass('erasures')").fetchone()
+    if row is None or row[0] is None:
+        return 0
+    counted = connection.execute("SELECT count(*) FROM erasures").fetchone()
+    return int(counted[0]) if counted else 0
+
+
+def server_table_rows(server: pg.Server) -> int:
+    with pg.connect(server) as connection:
+        return table_rows(connection)
+
+
 def read_dump(dump: Path, tool: Path) -> tuple[list[JournalEntry], list[str]]:
     """The erasures table as a dump holds it (its COPY data, from ``pg_restore``: no server)."""
     done = subprocess.run(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from watchdog.data import pgdump
+from watchdog.data import erasures_pg, pgdump
 from watchdog.data import server as pg
 from watchdog.data.backups import database_bytes
 from watchdog.data.catalogue import Backup, Catalogue, Manifest
@@ -55,6 +55,12 @@ class DatabaseKind(Protocol):
         """What interrupted work left outside DATA_DIR (dropped); its names."""
         ...
 
+    def erasure_rows(self) -> int | None:
+        """Rows of the record of erasures the database itself holds (PostgreSQL's ``erasures``
+        table), compared with the newest backup's to make a backup due; None where the record
+        lives on the disk and goes offsite with the journal (SQLite)."""
+        ...
+
 
 @dataclass
 class SqliteFile:
@@ -75,6 +81,9 @@ class SqliteFile:
 
     def cleanup(self) -> list[str]:
         return []
+
+    def erasure_rows(self) -> int | None:
+        return None
 
 
 @dataclass
@@ -102,6 +111,12 @@ class PostgresDatabase:
             return pg.leftover_scratches(self.server)
         except pg.ServerError:
             return []  # the probe says why, with the bot held
+
+    def erasure_rows(self) -> int | None:
+        try:
+            return erasures_pg.server_table_rows(self.server)
+        except pg.ServerError:
+            return None  # the probe says why
 
     def restore(self, backup: Backup, target: pg.Server, proceed: Proceed) -> str:
         return pgdump.restore_dump(self.dumper, backup, target, proceed)

@@ -140,6 +140,8 @@ class Dumper:
         self.dump_to: Callable[[Path, str, Proceed], None] = self._dump_to
         self.restore_into: Callable[[Path, pg.Server, Proceed], None] = self._restore_into
         self.erasures: list[JournalEntry] = []
+        self.erasure_rows = 0
+        """The erasures table's rows in the dumped snapshot (valid or not): ``erasure_dump_due``."""
         """The erasure record as of the last dump's snapshot."""
         self.erasure_problems: list[str] = []
 
@@ -176,6 +178,7 @@ class Dumper:
             self.erasures, self.erasure_problems = erasures_pg.read_table(
                 connection, self.server.where
             )
+            self.erasure_rows = erasures_pg.table_rows(connection)
             self.dump_to(target, str(row[0]), proceed)  # the transaction keeps the snapshot
             connection.rollback()
         fsync_file(target)
@@ -259,6 +262,7 @@ def make_dump(
                 "content_sha256": fingerprint,
                 "proof": detail,
                 "erasures": str(len(dumper.erasures)),
+                "erasure_rows": str(dumper.erasure_rows),
             },
         )
         return manifest, tmp

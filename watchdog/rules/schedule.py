@@ -87,5 +87,25 @@ def offsite_due(now: float, newest_offsite_at: float | None, every: float) -> bo
     return is_due(now, newest_offsite_at, every)
 
 
+def erasure_rows_of(extra: Mapping[str, object]) -> int | None:
+    """The erasure rows a backup's manifest says its database held (None: it does not say)."""
+    value = extra.get("erasure_rows")
+    return int(value) if isinstance(value, str) and value.isdigit() else None
+
+
+def erasure_backup_due(held_now: int | None, newest_backup_held: int | None) -> bool:
+    """A backup now, off schedule: the database's own record of erasures (PostgreSQL's table)
+    has rows that no backup holds yet, so a restore from the newest backup alone, with the live
+    database lost too, would bring an erased user back. A backup that does not say how many it
+    holds counts as holding none."""
+    return held_now is not None and held_now > (newest_backup_held or 0)
+
+
+def offsite_erasure_due(newest_local_held: int | None, newest_offsite_held: int | None) -> bool:
+    """A push now, off schedule: the newest local backup holds erasures that the newest one
+    offsite lacks (a lost disk would restore from the branch)."""
+    return newest_local_held is not None and newest_local_held > (newest_offsite_held or 0)
+
+
 def drill_due(now: float, last_drill_at: float | None, every: float = DRILL_EVERY) -> bool:
     return is_due(now, last_drill_at, every)

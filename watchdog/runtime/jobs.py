@@ -141,6 +141,29 @@ class BackupJobs:
             else:
                 retry.succeeded()
             ctx.events.ping(ok=outcome is not None and outcome.backup is not None)
+        await self.erasure_backup_if_due()
+
+    async def erasure_backup_if_due(self) -> None:
+        """An hourly backup off schedule when the database's own record of erasures (on
+        PostgreSQL, its table) holds rows the newest backup lacks (``schedule.
+        erasure_backup_due``); with the hourly tier's retry backoff after a failure."""
+        ctx = self.ctx
+        held_now = await asyncio.to_thread(ctx.database.erasure_rows)
+        if held_now is None or ctx.stop_requested:
+            return
+        backups = await asyncio.to_thread(self.keeper.catalogue.scan)
+        newest = schedule.erasure_rows_of(backups[-1].manifest.extra) if backups else None
+        if not schedule.erasure_backup_due(held_now, newest):
+            return
+        now = ctx.clock.time()
+        retry = self.retries.setdefault("hourly", Retry(BACKUP_RETRY_FIRST, BACKUP_RETRY_MAX))
+        if not retry.ready(now):
+            return
+        outcome = await self.backup("hourly", "an erasure that no backup holds yet")
+        if outcome is None:
+            retry.failed(now)
+        else:
+            retry.succeeded()
 
     async def deploy_snapshot(self) -> None:
         """Before new code touches the data: when the app version changed, the ``deploy`` copy,

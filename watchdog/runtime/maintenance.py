@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 
 from conf.units import MIB
-from watchdog.data.catalogue import Catalogue
+from watchdog.data.catalogue import Backup, Catalogue
 from watchdog.data.drill import DrillResult, run_drill
 from watchdog.data.erasures import erasure_record_changed_at
 from watchdog.data.journal import JournalScan, remove_segments, scan_journal
@@ -77,14 +77,17 @@ class Maintenance:
             remembered = ctx.remembered.load()
             offsite.newest_id = remembered.offsite_id
             offsite.newest_at = remembered.offsite_created_at
-        if not schedule.offsite_due(now, offsite.newest_at, ctx.settings.backup_offsite_every):
-            return
+        on_time = schedule.offsite_due(now, offsite.newest_at, ctx.settings.backup_offsite_every)
+        if not on_time and ctx.database.keeps_a_file:
+            return  # a file's erasures go offsite with the journal
         local = await asyncio.to_thread(self.catalogue.scan)
         if not local:
             return
         newest = local[-1]
         if offsite.newest_at is not None and newest.created_at <= offsite.newest_at:
             return  # nothing newer than what is offsite already
+        if not on_time and not self.erasures_not_offsite(local, offsite.newest_id):
+            return
         held = self.rotation_hold()
         offsite.rotation_held_since = held
         try:
@@ -232,6 +235,13 @@ class Maintenance:
         )
         self._pruned_for = None  # read the journal again now: /health shows what was pushed
         await self.prune_journal_if_due()
+
+    @staticmethod
+    def erasures_not_offsite(local: list[Backup], offsite_id: str | None) -> bool:
+        """The newest local backup holds erasures the newest one offsite lacks (both as their
+        manifests say; a backup offsite but no longer here counts as holding none)."""
+        held = {b.id: schedule.erasure_rows_of(b.manifest.extra) for b in local}
+        return schedule.offsite_erasure_due(held[local[-1].id], held.get(offsite_id or ""))
 
     def rotation_hold(self) -> float | None:
         """When the fresh start that holds rotation happened (None: rotation runs). After a
