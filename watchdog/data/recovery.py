@@ -164,6 +164,9 @@ class RecoveryResult:
     rebuilds the updates after the backup from them)."""
     erasures: dict[str, object] | None = None
     """The erasure record made again on the installed (and merged) database."""
+    rows: dict[str, int] | None = None
+    """Rows per table of the installed backup, as its manifest gives them (so the bot need not
+    wait for a count of a big file; the full check with the bot up counts again)."""
     check_deferred: bool = False
     """The installed backup was proven by its hash (its manifest records a full check of those
     bytes): the full check of the installed file is still to run, with the bot back."""
@@ -244,6 +247,7 @@ def recover(
             moved = update_note(moved, restored_from=backup.id, source="local")
         if _install(layout, candidate, result):
             result.restored_from, result.source = backup.id, "local"
+            result.rows = dict(backup.manifest.rows)
             result.check_deferred = check_deferred(backup, trust_hash)
         elif moved is not None:
             moved = update_note(moved, restored_from=None, source=None)
@@ -251,6 +255,7 @@ def recover(
         fetched = first_good_offsite(layout, offsite, now, result.rejected)
         if fetched is not None and _install(layout, fetched[0], result):
             result.restored_from, result.source = fetched[1].id, "offsite"
+            result.rows = dict(fetched[1].rows)
             # A lost disk lost the journal too: the branch's copy of it, for replay.
             brought = restore_journal(layout.journal, offsite, fetched[1].created_at)
             result.journal = brought.as_dict() if brought is not None else None
