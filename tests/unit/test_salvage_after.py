@@ -18,8 +18,11 @@ import pytest
 from conf.erasures import record_erasure
 from conf.layout import DataLayout
 from conf.schema import schema_sql
+from tests import dbgen
 from watchdog.data import merge
+from watchdog.data.backups import BackupKeeper
 from watchdog.data.quarantine import list_quarantine, quarantine_database, update_note
+from watchdog.data.recovery import recover
 from watchdog.data.salvage_job import owed_salvages, read_damaged, salvage_entry
 
 REPO = Path(__file__).resolve().parents[2]
@@ -242,3 +245,27 @@ def test_a_worker_whose_watchdog_is_gone_stops_and_leaves_the_salvage_pending(si
     assert rows(layout.database, "SELECT * FROM messages ORDER BY id") == before
     (kept,) = owed_salvages(layout)
     assert kept.database is not None and kept.database.exists()
+
+
+def test_recovery_installs_and_leaves_the_salvage_pending_for_after_the_launch(tmp_path):
+    """``recover`` no longer salvages before it returns (the bot's launch waits for it): the
+    note and the result say pending, and the rows only the damaged file holds come back with
+    the salvage that runs after."""
+    layout = DataLayout(tmp_path / "data", tmp_path / "data" / "erixcast.db")
+    layout.ensure()
+    dbgen.create_bot(layout.database, 300_000)
+    keeper = BackupKeeper(layout, {"hourly": 5}, 0, "t")
+    assert keeper.take("hourly", "test", 1_800_000_000.0).backup is not None
+    with closing(sqlite3.connect(layout.database)) as connection:
+        _message(connection, 999_999, 1, "only in the damaged file")
+        connection.commit()
+    result = recover(layout, "test", "damaged", 1_800_000_100.0)
+    assert result.restored_from is not None and result.salvage == {"status": "pending"}
+    assert "salvage runs with the bot back" in result.summary()
+    assert result.rows is not None and result.rows["messages"] > 0
+    query = "SELECT count(*) FROM messages WHERE chat_id = 999999"
+    assert rows(layout.database, query) == [(0,)], "not merged before the launch"
+    (entry,) = owed_salvages(layout)
+    assert entry.note["restored_from"] == result.restored_from
+    salvage_entry(layout, entry)
+    assert rows(layout.database, query) == [(1,)]
