@@ -24,6 +24,7 @@ from watchdog.data.backups import BackupKeeper
 from watchdog.data.quarantine import list_quarantine, quarantine_database, update_note
 from watchdog.data.recovery import recover
 from watchdog.data.salvage_job import owed_salvages, read_damaged, salvage_entry
+from watchdog.rules.recovery import SALVAGE_WAITS_AT_MOST, salvage_may_start
 
 REPO = Path(__file__).resolve().parents[2]
 AT = "2026-03-01T10:00:00.000000+00:00"
@@ -269,3 +270,11 @@ def test_recovery_installs_and_leaves_the_salvage_pending_for_after_the_launch(t
     assert entry.note["restored_from"] == result.restored_from
     salvage_entry(layout, entry)
     assert rows(layout.database, query) == [(1,)]
+
+
+def test_the_salvage_waits_for_the_bot_to_answer_but_not_forever():
+    assert salvage_may_start("running", 0.0)
+    assert salvage_may_start("not_configured", 0.0)
+    for phase in ("held", "starting", "backoff", "stopping"):
+        assert not salvage_may_start(phase, 1.0), phase  # the bot's start-up goes first
+        assert salvage_may_start(phase, SALVAGE_WAITS_AT_MOST)

@@ -19,7 +19,7 @@ from typing import Any
 
 from watchdog.data.quarantine import Quarantined
 from watchdog.data.salvage_job import owed_salvages
-from watchdog.rules.deploy import may_verify
+from watchdog.rules.recovery import salvage_may_start
 from watchdog.runtime.context import RuntimeContext
 
 log = logging.getLogger(__name__)
@@ -58,8 +58,8 @@ class BackgroundSalvage:
         entries = await asyncio.to_thread(owed_salvages, ctx.layout)
         if not entries:
             return
-        bot = ctx.state.bot
-        while not may_verify(bot.phase.value, bot.launched_at, ctx.clock.time()):
+        bot, began = ctx.state.bot, ctx.clock.monotonic()
+        while not salvage_may_start(bot.phase.value, ctx.clock.monotonic() - began):
             if ctx.stop_requested:
                 return
             await ctx.sleep(WAIT_FOR_BOT)
