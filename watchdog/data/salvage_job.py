@@ -106,15 +106,16 @@ def salvage_entry(layout: DataLayout, entry: Quarantined) -> SalvageReport:
 # -- the worker ---------------------------------------------------------------------------------
 
 
+_go = threading.Event()
+"""Set when the watchdog says ``merge`` (it holds its data lock from then until our report)."""
+
+
 def _end_with_stdin() -> None:
     """The watchdog's end closes our stdin: stop at once (an unfinished step rolls back)."""
     for line in sys.stdin:
         if line.strip() == "merge":
             _go.set()
     os._exit(3)
-
-
-_go = threading.Event()
 
 
 def work(root: Path, database: Path, folder: Path) -> int:

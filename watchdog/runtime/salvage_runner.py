@@ -122,10 +122,11 @@ class BackgroundSalvage:
         recovery.rows_salvaged += total
         if report.get("status") == "not owed":
             return
+        renumbered = report.get("renumbered")
+        moved = sum(renumbered.values()) if isinstance(renumbered, dict) else 0
         message = (
-            f"salvage of {entry.folder.name} {report.get('status')}: {total} rows merged into "
-            f"the live database (read {report.get('read')}, renumbered {report.get('renumbered')}"
-            f", erased again {report.get('erased')})"
+            f"salvage of {entry.folder.name} {report.get('status')}: {total} rows salvaged "
+            f"from the damaged file with the bot up ({moved} rows under a new id)"
         )
         ctx.events.record("recovery", message, logging.WARNING)
         ctx.events.alert(f"♻️ {message}")
