@@ -15,6 +15,7 @@ import hashlib
 import logging
 import os
 import secrets
+import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -39,6 +40,9 @@ log = logging.getLogger(__name__)
 
 
 COPY_CHUNK = 8 * 1024 * 1024
+EARLY_SPARE_BYTES = 256 * 1024 * 1024
+"""Free space an early copy leaves at least, besides a second file's size (it runs before the
+catalogue makes room by retention: a tight disk gets the usual staging instead)."""
 HEADER_JOURNAL_MODE = slice(18, 20)
 """The file format's write and read versions: 2 in WAL mode, 1 in rollback-journal mode (what
 the online backup API gives a copy, and what a stored backup is)."""
@@ -96,6 +100,9 @@ def copy_early(source: Path, catalogue: Catalogue, tier: str, proceed: Proceed) 
     if facts is None:
         return False
     path = catalogue.temporary_path(tier, f"early-{secrets.token_hex(3)}", ".db")
+    if shutil.disk_usage(path.parent).free < 2 * facts.size + EARLY_SPARE_BYTES:
+        log.info("no early deploy copy: the disk is tight (the staging makes room first)")
+        return False
     try:
         digest = plain_copy(source, path, proceed)
     except BaseException:
