@@ -5,7 +5,9 @@ update's own transaction (:mod:`bot.storage.outbox`); once that commits, the mes
 chat's lane here. A lane sends its chat's messages in order, and when Telegram answers 429 or
 the network fails it waits and tries again — only that lane waits. A sent message leaves the
 outbox; one still there after a crash is sent at the next start (a reply may arrive twice, as
-before, and is never lost once its update was confirmed).
+before, and is never lost once its update was confirmed). On a server shared by instances
+(:class:`OutboxLeases`) the rows are leased: a starting instance sends only those whose sender's
+lease expired, and no live sender's row is sent by another.
 
 Slow work for a chat (an export, a watchdog call) runs in the chat's lane too
 (:meth:`Delivery.run`), after what the lane already holds, outside the handling of updates.
@@ -17,6 +19,10 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import os
+import secrets
+import socket
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -44,6 +50,21 @@ outbox for the next start."""
 
 Work = Callable[[], Awaitable[None]]
 Sent = Callable[[list[int]], Awaitable[None]]
+PendingRow = tuple[int, int, str, dict[str, Any]]
+
+
+class LeaseStorage(Protocol):
+    outbox_owner: str | None
+
+    def outbox_renew(self) -> int: ...
+
+    def outbox_take(self, methods: tuple[str, ...]) -> list[PendingRow]: ...
+
+    def outbox_release(self) -> int: ...
+
+
+class RunOnDatabase(Protocol):
+    async def __call__(self, fn: Callable[..., Any], /, *args: Any) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -127,6 +148,11 @@ class Delivery:
         self.attempts = attempts
         self.sent = 0
         self.given_up = 0
+        self.may_send: Callable[[], bool] = lambda: True
+        """Checked before each attempt of a stored message: False while this instance's
+        outbox leases may have lapsed (another instance may be sending it)."""
+        self.queued: set[int] = set()
+        """Outbox ids in a lane here, waiting or being sent."""
         self._lanes: dict[int, _Lane] = {}
         self._idle = asyncio.Event()
         self._idle.set()
@@ -136,6 +162,10 @@ class Delivery:
         return sum(len(lane.items) + (lane.task is not None) for lane in self._lanes.values())
 
     def send(self, item: Outgoing) -> None:
+        if item.outbox_id is not None:
+            if item.outbox_id in self.queued:
+                return
+            self.queued.add(item.outbox_id)
         self._enqueue(item.chat_id, item)
 
     def run(self, chat_id: int, work: Work) -> None:
@@ -158,7 +188,10 @@ class Delivery:
             while lane.items:
                 item = lane.items[0]
                 if isinstance(item, Outgoing):
-                    await self._deliver(item)
+                    try:
+                        await self._deliver(item)
+                    finally:
+                        self.queued.discard(item.outbox_id or 0)
                 else:
                     await self._work(chat_id, item)
                 lane.items.popleft()
@@ -181,6 +214,13 @@ class Delivery:
         attempt = 0
         while True:
             attempt += 1
+            if item.outbox_id is not None and not self.may_send():
+                log.warning(
+                    "not sending outbox row %s: this instance's lease may have lapsed (the "
+                    "instance that holds it now sends it)",
+                    item.outbox_id,
+                )
+                return
             try:
                 await self._call(item)
                 self.sent += 1
@@ -250,5 +290,91 @@ class Delivery:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await lane.task
         self._lanes.clear()
+        self.queued.clear()
         self._idle.set()
         return done
+
+
+class OutboxLeases:
+    """On a server shared by instances: this instance's claims on the outbox rows it sends
+    (:mod:`bot.storage.outbox`). Every ``every`` seconds it renews its leases and sweeps up the
+    rows whose lease expired (an instance killed, or stopped with messages unsent), which it
+    then sends; at start the sweep replaces "send every row found". A lease that may have
+    lapsed (renewal failing for longer than the lease) stops this instance's sends of stored
+    messages until it is renewed: by then another instance may hold them."""
+
+    def __init__(
+        self,
+        storage: LeaseStorage,
+        run: RunOnDatabase,
+        delivery: Delivery,
+        methods: tuple[str, ...] = METHODS,
+        *,
+        lease: float | None = None,
+        every: float | None = None,
+    ) -> None:
+        from bot.storage.outbox import LEASE_SECONDS
+
+        self.storage = storage
+        self.run = run
+        self.delivery = delivery
+        self.methods = methods
+        self.lease = lease if lease is not None else LEASE_SECONDS
+        self.every = every if every is not None else self.lease / 4
+        self.name = f"{socket.gethostname()} pid {os.getpid()} {secrets.token_hex(4)}"
+        self.margin = min(2.0, self.lease / 4)
+        self._valid_until = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    def holds(self) -> bool:
+        return time.monotonic() < self._valid_until
+
+    async def start(self) -> None:
+        """Claim the rows written from now on, and take (and send) the expired ones."""
+        self.storage.outbox_owner = self.name
+        self.delivery.may_send = self.holds
+        self._valid_until = time.monotonic() + self.lease - self.margin
+        await self.sweep(at_start=True)
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def sweep(self, at_start: bool = False) -> None:
+        started = time.monotonic()
+        await self.run(self.storage.outbox_renew)
+        self._valid_until = started + self.lease - self.margin
+        taken = await self.run(self.storage.outbox_take, self.methods)
+        fresh = [row for row in taken if row[0] not in self.delivery.queued]
+        if fresh:
+            log.info(
+                "sending %d stored messages %s",
+                len(fresh),
+                "left unsent before this start" if at_start else "whose sender's lease expired",
+            )
+        for outbox_id, chat_id, method, params in fresh:
+            self.delivery.send(Outgoing(chat_id, method, params, outbox_id))
+
+    async def _loop(self) -> None:
+        failing = False
+        while True:
+            await asyncio.sleep(self.every)
+            try:
+                await self.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                if not failing:
+                    log.warning("cannot renew the outbox leases: %s", error)
+                failing = True
+            else:
+                failing = False
+
+    async def stop(self) -> None:
+        """A clean stop: the loop ends and this instance's leases are given up."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        try:
+            await self.run(self.storage.outbox_release)
+        except Exception as error:  # they expire by themselves
+            log.warning("cannot release the outbox leases: %s", error)

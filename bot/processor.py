@@ -36,7 +36,7 @@ from telegram.ext import Application, BaseUpdateProcessor
 from bot import crashpoints
 from bot.claims import Claim, claim_update
 from bot.clock import utc_now
-from bot.delivery import HANDLING, METHODS, Delivery, Handling, Outgoing, Work
+from bot.delivery import HANDLING, METHODS, Delivery, Handling, OutboxLeases, Outgoing, Work
 from bot.journaling import BatchJournal
 from bot.persistence import SQLitePersistence
 from bot.storage import DatabaseThread, Storage
@@ -100,6 +100,7 @@ class DurableUpdateProcessor(BaseUpdateProcessor):
         self.clock = clock
         self.application: Application | None = None
         self.delivery: Delivery | None = None
+        self.leases: OutboxLeases | None = None
         self.failed: BaseException | None = None
         self.committed = 0
         self.skipped = 0
@@ -143,6 +144,11 @@ class DurableUpdateProcessor(BaseUpdateProcessor):
         pruned = await self.db.run(self.storage.prune_processed, self.clock())
         if pruned:
             log.debug("forgot %d update ids older than a week", pruned)
+        if not self.storage.is_sqlite and self.delivery is not None:
+            # A server shared by instances: send only what nobody holds (bot/delivery.py).
+            self.leases = OutboxLeases(self.storage, self.db.run, self.delivery)
+            await self.leases.start()
+            return
         pending = await self.db.run(self.storage.outbox_pending, METHODS)
         if pending and self.delivery is not None:
             log.info("sending %d messages that were not sent before the last stop", len(pending))
@@ -156,6 +162,8 @@ class DurableUpdateProcessor(BaseUpdateProcessor):
             await self.commit()
         if self.delivery is not None:
             await self.delivery.drain()
+        if self.leases is not None:
+            await self.leases.stop()
         log.info(
             "handled %d updates this run, at most %d at once; %d messages sent",
             self.committed,

@@ -110,3 +110,25 @@ CREATE TABLE IF NOT EXISTS outbox (
 	created_at TEXT NOT NULL,
 	PRIMARY KEY (id)
 );
+
+-- @role state
+-- Who asked /deleteme, and when: written in the erasure's own transaction. On PostgreSQL this
+-- is the erasure record (carried into every dump, made again by every restore:
+-- watchdog/data/erasures_pg.py); on SQLite the record is conf/erasures.py's file, and this
+-- table one more copy of it.
+CREATE TABLE IF NOT EXISTS erasures (
+	user_id BIGINT NOT NULL,
+	update_id BIGINT NOT NULL,
+	erased_at TEXT NOT NULL,
+	PRIMARY KEY (user_id, update_id)
+);
+
+-- @role state
+-- Which instance is sending an outbox row, and until when its lease holds (milliseconds since
+-- 1970 on the server's clock). Used on a server shared by instances only (bot/delivery.py).
+CREATE TABLE IF NOT EXISTS outbox_claims (
+	id BIGINT NOT NULL,
+	claimed_by TEXT NOT NULL,
+	expires_ms BIGINT NOT NULL,
+	PRIMARY KEY (id)
+);

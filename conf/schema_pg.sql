@@ -120,3 +120,25 @@ CREATE TABLE IF NOT EXISTS outbox (
 	created_at TEXT NOT NULL,
 	PRIMARY KEY (id)
 );
+
+-- @role state
+-- Who asked /deleteme, and when: written in the erasure's own transaction. The erasure record
+-- on a server: every dump carries it, and every restore makes it again
+-- (watchdog/data/erasures_pg.py), so an older dump never brings an erased user back.
+CREATE TABLE IF NOT EXISTS erasures (
+	user_id BIGINT NOT NULL,
+	update_id BIGINT NOT NULL,
+	erased_at TEXT NOT NULL,
+	PRIMARY KEY (user_id, update_id)
+);
+
+-- @role state
+-- Which instance is sending an outbox row, and until when its lease holds (milliseconds since
+-- 1970 on the server's clock): a starting instance sends only rows whose lease expired
+-- (bot/delivery.py, OutboxLeases).
+CREATE TABLE IF NOT EXISTS outbox_claims (
+	id BIGINT NOT NULL,
+	claimed_by TEXT NOT NULL,
+	expires_ms BIGINT NOT NULL,
+	PRIMARY KEY (id)
+);

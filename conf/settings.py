@@ -2,15 +2,16 @@
 
 ``ENV_FILE`` names another file to read instead of ``./.env``; a file named so must exist
 (``/dev/null`` for none). An empty value (``DATABASE_PATH=``) means unset. Every bad value is one
-line naming its variable, never a traceback.
+line naming its variable, never a traceback. Validated here with pydantic, for the processes
+that run (the watchdog, the bot, a command doing the work itself); where values come from, and
+the data's place (all a command asking the running watchdog needs), are ``conf.env``'s, which
+imports no pydantic.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
-import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -27,7 +28,13 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from conf.database_url import DatabaseURL, parse_database_url
 from conf.durations import parse_duration
-from conf.exitcodes import EXIT_BAD_SETTINGS
+from conf.env import (
+    DEFAULT_DATA_DIR,
+    SettingsError,
+    data_paths,
+    env_file_path,
+    exit_bad_setting,
+)
 
 Duration = Annotated[float, Field(gt=0)]
 
@@ -46,7 +53,7 @@ class Settings(BaseSettings):
     telegram_api_url: str = "https://api.telegram.org/bot"
     admin_ids: Annotated[tuple[int, ...], NoDecode] = ()
 
-    data_dir: Path = Path("data")
+    data_dir: Path = DEFAULT_DATA_DIR
     database_path: Path | None = None
     # A PostgreSQL server instead of the SQLite file (conf/database_url.py checks it).
     database_url: SecretStr | None = None
@@ -255,18 +262,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _resolve_paths(self) -> Settings:
-        self.data_dir = _resolved("DATA_DIR", self.data_dir)
-        if self.database_path is None:
-            self.database_path = self.data_dir / "erixcast.db"
-        else:
-            self.database_path = _resolved("DATABASE_PATH", self.database_path)
-        if _is_file(self.data_dir):
-            raise ValueError(f"DATA_DIR: {self.data_dir} is a file, not a folder")
-        if _is_dir(self.database_path):
-            raise ValueError(
-                f"DATABASE_PATH: {self.database_path} is a folder; name the database file "
-                "(or leave DATABASE_PATH unset for DATA_DIR/erixcast.db)"
-            )
+        self.data_dir, self.database_path = data_paths(self.data_dir, self.database_path)
         if self.disk_warn_percent > self.disk_critical_percent:
             raise ValueError("DISK_WARN_PERCENT must not exceed DISK_CRITICAL_PERCENT")
         return self
@@ -345,10 +341,6 @@ BOT_LIMIT_SETTINGS = ("rate_limit_per_minute", "rate_limit_burst", "user_quota_m
 (``watchdog.runtime.child.BOT_SETTINGS`` must include them)."""
 
 
-class SettingsError(Exception):
-    """A setting that cannot be used; the message names the variable and never shows a secret."""
-
-
 _SECRET_FIELDS = {
     "telegram_bot_token",
     "telegram_webhook_secret",
@@ -381,29 +373,6 @@ def describe_error(error: ValidationError) -> str:
     return "; ".join(lines)
 
 
-def _resolved(variable: str, path: Path) -> Path:
-    try:
-        return path.expanduser().resolve()
-    except (RuntimeError, OSError) as error:  # ~unknown-user, a loop of links
-        raise ValueError(f"{variable}: {path} cannot be used: {error}") from None
-
-
-def _is_file(path: Path) -> bool:
-    """Whether ``path`` is there and not a folder; a place we may not look into is left to the
-    start-up's own check of DATA_DIR (which says so in one line)."""
-    try:
-        return path.exists() and not path.is_dir()
-    except OSError:
-        return False
-
-
-def _is_dir(path: Path) -> bool:
-    try:
-        return path.is_dir()
-    except OSError:
-        return False
-
-
 def is_loopback_url(url: str) -> bool:
     host = (urlsplit(url).hostname or "").lower()
     if host == "localhost":
@@ -412,28 +381,6 @@ def is_loopback_url(url: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def env_file_path() -> Path | None:
-    """The env file to read: ``ENV_FILE`` (which must exist), else ``./.env`` if there is one.
-    Raises SettingsError for a file that is missing or not UTF-8 text."""
-    named = os.environ.get("ENV_FILE")
-    path = Path(named) if named else Path(".env")
-    try:
-        path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        if named:
-            raise SettingsError(f"ENV_FILE: {path} does not exist") from None
-        return None
-    except IsADirectoryError:
-        raise SettingsError(f"ENV_FILE: {path} is a folder, not a file") from None
-    except UnicodeDecodeError as error:
-        raise SettingsError(
-            f"ENV_FILE: {path} is not UTF-8 text (byte {error.start}); save it as UTF-8"
-        ) from None
-    except OSError as error:
-        raise SettingsError(f"ENV_FILE: cannot read {path}: {error.strerror}") from None
-    return path
 
 
 def load_settings() -> Settings:
@@ -449,5 +396,4 @@ def load_settings_or_exit(program: str) -> Settings:
     try:
         return load_settings()
     except SettingsError as error:
-        print(f"{program}: bad setting: {error}", file=sys.stderr)
-        raise SystemExit(EXIT_BAD_SETTINGS) from None
+        exit_bad_setting(program, error)

@@ -3,15 +3,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import select
 import socket
 import threading
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from aiohttp import web
+
+from sandbox.background_loop import BackgroundLoop
 
 T = TypeVar("T")
 PROXY_VARIABLES = (
@@ -25,17 +25,14 @@ PROXY_VARIABLES = (
 NO_PROXY_VARIABLES = ("no_proxy", "NO_PROXY")
 
 
-class ThreadedLoop:
-    """An event loop in a daemon thread; synchronous tests hand it coroutines to run."""
+class ThreadedLoop(BackgroundLoop):
+    """An event loop in a daemon thread, running from construction; synchronous tests hand it
+    coroutines to run (``run``) and apps to serve (``serve``)."""
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self._thread.start()
+        super().__init__("test-loop")
+        self.start()
         self._runners: list[web.AppRunner] = []
-
-    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 15.0) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
     def serve(self, app: web.Application) -> int:
         """Serve ``app`` on 127.0.0.1 and a free port; the port."""
@@ -50,12 +47,12 @@ class ThreadedLoop:
         self._runners.append(runner)
 
     def close(self) -> None:
+        self.stop(self._clean_up, timeout=10)
+
+    async def _clean_up(self) -> None:
         for runner in reversed(self._runners):
             with contextlib.suppress(Exception):
-                self.run(runner.cleanup())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
-        self.loop.close()
+                await runner.cleanup()
 
 
 class RecordingProxy:

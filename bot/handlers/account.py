@@ -194,7 +194,7 @@ class AccountHandlers(LimitedHandlers):
             await self.answer(query)
             await self.edit(query, "Nothing was erased.")
             return
-        counts = await self.db.run(self.storage.erase_user, user.id)
+        counts = await self.db.run(self.storage.erase_user, user.id, update.update_id, utc_now())
         if self.journal is not None:
             # Out of the journal too, and recorded there, so no replay brings the user back.
             await self.db.run(self.journal.erase_user, user.id, update.update_id)

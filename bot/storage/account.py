@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
 
 from bot import codec
+from bot.clock import utc_now
 from bot.limits import ROW_BYTES
 from bot.storage.history import HistoryStore
 from bot.storage.notes import NoteStore
@@ -17,6 +19,7 @@ from bot.storage.persistence_rows import (
     PersistenceStore,
     key_ids,
 )
+from bot.storage.values import timestamp
 
 
 class AccountStore(HistoryStore, NoteStore, PersistenceStore):
@@ -96,14 +99,36 @@ class AccountStore(HistoryStore, NoteStore, PersistenceStore):
                 {"user_id": int(user_id), "after": int(after_id), "limit": int(limit)},
             )
 
-    def erase_user(self, user_id: int) -> dict[str, int]:
+    def erase_user(
+        self, user_id: int, update_id: int | None = None, at: datetime | None = None
+    ) -> dict[str, int]:
         """Delete everything of the user: their row, messages (and their private chat's),
-        notes, the private chat, messages to it not sent yet, and their persistence rows (user data, private chat data,
-        conversation states keyed by them). Counts per table."""
+        notes, the private chat, messages to it not sent yet, and their persistence rows (user
+        data, private chat data, conversation states keyed by them). Counts per table.
+
+        With the erasing ``update_id`` (and its time), the erasure is recorded in the
+        ``erasures`` table in the same transaction: on a server that row is the record every
+        restore makes again (``watchdog/data/erasures_pg.py``)."""
         uid = int(user_id)
         key = codec.dumps(uid)
         counts: dict[str, int] = {}
         with self.db:
+            if update_id is not None:
+                self._run(
+                    text(
+                        "INSERT INTO erasures (user_id, update_id, erased_at) "
+                        "VALUES (:uid, :update_id, :at) ON CONFLICT (user_id, update_id) "
+                        "DO NOTHING"
+                    ),
+                    {"uid": uid, "update_id": int(update_id), "at": timestamp(at or utc_now())},
+                )
+            self._run(
+                text(
+                    "DELETE FROM outbox_claims WHERE id IN "
+                    "(SELECT id FROM outbox WHERE chat_id = :uid)"
+                ),
+                {"uid": uid},
+            )
             for table, statement in (
                 ("messages", "DELETE FROM messages WHERE user_id = :uid OR chat_id = :uid"),
                 ("notes", "DELETE FROM notes WHERE user_id = :uid"),

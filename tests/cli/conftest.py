@@ -49,6 +49,22 @@ def cli(tmp_path) -> Cli:
 
 
 IMPORT_LINE = "import time:"
+HEAVY_MODULES = frozenset(
+    {
+        *(
+            "pydantic",
+            "pydantic_core",
+            "pydantic_settings",
+            "dotenv",
+            "aiohttp",
+            "prometheus_client",
+        ),
+        *("git", "dataset", "sqlalchemy", "psycopg", "zstandard", "pyrage", "psutil", "sqlite3"),
+        *("asyncio", "ssl", "email", "http.client", "urllib.request", "conf.settings"),
+    }
+)
+"""What the terminal client (a command that a running watchdog does) must never load: a
+framework, the data's libraries, or urllib's HTTP (http.client, email and ssl: 8 MB)."""
 DATA_MODULES = ("sqlite3", "watchdog.data.snapshot", "watchdog.data.catalogue", "aiohttp")
 """What a command that asks the running watchdog must not load: it would open or read the data
 (or serve) itself."""
@@ -82,10 +98,13 @@ class Stack:
         wait_until(
             lambda: (
                 self.admin_file.is_file()
-                and get_json(f"http://127.0.0.1:{cli.port}/health")[1]["backups"]["tiers"]["hourly"]
+                and all(
+                    get_json(f"http://127.0.0.1:{cli.port}/health")[1]["backups"]["tiers"][tier]
+                    for tier in ("hourly", "daily", "weekly")
+                )
             ),
             timeout=60,
-            what="the watchdog serving, with its first backups",
+            what="the watchdog serving, with its first hourly, daily and weekly backups",
         )
 
     def log(self) -> str:

@@ -16,12 +16,17 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from conf.erasures import record_erasure
 from conf.schema import TABLES
 from tests import dbgen
 from tests.helpers import wait_until
 from tests.pg import PASSWORD
 
-KEYS = {"persistence": 'kind, name, "key"', "processed_updates": "update_id"}
+KEYS = {
+    "persistence": 'kind, name, "key"',
+    "processed_updates": "update_id",
+    "erasures": "user_id, update_id",
+}
 
 
 def fill_every_table(path: Path, target_bytes: int) -> None:
@@ -59,6 +64,15 @@ def fill_every_table(path: Path, target_bytes: int) -> None:
             "INSERT INTO outbox (chat_id, method, params, created_at) VALUES (?, 'sendMessage', ?, 'now')",
             [(n, json.dumps({"text": f"hé {n}"})) for n in range(40)],
         )
+        conn.executemany(
+            "INSERT INTO erasures (user_id, update_id, erased_at) "
+            "VALUES (?, ?, '2026-03-02T00:00:00.000000+00:00')",
+            [(70_000 + n, 800_000_000 + n) for n in range(30)],
+        )
+        conn.executemany(
+            "INSERT INTO outbox_claims (id, claimed_by, expires_ms) VALUES (?, 'host pid 1 ab', ?)",
+            [(n, 1_800_000_000_000 + n) for n in range(1, 11)],
+        )
         conn.execute("UPDATE messages SET edited_at = sent_at, update_id = id WHERE id % 7 = 0")
         conn.commit()
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -92,10 +106,11 @@ def sqlite_rows(path: Path, table: str) -> Iterator[tuple[object, ...]]:
         yield from conn.execute(f'SELECT {quoted} FROM "{table}" ORDER BY {KEYS.get(table, "id")}')
 
 
-def same_rows(path: Path, url: str) -> dict[str, int]:
-    """Every row of every table equal on both sides, in key order; rows per table."""
+def same_rows(path: Path, url: str, but: tuple[str, ...] = ()) -> dict[str, int]:
+    """Every row of every table (``but`` those) equal on both sides, in key order; rows per
+    table."""
     counts = {}
-    for table in TABLES:
+    for table in (t for t in TABLES if t not in but):
         n = 0
         for n, (a, b) in enumerate(
             zip(sqlite_rows(path, table), pg_rows(url, table), strict=True), 1
@@ -110,6 +125,11 @@ def record(url: str) -> dict:
         return json.loads(conn.execute("SELECT document FROM _erixcast_migration").fetchone()[0])
 
 
+def bookkeeping_left(url: str) -> bool:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT to_regclass('_erixcast_migration')").fetchone()[0] is not None
+
+
 @pytest.mark.timeout(1200)
 def test_a_100_mb_database_round_trips_every_row(cli, postgres, tmp_path):
     fill_every_table(cli.database, 100 * 1024 * 1024)
@@ -120,6 +140,7 @@ def test_a_100_mb_database_round_trips_every_row(cli, postgres, tmp_path):
     assert "DATABASE_URL=postgresql://erixcast:***@" in done.stdout
     assert not list((cli.data / "migrate").iterdir()), "the snapshot is removed once verified"
 
+    assert not bookkeeping_left(url)
     again = migrate(cli, "--to", url)
     assert again.returncode == 0 and "already holds a finished migration" in again.stdout
 
@@ -146,6 +167,9 @@ def test_a_100_mb_database_round_trips_every_row(cli, postgres, tmp_path):
     downgraded = migrate(cli, "--from", url, "--to-sqlite", str(back))
     assert downgraded.returncode == 0, downgraded.stderr
     assert "python -m watchdog restore" in downgraded.stdout
+    # the server's erasures join the disk's record, for every later restore on SQLite
+    record_lines = (cli.data / "journal" / "erasures.jsonl").read_bytes().splitlines()
+    assert len(record_lines) == 30 and (cli.data / "backups" / "erasures.jsonl").exists()
     with contextlib.closing(sqlite3.connect(back)) as conn:
         conn.execute("ATTACH ? AS original", (f"file:{cli.database}?mode=ro",))
         for table in TABLES:
@@ -170,6 +194,8 @@ def test_a_100_mb_database_round_trips_every_row(cli, postgres, tmp_path):
 @pytest.mark.timeout(600)
 def test_a_kill_in_the_middle_of_a_batch_then_a_rerun_copies_each_row_once(cli, postgres):
     fill_every_table(cli.database, 15 * 1024 * 1024)
+    # an erasure of the SQLite days, in the disk's record only: the server's record takes it
+    record_erasure(cli.data / "journal", 4242, 17, 1_770_000_000.0)
     url = postgres.url(postgres.create_database())
     proc = subprocess.Popen(
         [sys.executable, "-m", "watchdog", "migrate", "--to", url, "--batch-rows", "500"],
@@ -221,9 +247,18 @@ def test_a_kill_in_the_middle_of_a_batch_then_a_rerun_copies_each_row_once(cli, 
 
     done = migrate(cli, "--to", url)
     assert done.returncode == 0, done.stderr
-    counts = same_rows(cli.database, url)
-    assert counts == {t["name"]: t["total"] for t in halfway["tables"]}
-    assert record(url)["verified_at"] is not None
+    counts = same_rows(cli.database, url, but=("erasures",))
+    totals = {t["name"]: t["total"] for t in halfway["tables"]}
+    assert counts == {name: n for name, n in totals.items() if name != "erasures"}
+    assert not bookkeeping_left(url), "the bookkeeping table stays once verified"
+    # the erasures table: the file's 30 rows, and the disk record's erasure joined them
+    assert sorted(sqlite_rows(cli.database, "erasures")) == sorted(
+        row for row in pg_rows(url, "erasures") if row[0] != 4242
+    )
+    assert [row[:2] for row in pg_rows(url, "erasures") if row[0] == 4242] == [(4242, 17)]
+    assert totals["erasures"] == 30
+    again = migrate(cli, "--to", url)
+    assert again.returncode == 0 and "already holds a finished migration" in again.stdout
 
 
 def test_a_foreign_target_is_refused_and_left_alone(cli, postgres):

@@ -10,7 +10,9 @@ def test_status_summarises_the_running_watchdog(cli, processes):
     wait_until(
         lambda: (
             get_json(f"http://127.0.0.1:{cli.port}/health")[1]["bot"]["status"] == "not_configured"
-        )
+        ),
+        timeout=60,  # a start on a loaded machine checks the database first
+        what="the watchdog serving",
     )
     done = cli("status")
     assert done.returncode == 1  # degraded: no token

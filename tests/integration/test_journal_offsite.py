@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -30,7 +29,6 @@ from conf.journal import (
     segment_number,
 )
 from conf.layout import DataLayout
-from conf.settings import load_settings
 from conf.units import MIB
 from tests import dbgen
 from tests.fakes.clock import FakeClock
@@ -39,16 +37,14 @@ from tests.helpers import base_env, free_port, get_json, wait_until
 from tests.integration import test_offsite as base
 from tests.integration.test_offsite import Site, blob, git, make_store
 from tests.integration.test_offsite_auth import plant
+from tests.runtime_context import runtime_context
 from watchdog.data.backups import JOURNAL_HEADROOM, BackupKeeper, BackupSkipped
 from watchdog.data.catalogue import Catalogue
 from watchdog.data.journal import assemble
 from watchdog.data.recovery import recover
-from watchdog.data.remembered import RememberedStore
 from watchdog.offsite.auth import MacKey, seal
 from watchdog.rules.health import Thresholds, assess
-from watchdog.rules.state import WatchdogState
 from watchdog.runtime.context import RuntimeContext
-from watchdog.runtime.events import Events
 from watchdog.runtime.maintenance import Maintenance
 
 pytestmark = pytest.mark.integration
@@ -290,25 +286,15 @@ class Alerts:
 def maintenance_for(
     tmp_path: Path, monkeypatch, store=None, **env: str
 ) -> tuple[Maintenance, RuntimeContext, Alerts]:
-    monkeypatch.setenv("ENV_FILE", os.devnull)
-    monkeypatch.setenv("DATA_DIR", str(tmp_path / "wd-data"))
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    settings = load_settings()
-    layout = DataLayout.from_settings(settings)
-    layout.ensure()
-    clock = FakeClock(start=time.time())
-    state = WatchdogState(started_at=clock.time())
     alerts = Alerts()
-    ctx = RuntimeContext(
-        settings=settings,
-        layout=layout,
-        clock=clock,
-        state=state,
-        remembered=RememberedStore(layout.state_file),
-        events=Events(state, clock.time, alerts),  # type: ignore[arg-type]
+    ctx = runtime_context(
+        monkeypatch,
+        tmp_path / "wd-data",
+        env=env,
+        clock=FakeClock(start=time.time()),
+        alerter=alerts,
     )
-    return Maintenance(ctx, Catalogue(layout), store), ctx, alerts
+    return Maintenance(ctx, Catalogue(ctx.layout), store), ctx, alerts
 
 
 def health_of(ctx: RuntimeContext) -> dict:

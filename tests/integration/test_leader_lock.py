@@ -5,24 +5,18 @@ leadership (said, then tried again), and a lock that is per database."""
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from conf.layout import DataLayout
-from conf.settings import load_settings
-from tests.fakes.clock import FakeClock
 from tests.pg import PostgresServer
+from tests.runtime_context import runtime_context
 from watchdog.data import server as pg
 from watchdog.data.kinds import PostgresDatabase
 from watchdog.data.leader_lock import LeaderLock
-from watchdog.data.remembered import RememberedStore
 from watchdog.rules.leader import Role
-from watchdog.rules.state import WatchdogState
 from watchdog.runtime.context import RuntimeContext
-from watchdog.runtime.events import Events
 from watchdog.runtime.leadership import Leadership
 
 pytestmark = pytest.mark.integration
@@ -31,24 +25,8 @@ pytestmark = pytest.mark.integration
 def leadership(
     tmp_path: Path, url: str, name: str, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[Leadership, RuntimeContext]:
-    monkeypatch.setenv("ENV_FILE", os.devnull)
-    monkeypatch.setenv("DATA_DIR", str(tmp_path / name))
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    settings = load_settings()
-    layout = DataLayout.from_settings(settings)
-    layout.ensure()
-    clock = FakeClock()
-    state = WatchdogState(started_at=clock.time())
     kind = PostgresDatabase(pg.Server.from_url(url))
-    ctx = RuntimeContext(
-        settings=settings,
-        layout=layout,
-        clock=clock,
-        state=state,
-        remembered=RememberedStore(layout.state_file),
-        events=Events(state, clock.time, None, None),  # type: ignore[arg-type]
-        kind=kind,
-    )
+    ctx = runtime_context(monkeypatch, tmp_path / name, kind=kind)
     return Leadership(ctx, LeaderLock(kind.server, f"test-watchdog {name}")), ctx
 
 

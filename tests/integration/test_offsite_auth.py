@@ -7,22 +7,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from tests import dbgen
 from tests.fakes.git_server import git_env
+from tests.forgery import hostile_database, package_files
 from tests.integration import test_offsite as base
 from tests.integration.test_offsite import Site, blob, commits_on, git, make_store
+from tests.runtime_context import runtime_context
 from watchdog.data.snapshot import sha256_of
 from watchdog.offsite import CLOCK_SKEW, OffsiteError
 from watchdog.offsite import package as package_module
 from watchdog.offsite import verify as verify_module
-from watchdog.offsite.auth import MacKey, seal
+from watchdog.offsite.auth import MacKey
 from watchdog.offsite.package import pack
 
 pytestmark = pytest.mark.integration
@@ -102,56 +102,18 @@ def plant(
     return commit
 
 
-def hostile_database(tmp_path: Path) -> Path:
-    """The real schema plus one extra trigger."""
-    import sqlite3
-
-    path = tmp_path / "hostile.db"
-    dbgen.create(path, 100_000)
-    with sqlite3.connect(path) as connection:
-        connection.execute("CREATE TRIGGER planted AFTER INSERT ON users BEGIN SELECT 1; END")
-    connection.close()
-    return path
-
-
 def forged_package(
     site: Site, tmp_path: Path, backup_id: str, mac: MacKey, created_at: float
 ) -> tuple[dict[str, bytes], bytes]:
     """A package with a valid age envelope to the operator's public key (anyone may make one),
     MAC'd under ``mac``. Returns its files and the sealed manifest."""
-    source = hostile_database(tmp_path)
+    source = hostile_database(tmp_path / "hostile.db")
     folder = tmp_path / f"forge-{backup_id}"
     folder.mkdir()
-    recipient = site.identity.to_public()
-    parts, paths = pack(source, compressed=False, recipient=recipient, folder=folder)
     genuine = site.backup().manifest  # the shape of a real manifest, with the hostile file's facts
     manifest = json.loads(genuine.to_json())
-    manifest.update(
-        id=backup_id,
-        created_at=created_at,
-        sha256=sha256_of(source),
-        size_bytes=source.stat().st_size,
-    )
-    sealed = package_module.encrypt_bytes(json.dumps(manifest).encode(), recipient)
-    document = {
-        "format": 2,
-        "kind": "erixcast-offsite-package",
-        "id": backup_id,
-        "encrypted": True,
-        "recipient": str(recipient),
-        "compression": "zstd",
-        "stored_size": sum(p.size for p in parts),
-        "parts": [vars(p) for p in parts],
-        "manifest": {
-            "name": "manifest.age",
-            "size": len(sealed),
-            "sha256": hashlib.sha256(sealed).hexdigest(),
-        },
-    }
-    files = {p.name: path.read_bytes() for p, path in zip(parts, paths, strict=True)}
-    files["manifest.age"] = sealed
-    files["package.json"] = json.dumps(seal(document, mac)).encode()
-    return files, sealed
+    recipient = site.identity.to_public()
+    return package_files(source, manifest, recipient, mac, folder, backup_id, created_at)
 
 
 @pytest.fixture
@@ -330,32 +292,14 @@ def test_the_watchdog_holds_rotation_after_a_fresh_start_until_released(
     remembered, rotating again once an operator released it (the admin API's call)."""
     import asyncio
 
-    from conf.layout import DataLayout
-    from conf.settings import load_settings
-    from tests.fakes.clock import FakeClock
     from watchdog.data.catalogue import Catalogue
     from watchdog.data.remembered import RememberedStore
-    from watchdog.rules.state import WatchdogState
-    from watchdog.runtime.context import RuntimeContext
-    from watchdog.runtime.events import Events
     from watchdog.runtime.maintenance import Maintenance
 
-    monkeypatch.setenv("ENV_FILE", os.devnull)
-    monkeypatch.setenv("DATA_DIR", str(site.root))
-    settings = load_settings()
-    layout = DataLayout.from_settings(settings)
-    clock = FakeClock()
-    state = WatchdogState(started_at=clock.time())
-    remembered = RememberedStore(layout.state_file)
+    remembered = RememberedStore(site.layout.state_file)
     remembered.update(fresh_start_at=site.clock, fresh_start_reason="no usable backup")
-    ctx = RuntimeContext(
-        settings=settings,
-        layout=layout,
-        clock=clock,
-        state=state,
-        remembered=remembered,
-        events=Events(state, clock.time, None),  # type: ignore[arg-type]
-    )
+    ctx = runtime_context(monkeypatch, site.root, remembered=remembered, ensure=False)
+    clock, state = ctx.clock, ctx.state
     keep = 2
     maintenance = Maintenance(ctx, Catalogue(site.layout), make_store(remote, site, keep=keep))
 

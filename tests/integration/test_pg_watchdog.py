@@ -19,20 +19,18 @@ from pyrage import x25519
 
 from conf.layout import DataLayout
 from conf.settings import load_settings
-from tests.fakes.clock import FakeClock
 from tests.pg import PASSWORD, PostgresServer
+from tests.runtime_context import runtime_context
 from watchdog.data import pgdump
 from watchdog.data import server as pg
 from watchdog.data.backups import BackupKeeper
 from watchdog.data.drill import run_drill
 from watchdog.data.kinds import PostgresDatabase
-from watchdog.data.remembered import RememberedStore
 from watchdog.data.snapshot import SnapshotError
 from watchdog.offsite import OffsiteStore, cache_dir_for
 from watchdog.rules.health import Thresholds, assess
-from watchdog.rules.state import Integrity, WatchdogState
+from watchdog.rules.state import Integrity
 from watchdog.runtime.context import RuntimeContext
-from watchdog.runtime.events import Events
 from watchdog.runtime.server_guard import ServerGuard
 from watchdog.runtime.supervision import BotSupervisor
 
@@ -126,23 +124,8 @@ def test_a_dump_that_does_not_restore_or_restores_other_counts_is_set_aside(post
 
 
 def guard_on(tmp_path: Path, monkeypatch, url: str) -> tuple[ServerGuard, RuntimeContext]:
-    monkeypatch.setenv("ENV_FILE", os.devnull)
-    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
-    settings = load_settings()
-    layout = DataLayout.from_settings(settings)
-    layout.ensure()
-    clock = FakeClock()
-    state = WatchdogState(started_at=clock.time())
     kind = PostgresDatabase(pg.Server.from_url(url))
-    ctx = RuntimeContext(
-        settings=settings,
-        layout=layout,
-        clock=clock,
-        state=state,
-        remembered=RememberedStore(layout.state_file),
-        events=Events(state, clock.time, None, None),  # type: ignore[arg-type]
-        kind=kind,
-    )
+    ctx = runtime_context(monkeypatch, tmp_path / "data", kind=kind)
     bot = BotSupervisor(ctx, [sys.executable, "-c", "pass"])
     return ServerGuard(ctx, bot, kind), ctx
 

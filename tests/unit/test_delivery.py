@@ -153,3 +153,31 @@ def test_drain_stops_at_its_timeout_and_leaves_the_rest_in_the_outbox() -> None:
 def test_waits_double_and_are_capped() -> None:
     assert [wait_before_attempt(n) for n in (1, 2, 3)] == [0.5, 1.0, 2.0]
     assert wait_before_attempt(30) == 60.0
+
+
+def test_a_stored_message_whose_lease_may_have_lapsed_is_not_sent_nor_cleared() -> None:
+    """Another instance may hold it by now: it stays in the outbox for whoever holds it, and
+    the same row offered twice (a sweep while it waits) is in one lane once."""
+
+    async def scenario() -> None:
+        bot = FakeBot()
+        bot.failures[1] = [RetryAfter(30)]
+        holding = [True]
+        cleared: list[int] = []
+
+        async def sleep(seconds: float) -> None:
+            holding[0] = False  # the renewals failed while the lane waited
+
+        async def on_sent(ids: list[int]) -> None:
+            cleared.extend(ids)
+
+        delivery = Delivery(bot, on_sent=on_sent, sleep=sleep)  # type: ignore[arg-type]
+        delivery.may_send = lambda: holding[0]
+        delivery.send(message(1, "held", outbox_id=5))
+        delivery.send(message(1, "held", outbox_id=5))
+        delivery.send(message(2, "not stored"))
+        assert await delivery.drain(timeout=10)
+        assert bot.sent == [(SEND_MESSAGE, "not stored")]
+        assert cleared == [] and delivery.queued == set()
+
+    asyncio.run(scenario())

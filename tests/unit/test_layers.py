@@ -6,6 +6,10 @@ sandbox (the Bot API stand-in of ``make demo``) stands apart from all of them.""
 from __future__ import annotations
 
 import ast
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.helpers import REPO
@@ -133,3 +137,51 @@ def test_no_import_circle():
     for module in sorted(edges):
         if module not in state and (circle := visit(module)):
             raise AssertionError(" -> ".join(circle))
+
+
+def modules_after(code: str) -> set[str]:
+    """The modules a fresh interpreter holds after running ``code`` in the repository."""
+    done = subprocess.run(
+        [sys.executable, "-c", f"{code}\nimport sys, json; print(json.dumps(sorted(sys.modules)))"],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), "ENV_FILE": os.devnull},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return set(json.loads(done.stdout.splitlines()[-1]))
+
+
+def heavy_in(modules: set[str], heavy: frozenset[str]) -> list[str]:
+    return sorted(m for m in modules if m in heavy or m.split(".")[0] in heavy)
+
+
+def test_the_terminal_client_path_loads_nothing_heavy():
+    """What a command asking the running watchdog imports: its module, where the data is, the
+    loopback client. No settings framework, no data libraries, no urllib (tests/cli checks the
+    same of real runs against a real watchdog)."""
+    from tests.cli.conftest import HEAVY_MODULES
+
+    modules = modules_after(
+        "from watchdog.cli import build_parser, command_module\n"
+        "from conf.env import read_places\n"
+        "read_places()\n"
+        "for name in ('backup', 'status', 'list', 'verify', 'drill'):\n"
+        "    command_module(name); build_parser(name)\n"
+        "import watchdog.cli.remote"
+    )
+    assert "watchdog.cli.remote" in modules and "watchdog.cli.loopback" in modules
+    assert heavy_in(modules, HEAVY_MODULES) == []
+
+
+def test_the_watchdog_on_sqlite_loads_no_postgresql_nor_the_bots_libraries():
+    modules = modules_after(
+        "from watchdog.cli import run\n"
+        "from watchdog.runtime.service import WatchdogService\n"
+        "from watchdog.web.front import WebFront\n"
+        "from watchdog.offsite import OffsiteStore"
+    )
+    assert "aiohttp" in modules  # what it is made of is there
+    heavy = frozenset({"psycopg", "git", "sqlalchemy", "dataset", "alembic", "telegram", "httpx"})
+    assert heavy_in(modules, heavy) == []

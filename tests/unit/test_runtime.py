@@ -5,25 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from pathlib import Path
 
 import pytest
 
 from conf.exitcodes import EXIT_DATABASE, EXIT_NOT_CONFIGURED
-from conf.layout import DataLayout
-from conf.settings import load_settings
 from tests.fakes.bot_process import FOREVER, FakeSpawner, Script
-from tests.fakes.clock import FakeClock
+from tests.runtime_context import runtime_context
 from watchdog.data.database import DatabaseCheck
 from watchdog.data.disk import DiskReading
 from watchdog.data.recovery import RecoveryResult
 from watchdog.data.remembered import RememberedStore
 from watchdog.data.replay_report import ReplayOutcome
 from watchdog.offsite import OffsiteError
-from watchdog.rules.state import BotPhase, Integrity, WatchdogState
+from watchdog.rules.state import BotPhase, Integrity
 from watchdog.runtime.context import RuntimeContext
-from watchdog.runtime.events import Events
 from watchdog.runtime.guard import DataGuard
 from watchdog.runtime.jobs import BackupJobs
 from watchdog.runtime.maintenance import Maintenance
@@ -41,25 +37,14 @@ class FakeAlerter:
 
 @pytest.fixture
 def ctx(tmp_path, monkeypatch) -> RuntimeContext:
-    monkeypatch.setenv("ENV_FILE", os.devnull)
-    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "1:x")
-    monkeypatch.setenv("BOT_HEARTBEAT_TIMEOUT", "30")
-    monkeypatch.setenv("BOT_RESTART_BACKOFF_MAX", "8")
-    settings = load_settings()
-    layout = DataLayout.from_settings(settings)
-    layout.ensure()
-    clock = FakeClock()
-    state = WatchdogState(started_at=clock.time())
-    state.database.integrity = Integrity.OK
-    return RuntimeContext(
-        settings=settings,
-        layout=layout,
-        clock=clock,
-        state=state,
-        remembered=RememberedStore(layout.state_file),
-        events=Events(state, clock.time, FakeAlerter()),  # type: ignore[arg-type]
-    )
+    env = {
+        "TELEGRAM_BOT_TOKEN": "1:x",
+        "BOT_HEARTBEAT_TIMEOUT": "30",
+        "BOT_RESTART_BACKOFF_MAX": "8",
+    }
+    made = runtime_context(monkeypatch, tmp_path / "data", env=env, alerter=FakeAlerter())
+    made.state.database.integrity = Integrity.OK
+    return made
 
 
 def supervisor_with(ctx: RuntimeContext, scripts: list[Script], launches: int) -> FakeSpawner:

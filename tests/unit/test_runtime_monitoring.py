@@ -5,20 +5,15 @@ the status page charts — with a real BackupKeeper over a real SQLite file."""
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 
 import pytest
 
-from conf.layout import DataLayout
-from conf.settings import load_settings
-from tests.fakes.clock import FakeClock
 from tests.helpers import TEST_RETENTION
+from tests.runtime_context import runtime_context
 from watchdog.data.backups import BackupKeeper
-from watchdog.data.remembered import RememberedStore
-from watchdog.rules.state import Integrity, WatchdogState
+from watchdog.rules.state import Integrity
 from watchdog.runtime.context import RuntimeContext
-from watchdog.runtime.events import Events
 from watchdog.runtime.jobs import BackupJobs
 
 
@@ -50,25 +45,12 @@ class FullDiskKeeper:
 
 @pytest.fixture
 def ctx(tmp_path, monkeypatch) -> RuntimeContext:
-    monkeypatch.setenv("ENV_FILE", os.devnull)
-    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
-    settings = load_settings()
-    layout = DataLayout.from_settings(settings)
-    layout.ensure()
-    with sqlite3.connect(layout.database) as connection:
+    made = runtime_context(monkeypatch, tmp_path / "data", pinger=RecordingPinger())
+    with sqlite3.connect(made.layout.database) as connection:
         connection.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)")
         connection.executemany("INSERT INTO notes (text) VALUES (?)", [("x" * 100,)] * 500)
-    clock = FakeClock()
-    state = WatchdogState(started_at=clock.time())
-    state.database.integrity = Integrity.OK
-    return RuntimeContext(
-        settings=settings,
-        layout=layout,
-        clock=clock,
-        state=state,
-        remembered=RememberedStore(layout.state_file),
-        events=Events(state, clock.time, None, RecordingPinger()),  # type: ignore[arg-type]
-    )
+    made.state.database.integrity = Integrity.OK
+    return made
 
 
 def run(coroutine, timeout: float = 30.0):

@@ -52,6 +52,8 @@ def test_the_tables_and_their_roles() -> None:
         "persistence",
         "processed_updates",
         "outbox",
+        "erasures",
+        "outbox_claims",
     )
     assert schema.MERGEABLE_TABLES == ("users", "chats", "messages", "notes", "processed_updates")
     assert set(schema.MERGEABLE_TABLES) < set(schema.TABLES)

@@ -119,4 +119,4 @@ def test_statements_are_split_where_a_semicolon_ends_them() -> None:
     statements = schema.pg_statements()
     assert all(not statement.endswith(";") for statement in statements)
     assert all(not statement.startswith("--") for statement in statements)
-    assert sum(statement.startswith("CREATE TABLE") for statement in statements) == 7
+    assert sum(statement.startswith("CREATE TABLE") for statement in statements) == 9

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conf.layout import TIERS, DataLayout
-from conf.settings import Settings
-from watchdog.cli.common import fail, keeper_for, megabytes, prepare
+from watchdog.cli.common import fail, keeper_for, locate, megabytes, prepare
 from watchdog.cli.progress import Progress
 from watchdog.cli.remote import Refused, Unreachable, reach
+
+if TYPE_CHECKING:
+    from conf.settings import Settings
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -43,7 +45,7 @@ def take_here(settings: Settings, layout: DataLayout, args: argparse.Namespace) 
 
 
 def command(args: argparse.Namespace) -> int:
-    settings, layout = prepare()
+    layout = locate()
     progress = Progress()
     try:
         with reach(layout, hold=True) as remote:
@@ -51,6 +53,7 @@ def command(args: argparse.Namespace) -> int:
                 body = {"tier": args.tier, "reason": args.reason}
                 answer = remote.run("backup", body, progress)
             else:
+                settings, layout = prepare()
                 with progress.running(f"{args.tier} backup: copying and proving it"):
                     answer = take_here(settings, layout, args)
     except Unreachable as error:

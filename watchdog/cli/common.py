@@ -1,6 +1,7 @@
-"""What every one-shot command shares: settings, quiet logging, the backup keeper. Light on
-purpose: a command that asks the running watchdog imports nothing of the data layer (the
-commands import it inside the functions that do the work here)."""
+"""What every one-shot command shares: where the data is, settings, quiet logging, the backup
+keeper. Light on purpose: a command that asks the running watchdog needs only :func:`locate`
+(``conf.env``: no pydantic) and imports nothing of the data layer; the full settings
+(:func:`prepare`) and the data layer are imported by the commands that do the work here."""
 
 from __future__ import annotations
 
@@ -9,17 +10,30 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from conf.env import read_places_or_exit
 from conf.layout import DataLayout
-from conf.logging import setup_logging
-from conf.settings import Settings, load_settings_or_exit
 from conf.units import MIB
 from watchdog.web.wording import span
 
 if TYPE_CHECKING:
+    from conf.settings import Settings
     from watchdog.data.backups import BackupKeeper
 
 
+def locate(program: str = "watchdog") -> DataLayout:
+    """The data's layout from DATA_DIR and DATABASE_PATH alone (folders made): enough to find
+    the running watchdog. A command doing the work itself calls :func:`prepare` then."""
+    places = read_places_or_exit(program)
+    layout = DataLayout(root=places.data_dir, database=places.database)
+    layout.ensure()
+    return layout
+
+
 def prepare(program: str = "watchdog") -> tuple[Settings, DataLayout]:
+    """Every setting validated, the layout, and logging to the log file."""
+    from conf.logging import setup_logging
+    from conf.settings import load_settings_or_exit
+
     settings = load_settings_or_exit(program)
     layout = DataLayout.from_settings(settings)
     layout.ensure()

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from conf.layout import DataLayout
-from watchdog.cli.common import fail, prepare
+from watchdog.cli.common import fail, locate, prepare
 from watchdog.cli.progress import Progress
 from watchdog.cli.remote import Refused, Unreachable, reach
 
@@ -36,7 +36,7 @@ def drill_here(layout: DataLayout) -> list[dict[str, Any]]:
 
 
 def command(args: argparse.Namespace) -> int:
-    _, layout = prepare()
+    layout = locate()
     progress = Progress()
     try:
         with reach(layout, hold=False) as remote:
@@ -44,7 +44,7 @@ def command(args: argparse.Namespace) -> int:
                 results = remote.run("drill", {}, progress)["results"]
             else:
                 with progress.running("restore drill: restoring each tier's newest backup"):
-                    results = drill_here(layout)
+                    results = drill_here(prepare()[1])
     except (Unreachable, Refused) as error:
         return fail("drill", str(error))
     if not results:

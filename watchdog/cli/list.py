@@ -11,7 +11,7 @@ from typing import Any
 
 from conf.layout import TIERS
 from conf.units import MIB
-from watchdog.cli.common import age, fail, prepare
+from watchdog.cli.common import age, fail, locate, prepare
 from watchdog.cli.remote import Refused, Unreachable, reach
 
 
@@ -89,9 +89,9 @@ def offsite_command(args: argparse.Namespace, settings) -> int:  # type: ignore[
 
 
 def command(args: argparse.Namespace) -> int:
-    settings, layout = prepare()
     if args.offsite:
-        return offsite_command(args, settings)
+        return offsite_command(args, prepare()[0])
+    layout = locate()
     try:
         with reach(layout, hold=False) as remote:
             if remote is not None:
@@ -101,7 +101,7 @@ def command(args: argparse.Namespace) -> int:
                 from watchdog.data.catalogue import Catalogue
                 from watchdog.runtime.actions import catalogue_answer
 
-                backups = catalogue_answer(Catalogue(layout), args.tier)
+                backups = catalogue_answer(Catalogue(prepare()[1]), args.tier)
     except (Unreachable, Refused) as error:
         return fail("list", str(error))
     if args.json:

@@ -10,15 +10,14 @@ otherwise the remembered state file is changed here, holding the watchdog's lock
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-import urllib.error
-import urllib.request
 from typing import TYPE_CHECKING
 
 from watchdog.cli.common import iso, prepare
+from watchdog.cli.loopback import exchange
 from watchdog.data.fs import AlreadyRunning, InstanceLock
 from watchdog.web.admin_endpoint import AdminEndpoint
-from watchdog.web.client import ask_admin
 
 if TYPE_CHECKING:
     from watchdog.data.remembered import RememberedStore
@@ -57,7 +56,13 @@ def confirmed(assume_yes: bool) -> bool:
 
 
 def ask_running_watchdog(endpoint: AdminEndpoint) -> tuple[bool, str]:
-    return ask_admin(endpoint, RELEASE_PATH, {}, timeout=30)
+    """The admin API's ``ok`` and ``message``; OSError or ValueError when it does not answer."""
+    headers = {"Authorization": f"Bearer {endpoint.secret}", "Content-Type": "application/json"}
+    answer = exchange(endpoint.url, "POST", RELEASE_PATH, headers, b"{}", timeout=30)
+    document = json.loads(answer.body)
+    if not isinstance(document, dict):
+        raise ValueError("the watchdog's answer is not a JSON object")
+    return bool(document.get("ok")), str(document.get("message"))
 
 
 def release_file(store: RememberedStore) -> str:
@@ -85,7 +90,7 @@ def command(args: argparse.Namespace) -> int:
             )
         try:
             ok, message = ask_running_watchdog(endpoint)
-        except (urllib.error.URLError, OSError, ValueError) as error:
+        except (OSError, ValueError) as error:
             return fail(f"the running watchdog did not answer ({error})")
         if not ok:
             return fail(message)

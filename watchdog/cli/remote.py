@@ -2,8 +2,9 @@
 (over the loopback admin API, whose address and per-run secret are in ``DATA_DIR/run/admin.json``)
 and does it itself only when no watchdog runs — when the instance lock says so, and is held
 meanwhile if the work changes the data. A command that goes through the watchdog loads no more
-than settings and urllib: no database code, no web framework (a few tens of MB, not a second
-runtime beside the stack's).
+than where the data is (``conf.env``) and a socket (``cli.loopback``): no settings framework,
+no database code, no web framework, no urllib (a dozen MB, not a second runtime beside the
+stack's).
 
 The address file is tried first and the lock only when it does not answer, so a command run
 while the stack starts never takes the lock from under the starting watchdog."""
@@ -12,23 +13,20 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
+import urllib.parse  # pathlib's already: no cost
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from conf.layout import DataLayout
+from watchdog.cli.loopback import NoAnswer, exchange
 from watchdog.cli.progress import Progress
 from watchdog.data.fs import AlreadyRunning, InstanceLock
 from watchdog.web.admin_endpoint import AdminEndpoint
-from watchdog.web.client import open_direct
 
 ASK_TIMEOUT = 15.0
 """Seconds for one request to the admin API (a job's start, one look at it): answered at once."""
 POLL = 0.25
-NOT_ANSWERING = (urllib.error.URLError, OSError, TimeoutError)
 
 
 class Unreachable(Exception):
@@ -51,30 +49,26 @@ class Remote:
     def ask(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         """One request; the answer's JSON. Raises Refused for a refusal (400, 404, 409, 429…),
         Unreachable for a secret that is not this run's (401) or no answer."""
-        request = urllib.request.Request(
-            f"{self.endpoint.url}{path}",
-            data=None if body is None else json.dumps(body).encode(),
-            headers={
-                "Authorization": f"Bearer {self.endpoint.secret}",
-                "Content-Type": "application/json",
-            },
-            method=method,
-        )
+        headers = {
+            "Authorization": f"Bearer {self.endpoint.secret}",
+            "Content-Type": "application/json",
+        }
+        data = None if body is None else json.dumps(body).encode()
         try:
-            with open_direct(request, timeout=ASK_TIMEOUT) as answer:
-                return _document(answer.read())
-        except urllib.error.HTTPError as error:
-            if error.code == 401:
-                raise SecretRefused(
-                    f"the watchdog at {self.endpoint.url} refused the admin secret in "
-                    f"{self.address_file}: the file is not from the watchdog now running"
-                ) from None
-            document = _document(error.read())
-            raise Refused(str(document.get("error") or f"HTTP {error.code}")) from None
-        except NOT_ANSWERING as error:
+            answer = exchange(self.endpoint.url, method, path, headers, data, ASK_TIMEOUT)
+        except NoAnswer as error:
             raise Unreachable(
                 f"the watchdog at {self.endpoint.url} does not answer ({error})"
             ) from None
+        if answer.status == 401:
+            raise SecretRefused(
+                f"the watchdog at {self.endpoint.url} refused the admin secret in "
+                f"{self.address_file}: the file is not from the watchdog now running"
+            )
+        document = _document(answer.body)
+        if not 200 <= answer.status < 300:
+            raise Refused(str(document.get("error") or f"HTTP {answer.status}"))
+        return document
 
     def run(self, action: str, body: dict[str, Any], progress: Progress) -> Any:
         """Start a job, follow it (its step on a terminal) until it ends; its answer. Raises

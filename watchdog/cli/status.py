@@ -7,9 +7,9 @@ import json
 import sys
 from typing import Any
 
+from conf.env import read_places_or_exit
 from conf.exitcodes import EXIT_REFUSED
 from conf.layout import DataLayout
-from conf.settings import load_settings_or_exit
 from watchdog.cli.remote import Refused, Unreachable, running_watchdog
 from watchdog.web.wording import ago, span
 
@@ -97,7 +97,8 @@ def summarise(document: dict[str, Any]) -> str:
 
 
 def command(args: argparse.Namespace) -> int:
-    layout = DataLayout.from_settings(load_settings_or_exit("watchdog"))
+    places = read_places_or_exit("watchdog")
+    layout = DataLayout(root=places.data_dir, database=places.database)
     try:
         remote = running_watchdog(layout)
         if remote is None:

@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from conf.layout import DataLayout
-from watchdog.cli.common import fail, megabytes, prepare
+from watchdog.cli.common import fail, locate, megabytes, prepare
 from watchdog.cli.progress import Progress
 from watchdog.cli.remote import Refused, Unreachable, reach
 
@@ -48,7 +48,7 @@ def verify_here(
 def command(args: argparse.Namespace) -> int:
     if args.id and args.all:
         return fail("verify", "give an ID or --all, not both", 2)
-    _, layout = prepare()
+    layout = locate()
     progress = Progress()
     try:
         with reach(layout, hold=False) as remote:
@@ -56,7 +56,7 @@ def command(args: argparse.Namespace) -> int:
                 body = {"id": args.id, "all": args.all}
                 results = remote.run("verify", body, progress)["results"]
             else:
-                results = verify_here(layout, args, progress)
+                results = verify_here(prepare()[1], args, progress)
     except (Unreachable, Refused) as error:
         return fail("verify", str(error))
     if not results:

@@ -1,6 +1,8 @@
 """Taking backups into the catalogue: the disk guard, the snapshot, the commit, the retention.
 
-Used by the running watchdog and by the CLI alike; the catalogue lock keeps them apart.
+Used by the running watchdog and by the CLI alike (the same code: the snapshot itself is made by
+a worker process at low priority, ``data.maker``, which the caller waits for); the catalogue
+lock keeps them apart.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A check worker (``python -m watchdog.data.checker PATH FROZEN``), started by
+"""A check worker (``python -m watchdog.data.checker PATH FROZEN PARENT``), started by
 ``data.integrity``: it lowers its priority, opens the file once, and answers each job on stdin
 with one JSON line on stdout: ``plan`` (the split's jobs), ``whole``, ``quick``, ``account``
 (the page accounting the partial checks skip), ``table NAME``."""
@@ -15,14 +15,18 @@ import time
 from pathlib import Path
 
 from watchdog.data.database import connect
-from watchdog.data.integrity import CACHE_KIB, CHECK_NICE, MAX_PROBLEMS, MMAP_BYTES, PENDING_BYTE
+from watchdog.data.integrity import (
+    CACHE_KIB,
+    CHECK_NICE,
+    MAX_PROBLEMS,
+    PENDING_BYTE,
+    die_with_parent,
+)
 
 
 def _open(path: str, frozen: bool) -> sqlite3.Connection:
     connection = connect(Path(path), "ro", immutable=frozen)
     connection.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-    if frozen:
-        connection.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
     return connection
 
 
@@ -135,21 +139,27 @@ def _answer(connection: sqlite3.Connection, path: str, line: str) -> dict[str, o
 
 def serve(path: str, frozen: bool) -> None:
     """A worker: one job a line on stdin (``whole``, ``quick``, ``account``, ``table NAME``),
-    one JSON answer a line on stdout, until stdin closes."""
+    one JSON answer a line on stdout, until stdin closes. The file is opened at the first job:
+    a worker may be started before the file it checks is complete."""
     with contextlib.suppress(OSError):
         os.nice(CHECK_NICE - os.nice(0))
-    try:
-        connection = _open(path, frozen)
-    except sqlite3.Error as error:
-        code = getattr(error, "sqlite_errorcode", None)
-        message = f"{type(error).__name__}: {error}"
-        for _line in sys.stdin:
-            print(json.dumps({"error": message, "code": code}), flush=True)
-        return
+    connection: sqlite3.Connection | None = None
+    opening: dict[str, object] | None = None
     for line in sys.stdin:
+        if connection is None and opening is None:
+            try:
+                connection = _open(path, frozen)
+            except sqlite3.Error as error:
+                code = getattr(error, "sqlite_errorcode", None)
+                opening = {"error": f"{type(error).__name__}: {error}", "code": code}
+        if connection is None:
+            print(json.dumps(opening), flush=True)
+            continue
         print(json.dumps(_answer(connection, path, line.strip())), flush=True)
-    connection.close()
+    if connection is not None:
+        connection.close()
 
 
 if __name__ == "__main__":
+    die_with_parent(int(sys.argv[3]))
     serve(sys.argv[1], sys.argv[2] == "1")

@@ -178,7 +178,7 @@ def _tables(connection: sqlite3.Connection) -> set[str]:
     return {str(row[0]) for row in rows}
 
 
-def _ids_in(text: object) -> set[int]:
+def ids_in(text: object) -> set[int]:
     """The integers anywhere in a persistence key (its JSON text); none if it is not JSON."""
     try:
         value: Any = json.loads(str(text))
@@ -225,7 +225,7 @@ def erase_rows(
         ).fetchall()
         doomed: list[tuple[str, str, str]] = []
         for kind, name, key, updated in rows:
-            owners = {u for u in _ids_in(key) if u in by_user and not _later(updated, by_user[u])}
+            owners = {u for u in ids_in(key) if u in by_user and not later(updated, by_user[u])}
             if owners:
                 doomed.append((kind, name, key))
                 touched |= owners
@@ -236,7 +236,7 @@ def erase_rows(
     return counts, touched
 
 
-def _later(value: object, at_text: str) -> bool:
+def later(value: object, at_text: str) -> bool:
     text = str(value) if value is not None else ""
     return len(text) > 10 and text[:4].isdigit() and text[10:11] == "T" and text > at_text
 

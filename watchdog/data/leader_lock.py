@@ -16,11 +16,13 @@ import asyncio
 import contextlib
 import os
 import socket
-
-import psycopg
+from typing import TYPE_CHECKING
 
 from watchdog.data import server as pg
 from watchdog.rules import leader as rules
+
+if TYPE_CHECKING:  # imported by a lock's use: never on SQLite
+    import psycopg
 
 QUERY_TIMEOUT = 10.0
 """Seconds a ping or a try may take before the connection counts as lost."""
@@ -62,6 +64,8 @@ class LeaderLock:
         """Hold the lock (True) or learn that another session does (False): a leader's try is
         a ping of its session, a follower's ``pg_try_advisory_lock`` (never stacked on a lock
         already held). Raises ServerError when the connection fails; the lock is then lost."""
+        import psycopg
+
         try:
             connection = await self._open()
             if self.held:
@@ -80,6 +84,8 @@ class LeaderLock:
         """The leader's ``application_name``, as far as this session may read it."""
         if self._connection is None:
             return None
+        import psycopg
+
         try:
             row = await self._run(self._connection, HOLDER, rules.split_key(self.key))
         except (psycopg.Error, TimeoutError):
@@ -95,6 +101,8 @@ class LeaderLock:
                 await asyncio.wait_for(connection.close(), QUERY_TIMEOUT)
 
     async def _open(self) -> psycopg.AsyncConnection:
+        import psycopg
+
         if self._connection is not None and not self._connection.closed:
             return self._connection
         self.held = False

@@ -18,10 +18,13 @@ from pathlib import Path
 import psycopg
 
 from conf.database_url import DatabaseURL
+from conf.journal_lines import JournalEntry
 from conf.layout import DataLayout
 from conf.schema import TABLES
 from watchdog.data import migrate_pg as pg
 from watchdog.data import migrate_sqlite as lite
+from watchdog.data.erasures import gather
+from watchdog.data.erasures_pg import insert_entries
 from watchdog.data.fs import AlreadyRunning, InstanceLock
 from watchdog.data.migrate_pg import MigrateError
 from watchdog.data.snapshot import sha256_of
@@ -88,7 +91,8 @@ def migrate_to(
             snapshot = _resumed_snapshot(layout, record)
         try:
             record = _copy(conn, snapshot, record, say, batch_rows)
-            record = _verify(conn, snapshot, record, say, url)
+            erasures = _disk_erasures(layout, say)
+            record = _verify(conn, snapshot, record, say, url, erasures)
         except psycopg.Error as error:
             raise pg.failure(url.redacted, error, url) from None
         snapshot.unlink(missing_ok=True)
@@ -185,8 +189,21 @@ def _share(record: Record) -> str:
     return f"{record.copied:,} of {record.rows:,} rows ({percent:.0f} %)"
 
 
+def _disk_erasures(layout: DataLayout, say: Say) -> list[JournalEntry]:
+    """The SQLite side's erasure record (``conf/erasures.py``), to carry into the server's."""
+    entries, problems = gather(layout)
+    for problem in problems:
+        say(f"erasure record: {problem}")
+    return entries
+
+
 def _verify(
-    conn: psycopg.Connection, snapshot: Path, record: Record, say: Say, url: DatabaseURL
+    conn: psycopg.Connection,
+    snapshot: Path,
+    record: Record,
+    say: Say,
+    url: DatabaseURL,
+    erasures: list[JournalEntry],
 ) -> Record:
     say("verifying: row counts, key sums, sampled rows column by column")
     with conn.transaction():
@@ -204,5 +221,7 @@ def _verify(
         )
     with conn.transaction():
         record = replace(record, verified_at=time.time())
-        pg.write_record(conn, record)
+        pg.finish_record(conn, record)
+        # Every erasure of the SQLite days joins the server's record: later dumps carry them.
+        insert_entries(conn, erasures)
     return record

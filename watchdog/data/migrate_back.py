@@ -22,12 +22,15 @@ from pathlib import Path
 import psycopg
 
 from conf.database_url import DatabaseURL
+from conf.journal_lines import encode
 from conf.layout import DataLayout
 from conf.schema import SEARCH_INDEXES, TABLES, schema_sql
+from watchdog.data import erasures_pg
 from watchdog.data import migrate_pg as pg
 from watchdog.data import migrate_sqlite as lite
 from watchdog.data.catalogue import Catalogue
 from watchdog.data.database import connect
+from watchdog.data.erasures import gather
 from watchdog.data.fs import fsync_dir, fsync_file
 from watchdog.data.migrate import SHOWN_DIFFERENCES, Say
 from watchdog.data.migrate_pg import MigrateError
@@ -73,6 +76,7 @@ def migrate_back(
             raise MigrateError(f"verification failed: {shown}; nothing was kept")
         say("proving the file: the bot's schema, integrity_check, the search indexes")
         _prove(temporary)
+        _keep_erasures(layout, temporary)
         os.replace(temporary, path)
         fsync_dir(path.parent)
     except psycopg.Error as error:
@@ -82,6 +86,21 @@ def migrate_back(
         temporary.unlink(missing_ok=True)
     say("taking the file into the backup catalogue")
     return Downgraded(path, rows, _catalogue(layout, path, app_version))
+
+
+def _keep_erasures(layout: DataLayout, candidate: Path) -> None:
+    """The server's erasure record (its ``erasures`` table, now in the file) into the disk's
+    copies of the record (``conf/erasures.py``): every later restore on SQLite, of an older
+    backup from before the move up included, erases those users again."""
+    source = connect(candidate, "ro")
+    try:
+        rows = source.execute("SELECT user_id, update_id, erased_at FROM erasures").fetchall()
+    finally:
+        source.close()
+    entries, problems = erasures_pg.entries_of(rows, candidate.name)
+    _, more = gather(layout, [encode(entry) for entry in entries])
+    if problems or more:
+        raise MigrateError(f"the erasure record: {'; '.join(problems + more)}; nothing was kept")
 
 
 def _fill(conn: psycopg.Connection, temporary: Path, say: Say, batch_rows: int) -> int:

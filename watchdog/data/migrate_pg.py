@@ -63,9 +63,27 @@ def relations(conn: psycopg.Connection) -> set[str]:
     return {str(row[0]) for row in rows}
 
 
+FINISHED_ON = "users"
+"""The table whose comment keeps a finished migration's record once its table is dropped."""
+FINISHED_MARK = "erixcast: a finished, verified migration: "
+
+
 def read_record(conn: psycopg.Connection, tables: set[str]) -> Record | None:
+    """The migration's record: its table while the migration is unfinished, then the comment
+    :func:`finish_record` left (None: no migration of ours)."""
     if RECORD_TABLE not in tables:
-        return None
+        if FINISHED_ON not in tables:
+            return None
+        row = conn.execute(
+            "SELECT obj_description(to_regclass(%s), 'pg_class')", (FINISHED_ON,)
+        ).fetchone()
+        comment = str(row[0]) if row and row[0] else ""
+        if not comment.startswith(FINISHED_MARK):
+            return None
+        try:
+            return parse_record(json.loads(comment.removeprefix(FINISHED_MARK)))
+        except ValueError:
+            raise RecordError(f"the comment on {FINISHED_ON} is not a migration record") from None
     row = conn.execute(
         sql.SQL("SELECT document FROM {} WHERE id = 1").format(sql.Identifier(RECORD_TABLE))
     ).fetchone()
@@ -98,6 +116,20 @@ def write_record(conn: psycopg.Connection, record: Record) -> None:
     conn.execute(
         sql.SQL("UPDATE {} SET document = %s WHERE id = 1").format(sql.Identifier(RECORD_TABLE)),
         (json.dumps(record_document(record)),),
+    )
+
+
+def finish_record(conn: psycopg.Connection, record: Record) -> None:
+    """The migration is verified: its bookkeeping table goes (the database holds the bot's
+    tables only), and the record stays as a comment on ``users``, so that a re-run says the
+    migration is finished. In the caller's transaction: a kill before its commit leaves the
+    table, and a re-run verifies again."""
+    conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(RECORD_TABLE)))
+    conn.execute(
+        sql.SQL("COMMENT ON TABLE {} IS {}").format(
+            sql.Identifier(FINISHED_ON),
+            sql.Literal(FINISHED_MARK + json.dumps(record_document(record))),
+        )
     )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import logging
 import os
 import re
 import secrets
@@ -24,11 +25,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from conf.journal_lines import JournalEntry
+from watchdog.data import erasures_pg
 from watchdog.data import server as pg
 from watchdog.data.catalogue import FAILED_PREFIX, Backup, Catalogue, Manifest, new_backup_id
 from watchdog.data.fs import atomic_write, fsync_file, note_set_aside
 from watchdog.data.snapshot import Proceed, SnapshotError, SnapshotRequest, sha256_of
 from watchdog.rules import server as rules
+
+log = logging.getLogger(__name__)
 
 ENGINE = "postgresql"
 SUFFIX = ".pgdump"
@@ -55,6 +60,16 @@ def find_tool(name: str) -> Path:
     if on_path:
         return Path(on_path)
     raise SnapshotError(f"{name} is not installed (Debian: postgresql-client); no backup possible")
+
+
+def dump_tool_problem(server_version_num: int) -> str | None:
+    """Why this machine's ``pg_dump`` cannot back up a server of that version (None: it can):
+    said once at start-up, before the first dump would fail on it."""
+    try:
+        tool = find_tool("pg_dump")
+    except SnapshotError as error:
+        return str(error)
+    return rules.dump_tool_fits(tool_major(tool), server_version_num)
 
 
 def tool_major(tool: Path) -> int:
@@ -124,6 +139,9 @@ class Dumper:
     def __post_init__(self) -> None:
         self.dump_to: Callable[[Path, str, Proceed], None] = self._dump_to
         self.restore_into: Callable[[Path, pg.Server, Proceed], None] = self._restore_into
+        self.erasures: list[JournalEntry] = []
+        """The erasure record as of the last dump's snapshot."""
+        self.erasure_problems: list[str] = []
 
     def _dump_to(self, target: Path, snapshot: str, proceed: Proceed) -> None:
         tool = find_tool("pg_dump")
@@ -145,7 +163,7 @@ class Dumper:
 
     def dump(self, target: Path, proceed: Proceed) -> tuple[dict[str, int], pg.Probe]:
         """``pg_dump -Fc`` of the live database at ``target`` (fsynced) and the row counts of
-        the very snapshot it dumped."""
+        the very snapshot it dumped; its erasures are kept in ``self.erasures``."""
         fitness = pg.probe(self.server)
         problem = rules.dump_tool_fits(tool_major(find_tool("pg_dump")), fitness.version_num)
         if problem:
@@ -155,6 +173,9 @@ class Dumper:
             row = connection.execute("SELECT pg_export_snapshot()").fetchone()
             assert row is not None
             counts = pg.count_rows(connection)
+            self.erasures, self.erasure_problems = erasures_pg.read_table(
+                connection, self.server.where
+            )
             self.dump_to(target, str(row[0]), proceed)  # the transaction keeps the snapshot
             connection.rollback()
         fsync_file(target)
@@ -208,6 +229,11 @@ def make_dump(
             raise SnapshotError(
                 f"dump {backup_id} not counted: {error} (set aside as {kept})"
             ) from None
+        for problem in [
+            *dumper.erasure_problems,
+            *erasures_pg.record_in(catalogue.layout, dumper.erasures),
+        ]:
+            log.error("erasures: %s", problem)
         digest = sha256_of(tmp, request.proceed)
         fingerprint = content_sha256(tmp, dumper.server, request.proceed)
         size = tmp.stat().st_size
@@ -232,6 +258,7 @@ def make_dump(
                 "database": dumper.server.database,
                 "content_sha256": fingerprint,
                 "proof": detail,
+                "erasures": str(len(dumper.erasures)),
             },
         )
         return manifest, tmp

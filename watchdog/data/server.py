@@ -13,13 +13,12 @@ import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
-
-import psycopg
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from typing import TYPE_CHECKING, Any
 
 from watchdog.rules import server as rules
+
+if TYPE_CHECKING:  # psycopg (9 MB) is imported when a server is used: never on SQLite
+    import psycopg
 
 CONNECT_TIMEOUT = 10
 """Seconds a connection attempt may take (a down host must not stall a probe)."""
@@ -42,6 +41,9 @@ class Server:
 
     @classmethod
     def from_url(cls, url: str) -> Server:
+        import psycopg
+        from psycopg.conninfo import conninfo_to_dict
+
         try:
             params = conninfo_to_dict(url)
         except psycopg.ProgrammingError:
@@ -88,6 +90,8 @@ class Server:
 
     def conninfo(self) -> str:
         """A libpq connection string without the password (for a tool's ``-d``)."""
+        from psycopg.conninfo import make_conninfo
+
         return make_conninfo(**{k: v for k, v in self.params.items() if k != "password"})
 
     def tool_environment(self, base: dict[str, str]) -> dict[str, str]:
@@ -106,6 +110,8 @@ class Server:
 @contextlib.contextmanager
 def connect(server: Server, *, autocommit: bool = True) -> Iterator[psycopg.Connection]:
     """A connection, or ServerError in one line (``rules.server.connect_failure``)."""
+    import psycopg
+
     try:
         connection = psycopg.connect(
             **server.params, connect_timeout=CONNECT_TIMEOUT, autocommit=autocommit
@@ -137,6 +143,8 @@ class Probe:
 def probe(server: Server) -> Probe:
     """Connect, read the server's version and the database's size; ServerError (one line)
     when it cannot be reached, refuses us, or is too old for the bot."""
+    import psycopg
+
     started = time.monotonic()
     with connect(server) as connection:
         try:
@@ -166,6 +174,8 @@ def user_tables(connection: psycopg.Connection) -> list[tuple[str, str]]:
 def count_rows(connection: psycopg.Connection) -> dict[str, int]:
     """Rows per user table (``public`` tables by their name, others as ``schema.table``), read
     in the connection's current transaction (its snapshot)."""
+    from psycopg import sql
+
     counts: dict[str, int] = {}
     for schema, name in user_tables(connection):
         query = sql.SQL("SELECT count(*) FROM {}.{}").format(
@@ -179,6 +189,8 @@ def count_rows(connection: psycopg.Connection) -> dict[str, int]:
 def emptiness(server: Server) -> str | None:
     """None when the database holds no relation, type or function of its own, else what it
     holds (a restore goes only into an empty database)."""
+    import psycopg
+
     with connect(server) as connection:
         try:
             row = connection.execute(
@@ -195,6 +207,9 @@ def emptiness(server: Server) -> str | None:
 
 def create_scratch(server: Server) -> Server:
     """A new empty database on the same server, named ``rules.server.scratch_name``."""
+    import psycopg
+    from psycopg import sql
+
     name = rules.scratch_name(server.database, secrets.token_hex(6))
     with connect(server) as connection:
         try:
@@ -212,6 +227,9 @@ def drop_scratch(server: Server, scratch: Server) -> None:
     """Drop a scratch database (never the live one: ``rules.server.is_scratch``)."""
     if not rules.is_scratch(scratch.database, server.database):
         raise ValueError(f"{scratch.database} is not a scratch database")
+    import psycopg
+    from psycopg import sql
+
     with connect(server) as connection:
         try:
             connection.execute(

@@ -5,26 +5,32 @@ A snapshot is taken with SQLite's online backup API in a single step from a read
 temporary file beside its final place. It is switched out of WAL mode so it is one
 self-contained file, fsynced, checked with ``PRAGMA integrity_check``, counted, hashed, and
 optionally compressed with zstandard, all streaming so memory does not grow with the database.
+
+The whole making runs in a worker process at low priority (``data.maker`` runs :func:`build`):
+the watchdog answering HTTP, or the command, only waits for it, and kills it to abandon it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import zstandard
 
 from watchdog.data.catalogue import TMP_PREFIX, Backup, Catalogue, Manifest, new_backup_id
 from watchdog.data.database import connect, connect_read_only, count_rows, sqlite_version
 from watchdog.data.fs import fsync_file
-from watchdog.data.integrity import Abandoned, check_integrity
+from watchdog.data.integrity import Abandoned, Checkers, check_integrity, workers_for
 
 CHUNK = 1 << 20
 ZSTD_LEVEL = 6
@@ -64,11 +70,14 @@ def _open_frozen(path: Path, proceed: Proceed) -> sqlite3.Connection:
     return connection
 
 
-def integrity_problem(path: Path, proceed: Proceed = _always) -> str | None:
+def integrity_problem(
+    path: Path, proceed: Proceed = _always, checkers: Checkers | None = None
+) -> str | None:
     """None when the file nobody writes passes the full check (split by table across worker
-    processes, ``data.integrity``), else what it found (or why it could not run)."""
+    processes, ``data.integrity``; ``checkers``: workers started for it), else what it found
+    (or why it could not run)."""
     try:
-        verdict = check_integrity(path, frozen=True, proceed=proceed)
+        verdict = check_integrity(path, frozen=True, proceed=proceed, checkers=checkers)
     except Abandoned:
         raise SnapshotError("abandoned during integrity_check") from None
     return None if verdict.ok else verdict.summary()
@@ -98,15 +107,29 @@ def _copy_online(source: Path, target: Path, proceed: Proceed) -> None:
         source_connection.close()
 
 
-def _compress(plain: Path, packed: Path, proceed: Proceed) -> None:
+class _Hashed:
+    """A file being written, hashed as it is written (no second read of what was written)."""
+
+    def __init__(self, target: BinaryIO) -> None:
+        self.target, self.digest = target, hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        return self.target.write(data)
+
+
+def _compress(plain: Path, packed: Path, proceed: Proceed) -> str:
+    """``plain`` compressed into ``packed`` (fsynced); the sha256 of the compressed bytes."""
     compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True, threads=-1)
     with plain.open("rb") as source, packed.open("wb") as target:
-        with compressor.stream_writer(target, closefd=False) as writer:
+        hashed = _Hashed(target)
+        with compressor.stream_writer(hashed, closefd=False) as writer:
             while chunk := source.read(CHUNK):
                 writer.write(chunk)
                 _check(proceed)
         target.flush()
         os.fsync(target.fileno())
+    return hashed.digest.hexdigest()
 
 
 def decompress(packed: Path, plain: Path, limit: int | None = None) -> str:
@@ -154,8 +177,7 @@ class SnapshotRequest:
     proceed: Proceed = _always
 
 
-def copy_database(source: Path, target: Path, proceed: Proceed) -> None:
-    """The online copy of ``source`` at ``target``, fsynced. Raises SnapshotError."""
+def _copy(source: Path, target: Path, proceed: Proceed) -> None:
     if not source.exists():
         raise SnapshotError(f"no database at {source}")
     try:
@@ -164,6 +186,12 @@ def copy_database(source: Path, target: Path, proceed: Proceed) -> None:
         raise SnapshotError(f"online backup failed: {type(error).__name__}: {error}") from None
     except OSError as error:
         raise SnapshotError(f"online backup failed: {error.strerror or error}") from None
+    _check(proceed)
+
+
+def copy_database(source: Path, target: Path, proceed: Proceed) -> None:
+    """The online copy of ``source`` at ``target``, fsynced. Raises SnapshotError."""
+    _copy(source, target, proceed)
     fsync_file(target)
     _check(proceed)
 
@@ -177,70 +205,144 @@ def examine(plain: Path, proceed: Proceed) -> tuple[str, str | None]:
         return hashing.result(), problem
 
 
+def _rows_of(plain: Path, proceed: Proceed) -> dict[str, int]:
+    connection = _open_frozen(plain, proceed)
+    try:
+        return count_rows(connection)
+    except sqlite3.OperationalError as error:
+        raise SnapshotError(f"counting rows: {error}") from None
+    finally:
+        connection.close()
+
+
+def _packed_path(plain: Path, backup_id: str) -> Path:
+    return plain.with_name(f"{TMP_PREFIX}{backup_id}.db.zst")
+
+
+@dataclass(frozen=True)
+class _Made:
+    """What the making found of a proven copy, for its manifest."""
+
+    size: int
+    digest: str
+    rows: dict[str, int]
+    data: Path
+    data_digest: str
+
+
+def _manifest(backup_id: str, request: SnapshotRequest, made: _Made, started: float) -> Manifest:
+    compressed = made.data.name.endswith(".zst")
+    return Manifest(
+        id=backup_id,
+        tier=request.tier,
+        reason=request.reason,
+        created_at=request.created_at,
+        size_bytes=made.size,
+        sha256=made.digest,
+        file=f"{backup_id}.db.zst" if compressed else f"{backup_id}.db",
+        file_size=made.data.stat().st_size,
+        file_sha256=made.data_digest,
+        compression="zstd" if compressed else None,
+        rows=made.rows,
+        sqlite_version=sqlite_version(),
+        app_version=request.app_version,
+        duration_s=round(time.monotonic() - started, 3),
+        checked_sha256=made.digest,  # the full check passed on these very bytes
+    )
+
+
 def describe(
     plain: Path, backup_id: str, request: SnapshotRequest, digest: str, started: float
 ) -> tuple[Manifest, Path]:
     """The manifest of a proven copy (rows counted, compressed for its tier) and the data file
     to commit. Raises SnapshotError."""
-    compressed = request.tier in COMPRESSED_TIERS
-    connection = _open_frozen(plain, request.proceed)
-    try:
-        rows = count_rows(connection)
-    except sqlite3.OperationalError as error:
-        raise SnapshotError(f"counting rows: {error}") from None
-    finally:
-        connection.close()
+    rows = _rows_of(plain, request.proceed)
     size = plain.stat().st_size
-    if compressed:
-        packed = plain.with_name(f"{TMP_PREFIX}{backup_id}.db.zst")
+    data, data_digest = plain, digest
+    if request.tier in COMPRESSED_TIERS:
+        data = _packed_path(plain, backup_id)
         try:
-            _compress(plain, packed, request.proceed)
+            data_digest = _compress(plain, data, request.proceed)
         except BaseException:
-            packed.unlink(missing_ok=True)
+            data.unlink(missing_ok=True)
             raise
         plain.unlink()
-        data, file_name = packed, f"{backup_id}.db.zst"
-        file_digest = sha256_of(packed, request.proceed)
-    else:
-        data, file_name, file_digest = plain, f"{backup_id}.db", digest
-    manifest = Manifest(
-        id=backup_id,
-        tier=request.tier,
-        reason=request.reason,
-        created_at=request.created_at,
-        size_bytes=size,
-        sha256=digest,
-        file=file_name,
-        file_size=data.stat().st_size,
-        file_sha256=file_digest,
-        compression="zstd" if compressed else None,
-        rows=rows,
-        sqlite_version=sqlite_version(),
-        app_version=request.app_version,
-        duration_s=round(time.monotonic() - started, 3),
-        checked_sha256=digest,  # the full check passed on these very bytes
-    )
-    return manifest, data
+    made = _Made(size, digest, rows, data, data_digest)
+    return _manifest(backup_id, request, made, started), data
+
+
+BESIDE_NICE = 5
+"""How much further the work beside the check (hash, counts, compression) yields: the check of
+the biggest table is what the snapshot waits for, and should have a core of its own."""
+
+
+def _yield_to_the_check() -> None:
+    with contextlib.suppress(OSError):
+        os.nice(BESIDE_NICE)  # on Linux, this thread's own priority
+
+
+def build(
+    source: Path, plain: Path, backup_id: str, request: SnapshotRequest
+) -> tuple[Manifest, Path]:
+    """The whole making of a verified backup file at ``plain`` (``.zst`` beside it for a
+    compressed tier), in this process: the maker worker's (``data.maker``). The check workers
+    start with the copy; once it is made, its fsync, sha256, row counts and compression run in
+    threads beside the check, each reading the copy once. Raises SnapshotError, OSError; the
+    caller removes the temporaries."""
+    started = time.monotonic()
+    checkers = Checkers(plain, True, workers_for(os.cpu_count()))
+    try:
+        _copy(source, plain, request.proceed)
+    except BaseException:
+        checkers.stop()
+        raise
+    failed = threading.Event()
+
+    def going() -> bool:
+        return not failed.is_set() and request.proceed()
+
+    packed = _packed_path(plain, backup_id)
+    with ThreadPoolExecutor(4, "snapshot", initializer=_yield_to_the_check) as pool:
+        synced = pool.submit(fsync_file, plain)
+        hashed = pool.submit(sha256_of, plain, going)
+        counted = pool.submit(_rows_of, plain, going)
+        packing = None
+        if request.tier in COMPRESSED_TIERS:
+            packing = pool.submit(_compress, plain, packed, going)
+        try:
+            problem = integrity_problem(plain, request.proceed, checkers)
+            if problem:
+                raise SnapshotError(f"the copy failed integrity_check: {problem}")
+            synced.result()
+            size, digest = plain.stat().st_size, hashed.result()
+            data, data_digest = (plain, digest) if packing is None else (packed, packing.result())
+            made = _Made(size, digest, counted.result(), data, data_digest)
+        except BaseException:
+            failed.set()
+            raise
+    if packing is not None:
+        plain.unlink()
+    return _manifest(backup_id, request, made, started), made.data
 
 
 def make_snapshot(
     source: Path, catalogue: Catalogue, request: SnapshotRequest
 ) -> tuple[Manifest, Path]:
-    """A verified backup file (still temporary) and its manifest. Raises SnapshotError.
+    """A verified backup file (still temporary) and its manifest, made by a worker process
+    (:func:`build` in ``data.maker``) while this thread only waits. Raises SnapshotError,
+    OSError.
 
     The caller commits it to the catalogue (or discards it). On failure nothing is left behind.
     """
-    started = time.monotonic()
+    from watchdog.data.maker import make_in_worker  # the worker's module imports this one
+
     backup_id = new_backup_id(request.tier, request.created_at, secrets.token_hex(3))
     plain_tmp = catalogue.temporary_path(request.tier, backup_id, ".db")
     try:
-        copy_database(source, plain_tmp, request.proceed)
-        digest, problem = examine(plain_tmp, request.proceed)
-        if problem:
-            raise SnapshotError(f"the copy failed integrity_check: {problem}")
-        return describe(plain_tmp, backup_id, request, digest, started)
+        return make_in_worker(source, plain_tmp, backup_id, request)
     except BaseException:
         plain_tmp.unlink(missing_ok=True)
+        _packed_path(plain_tmp, backup_id).unlink(missing_ok=True)
         raise
 
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from watchdog.data.backups import Outcome
 from watchdog.data.catalogue import Backup, Catalogue
-from watchdog.data.drill import DrillResult
 from watchdog.data.snapshot import verify_backup
+
+if TYPE_CHECKING:  # a terminal backup needs none of the drill's imports (PostgreSQL's driver)
+    from watchdog.data.drill import DrillResult
 
 Answer = dict[str, Any]
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from watchdog.data import pgdump
 from watchdog.data import server as pg
 from watchdog.data.disk import read_disk
 from watchdog.data.kinds import PostgresDatabase
@@ -40,6 +41,8 @@ class ServerGuard:
         self.last_check: float | None = None
         self.failures = 0
         self.scratch_cleaned = False
+        self.tool_checked = False
+        """Whether pg_dump was checked against the server (once, at the first answer)."""
         database = ctx.state.database
         database.kind, database.path = kind.name, ""
         database.server = kind.describe()
@@ -103,6 +106,11 @@ class ServerGuard:
         database.check_seconds = found.seconds
         database.server = {**self.kind.describe(), "version": found.version}
         database.detail = f"PostgreSQL {found.version} answered in {found.seconds:.2f} s"
+        if not self.tool_checked:
+            self.tool_checked = True
+            problem = await asyncio.to_thread(pgdump.dump_tool_problem, found.version_num)
+            if problem:
+                ctx.events.record("backups", f"no backup possible: {problem}", logging.ERROR)
         if back:
             ctx.events.record("database", f"{self.kind.server.where} answers again")
             ctx.events.alert(f"✅ {self.kind.server.where} answers again")

@@ -36,6 +36,7 @@ from watchdog.runtime.jobs import BackupJobs
 from watchdog.runtime.leadership import Leadership
 from watchdog.runtime.maintenance import Maintenance
 from watchdog.runtime.orphans import reap_leftover_bot
+from watchdog.runtime.pauses import freeze_long_lived
 from watchdog.runtime.pings import HeartbeatPinger
 from watchdog.runtime.requests import OperatorRequests
 from watchdog.runtime.server_guard import make_guard
@@ -265,6 +266,7 @@ class WatchdogService:
         await self.leadership.tick()
         await self.jobs.deploy_snapshot()
         self._preflight_done.set()
+        log.debug("%d start-up objects left out of later collections", freeze_long_lived())
 
     async def _shutdown(self) -> None:
         started = self.clock.monotonic()

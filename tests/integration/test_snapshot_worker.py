@@ -1,0 +1,170 @@
+"""The snapshot is made by a worker process (``watchdog.data.maker``) at low priority, the caller
+only waiting: real SQLite files, real processes, real signals."""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from conf.layout import DataLayout
+from tests import dbgen
+from tests.helpers import base_env, free_port, wait_until
+from watchdog.data.catalogue import Catalogue
+from watchdog.data.integrity import CHECK_NICE
+from watchdog.data.snapshot import SnapshotError, SnapshotRequest, make_snapshot
+
+TIMEOUT = 120.0
+
+
+@pytest.fixture
+def layout(tmp_path: Path) -> DataLayout:
+    layout = DataLayout(tmp_path / "data", tmp_path / "data" / "erixcast.db")
+    layout.ensure()
+    dbgen.create(layout.database, 40_000_000)
+    return layout
+
+
+def _makers(parent: int) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = process.info["cmdline"] or []
+        if "watchdog.data.maker" in cmdline and cmdline[-1] == str(parent):
+            found.append(process)
+    return found
+
+
+def _group(maker: psutil.Process) -> list[psutil.Process]:
+    try:
+        return [maker, *maker.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _gone(processes: list[psutil.Process]) -> bool:
+    for process in processes:
+        try:
+            if process.status() != psutil.STATUS_ZOMBIE:
+                return False
+        except psutil.NoSuchProcess:
+            continue
+    return True
+
+
+class _Taking(threading.Thread):
+    """make_snapshot in a thread of this process, as the watchdog runs it."""
+
+    def __init__(self, layout: DataLayout, tier: str = "manual") -> None:
+        super().__init__(daemon=True)
+        self.layout, self.stop = layout, threading.Event()
+        self.request = SnapshotRequest(
+            tier, "test", time.time(), "t", lambda: not self.stop.is_set()
+        )
+        self.error: BaseException | None = None
+        self.result: object = None
+        self.thread_cpu = 0.0
+
+    def run(self) -> None:
+        began = time.thread_time()
+        try:
+            self.result = make_snapshot(self.layout.database, Catalogue(self.layout), self.request)
+        except BaseException as error:
+            self.error = error
+        self.thread_cpu = time.thread_time() - began
+
+    def worker_started(self) -> list[psutil.Process]:
+        """The maker and its check workers, once the copy has begun."""
+
+        def started() -> list[psutil.Process] | None:
+            makers = _makers(os.getpid())
+            temporaries = list(self.layout.tier(self.request.tier).glob(".tmp-*"))
+            if makers and temporaries and makers[0].children():
+                return _group(makers[0])
+            return None
+
+        return wait_until(started, timeout=TIMEOUT, interval=0.005, what="the snapshot worker")
+
+
+def test_the_caller_only_waits_while_a_low_priority_worker_makes_the_snapshot(layout):
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    taking = _Taking(layout)
+    taking.start()
+    workers = taking.worker_started()
+    nices = []
+    for process in workers:
+        try:
+            nices.append(process.nice())
+        except psutil.NoSuchProcess:
+            continue
+    taking.join(TIMEOUT)
+    assert not taking.is_alive() and taking.error is None, taking.error
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    children_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    assert nices and min(nices) >= CHECK_NICE, nices
+    assert children_cpu > 0.2, "the worker did the copy, the hash and the check"
+    assert taking.thread_cpu < 0.1 * children_cpu, (taking.thread_cpu, children_cpu)
+    manifest, data = taking.result  # type: ignore[misc]
+    assert data.exists() and manifest.rows["messages"] > 0
+    wait_until(lambda: _gone(workers), timeout=30, what="the worker and its check workers' end")
+
+
+@pytest.mark.parametrize("tier", ["manual", "weekly"])
+def test_abandoning_kills_the_worker_and_its_check_workers_and_leaves_nothing(layout, tier):
+    taking = _Taking(layout, tier)
+    taking.start()
+    workers = taking.worker_started()
+    stopped = time.monotonic()
+    taking.stop.set()
+    taking.join(TIMEOUT)
+    assert not taking.is_alive()
+    assert isinstance(taking.error, SnapshotError) and "abandoned" in str(taking.error)
+    assert time.monotonic() - stopped < 10, "abandoned at once, not at the end of the work"
+    assert len(workers) >= 2
+    # SIGKILL is delivered at once but a process ends (and is reaped) a moment later
+    wait_until(lambda: _gone(workers), timeout=30, what="the worker and its check workers' end")
+    assert not list(layout.tier(tier).iterdir()), "its temporaries are removed"
+
+
+def test_a_worker_killed_from_outside_is_a_failed_snapshot_not_a_hang(layout):
+    taking = _Taking(layout)
+    taking.start()
+    workers = taking.worker_started()
+    workers[0].send_signal(signal.SIGKILL)
+    taking.join(TIMEOUT)
+    assert not taking.is_alive()
+    assert isinstance(taking.error, SnapshotError), taking.error
+    assert "without an answer" in str(taking.error)
+    assert wait_until(lambda: _gone(workers), timeout=30, what="the check workers' end")
+    assert not list(layout.tier("manual").iterdir())
+
+
+def test_the_worker_dies_with_the_command_that_started_it(layout, tmp_path):
+    env = base_env(layout.root, free_port())
+    env["DATABASE_PATH"] = str(layout.database)
+    command = subprocess.Popen(
+        [sys.executable, "-m", "watchdog", "backup", "--tier", "weekly"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        makers = wait_until(
+            lambda: _makers(command.pid), timeout=TIMEOUT, interval=0.005, what="the worker"
+        )
+        workers = _group(makers[0])
+        command.send_signal(signal.SIGKILL)
+        command.wait(30)
+    finally:
+        if command.poll() is None:
+            command.kill()
+            command.wait(30)
+    wait_until(lambda: _gone(workers), timeout=30, what="the worker's death with its parent")
