@@ -21,9 +21,10 @@ through SQLite nor from a root page (a foreign ``-wal``): the main file under a 
 the pages as they were before the last checkpoint, rows deleted since (an erased user's)
 included, so it is never read for a table the ``-wal`` view has.
 
-Only the bot's own append-only tables are merged: rows whose primary key the restored database
-lacks, one by one, each kept only if it passes the table's constraints, and only together with
-what they stand for (``merge.REQUIRES``). Rows the page scan could not prove live
+Only the bot's own append-only tables are merged: rows the live database lacks (by natural key:
+the bot may have written since the restore, see :mod:`watchdog.data.merge`), in short steps,
+each kept only if it passes the table's constraints, and only together with what they stand for
+(``merge.REQUIRES``). Rows the page scan could not prove live
 (``unguarded``: the free-list unreadable, see :mod:`watchdog.data.pagescan`) are merged only
 when anchored (``merge.ANCHORS``). Key/value state (python-telegram-bot persistence) is never merged: a stale
 value is worse than the restored one.
