@@ -248,9 +248,11 @@ def _answers(stack: _Stack, work: Path, runs: int) -> dict[str, list[float]]:
     shutil.copyfile(stack.layout.state_file, state)
     times: dict[str, list[float]] = {"deploy → answering": []}
     try:
+        _put_back(stack, pristine, state)
         for number in range(runs):
+            _say(f"versus: deploy → answering (run {number + 1}): the version before …")
+            _run_until_checked_then_stop(stack)  # the same version as the run before
             _say(f"versus: deploy → answering (run {number + 1}) …")
-            _put_back(stack, pristine, state)
             stack.env["RENDER_GIT_COMMIT"] = f"bench{time.time_ns():x}"
             times["deploy → answering"].append(_start_to_answer(stack))
         stack.env.pop("RENDER_GIT_COMMIT")
@@ -278,6 +280,27 @@ def _answers(stack: _Stack, work: Path, runs: int) -> dict[str, list[float]]:
         _put_back(stack, pristine, state)
         pristine.unlink(missing_ok=True)
     return times
+
+
+def _run_until_checked_then_stop(stack: _Stack) -> None:
+    """The version before a deploy: up until its full check has passed with the bot up, then
+    stopped as Render stops it (SIGTERM): what a deploy starts from (a clean-stop record)."""
+    stack.start()
+    try:
+        wait_until(
+            lambda: (
+                (d := stack.health())["bot"]["status"] == "running"
+                and d["checks"]["database"]["detail"] == "integrity_check ok"
+            ),
+            timeout=STEP_TIMEOUT,
+            interval=0.5,
+            what="the version before: running, fully checked",
+        )
+        assert stack.proc is not None
+        stack.proc.popen.send_signal(signal.SIGTERM)
+        stack.proc.wait(START_TIMEOUT)
+    finally:
+        stack.kill()
 
 
 def _start_to_answer(stack: _Stack) -> float:

@@ -211,9 +211,12 @@ def test_a_salvage_of_a_file_from_before_the_erasure_does_not_bring_the_user_bac
     assert ERASED in stack.users(), "the rolled-back file holds the erased user"
     forge.damage_pages(stack.database, "messages")
     stack.start()
-    doc = wait_until(
+    doc = wait_until(  # the salvage merges with the bot back (issue 14), no longer before
         lambda: (
-            (d := stack.health())["recovery"]["count"] and d["bot"]["status"] == "running" and d
+            (d := stack.health())["recovery"]["count"]
+            and d["bot"]["status"] == "running"
+            and (d["recovery"]["last"].get("salvage") or {}).get("status") == "merged"
+            and d
         ),
         timeout=90,
         what="recovery with salvage",

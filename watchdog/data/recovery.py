@@ -1,9 +1,10 @@
 """Recovery, one path for every cause: quarantine → the first candidate that proves itself
-(every local backup newest first, then every offsite one) → install → salvage → report. Every
-step can be interrupted and run again: the next start finds either a good database, or a missing
-one with backups (and recovers again), and any salvage still pending is finished before the bot
-starts. The path reads in this file (which candidate comes first is ``rules.recovery``'s
-decision, what salvage reads is ``salvage``'s).
+(every local backup newest first, then every offsite one) → install → report; the quarantined
+file's salvage is left pending and runs after the bot is back (:mod:`watchdog.data.salvage_job`:
+a page scan of a big damaged file takes tens of seconds). Every step can be interrupted and run
+again: the next start finds either a good database, or a missing one with backups (and recovers
+again), and a salvage still pending is done again once the bot is back. Which candidate comes
+first is ``rules.recovery``'s decision.
 
 A backup is input from outside the program's trust boundary (DESIGN, "Trust boundary"): a local
 backup's manifest and file can both be rewritten by anyone with write access to DATA_DIR, and an
@@ -17,25 +18,25 @@ own schema and nothing more (:func:`schema_problem`), and ``integrity_check``.
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 import time
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import zstandard
 
 from conf.journal import list_segments
 from conf.layout import DataLayout
-from conf.schema import expected_schema
-from watchdog.data.catalogue import Backup, Catalogue, Manifest
-from watchdog.data.database import connect, read_schema
-from watchdog.data.erasures import apply_erasures, erase_again, gather
-from watchdog.data.fs import fsync_dir, fsync_file
+from watchdog.data.catalogue import Backup, Catalogue
+from watchdog.data.erasures import apply_erasures
+from watchdog.data.install import RESTORE_PREFIX as RESTORE_PREFIX
+from watchdog.data.install import RestoreError as RestoreError
+from watchdog.data.install import candidate_path, check_schema, discard, set_wal, swap_in
+from watchdog.data.install import schema_problem as schema_problem
 from watchdog.data.journal import restore_journal
+from watchdog.data.offsite_candidates import OffsiteSource as OffsiteSource
+from watchdog.data.offsite_candidates import first_good_offsite as first_good_offsite
 from watchdog.data.quarantine import NOTE as NOTE
 from watchdog.data.quarantine import Quarantined as Quarantined
 from watchdog.data.quarantine import list_quarantine as list_quarantine
@@ -43,7 +44,7 @@ from watchdog.data.quarantine import parse_note as parse_note
 from watchdog.data.quarantine import quarantine_database as quarantine_database
 from watchdog.data.quarantine import update_note as update_note
 from watchdog.data.quarantine import write_note as write_note
-from watchdog.data.salvage import SalvageReport, salvage_and_merge
+from watchdog.data.salvage_job import PENDING
 from watchdog.data.snapshot import (
     integrity_problem,
     materialize,
@@ -53,105 +54,12 @@ from watchdog.rules.recovery import (
     candidates_newest_first,
     full_check_needed,
     future_dated,
-    schema_differences,
 )
 
 log = logging.getLogger(__name__)
 
 
-RESTORE_PREFIX = ".tmp-restore-"
-
-
-class RestoreError(Exception):
-    """The backup could not be installed; the live database path was not touched."""
-
-
-class OffsiteEntryLike(Protocol):
-    @property
-    def id(self) -> str: ...
-
-    @property
-    def created_at(self) -> float: ...
-
-
-class RefusedLike(Protocol):
-    @property
-    def id(self) -> str: ...
-
-    @property
-    def reason(self) -> str: ...
-
-
-class CandidatesLike(Protocol):
-    @property
-    def entries(self) -> Sequence[OffsiteEntryLike]: ...
-
-    @property
-    def refused(self) -> Sequence[RefusedLike]: ...
-
-
-class OffsiteSource(Protocol):
-    """What recovery and restore need of ``watchdog.offsite.OffsiteStore``."""
-
-    def candidates(self, now: float | None = None) -> CandidatesLike: ...
-
-    def fetch(self, entry_id: str | None, dest: Path) -> Manifest: ...
-
-
 # -- proving one file ----------------------------------------------------------------------
-
-
-def schema_problem(path: Path) -> str | None:
-    """None when the file's schema is the bot's (``conf.schema.expected_schema``, nothing more);
-    else what differs. Read with trusted_schema off: nothing in the file runs."""
-    try:
-        actual = read_schema(path)
-    except sqlite3.DatabaseError as error:
-        return f"schema unreadable: {error}"
-    differences = schema_differences(actual, expected_schema())
-    if not differences:
-        return None
-    shown = "; ".join(differences[:5]) + (
-        f"; and {len(differences) - 5} more" if len(differences) > 5 else ""
-    )
-    return f"not the bot's schema: {shown}"
-
-
-def check_schema(path: Path, backup_id: str) -> None:
-    """RestoreError naming what differs when the file's schema is not the bot's."""
-    problem = schema_problem(path)
-    if problem:
-        raise RestoreError(f"backup {backup_id}: {problem}")
-
-
-def set_wal(candidate: Path) -> None:
-    """A backup is stored in rollback-journal mode; the live database runs in WAL."""
-    connection = connect(candidate, "rw")
-    try:
-        connection.execute("PRAGMA journal_mode=WAL")
-    finally:
-        connection.close()
-    fsync_file(candidate)
-
-
-def swap_in(layout: DataLayout, candidate: Path) -> None:
-    """Rename a ready candidate into place. The caller has moved the old database and its
-    -wal/-shm aside first: a stale -wal beside the restored file would be replayed into it."""
-    for path in (layout.database, *layout.database_companions):
-        if path.exists():
-            raise RestoreError(f"{path} is still there; move it aside before restoring")
-    os.replace(candidate, layout.database)
-    fsync_dir(layout.database.parent)
-
-
-def candidate_path(layout: DataLayout, backup_id: str) -> Path:
-    layout.database.parent.mkdir(parents=True, exist_ok=True)
-    return layout.database.parent / f"{RESTORE_PREFIX}{backup_id}.db"
-
-
-def discard(candidate: Path) -> None:
-    for path in (candidate, Path(f"{candidate}-wal"), Path(f"{candidate}-shm")):
-        path.unlink(missing_ok=True)
 
 
 def prepare_backup(layout: DataLayout, backup: Backup, *, trust_hash: bool = True) -> Path:
@@ -208,43 +116,12 @@ def check_deferred(backup: Backup, trust_hash: bool = True) -> bool:
     return not full_check_needed(manifest.checked_sha256, manifest.sha256, trust_hash)
 
 
-def fetch_offsite(
-    layout: DataLayout, store: OffsiteSource, entry_id: str | None
-) -> tuple[Path, Manifest]:
-    """An offsite backup (None: the store's newest) fetched beside the live database, proven and
-    switched to WAL. ``fetch`` proves the bytes (see ``OffsiteStore.fetch``); the schema is
-    proven here. Raises RestoreError or the store's error; nothing is left behind on failure."""
-    temporary = candidate_path(layout, "offsite")
-    try:
-        manifest = store.fetch(entry_id, temporary)
-        check_schema(temporary, manifest.id)
-        set_wal(temporary)
-    except (OSError, sqlite3.DatabaseError) as error:
-        discard(temporary)
-        raise RestoreError(f"offsite backup {entry_id or 'latest'}: {error}") from None
-    except BaseException:
-        discard(temporary)
-        raise
-    return temporary, manifest
-
-
 # -- walking every candidate ---------------------------------------------------------------
 
 
 def local_candidates(layout: DataLayout, now: float) -> list[Backup]:
     """Every committed local backup, in the order to try them."""
     return candidates_newest_first(Catalogue(layout).scan(), now)
-
-
-def offsite_candidates(
-    store: OffsiteSource, now: float
-) -> tuple[list[OffsiteEntryLike], list[str]]:
-    """The offsite entries to try, in order, and those the store refused before any fetch
-    ("backup id: reason" — a forged MAC, an old unauthenticated format …). The one place that
-    asks the store what it holds; the order below applies on top of the store's."""
-    found = store.candidates(now)
-    refused = [f"backup {package.id}: {package.reason}" for package in found.refused]
-    return candidates_newest_first(list(found.entries), now), refused
 
 
 def first_good_local(
@@ -268,29 +145,6 @@ def first_good_local(
     return None
 
 
-def first_good_offsite(
-    layout: DataLayout, store: OffsiteSource, now: float, rejected: list[str]
-) -> tuple[Path, Manifest] | None:
-    """The first offsite backup that proves itself, fetched and made ready beside the live
-    database; each one refused on the way is appended to ``rejected`` with its id and reason."""
-    try:
-        entries, refused = offsite_candidates(store, now)
-    except Exception as error:  # any failure of the offsite store: reported, then go on
-        rejected.append(f"offsite: could not list the backups: {error}")
-        log.error("offsite: could not list the backups: %s", error)
-        return None
-    rejected.extend(f"offsite {reason}" for reason in refused)
-    for entry in entries:
-        try:
-            return fetch_offsite(layout, store, entry.id)
-        except Exception as error:  # any failure of this one: named, then the next one
-            text = str(error)
-            named = text if entry.id in text else f"backup {entry.id}: {text}"
-            rejected.append(named if named.startswith("offsite") else f"offsite {named}")
-            log.error("%s", rejected[-1])
-    return None
-
-
 # -- the path ------------------------------------------------------------------------------
 
 SHOWN_REFUSALS = 5
@@ -310,6 +164,9 @@ class RecoveryResult:
     rebuilds the updates after the backup from them)."""
     erasures: dict[str, object] | None = None
     """The erasure record made again on the installed (and merged) database."""
+    rows: dict[str, int] | None = None
+    """Rows per table of the installed backup, as its manifest gives them (so the bot need not
+    wait for a count of a big file; the full check with the bot up counts again)."""
     check_deferred: bool = False
     """The installed backup was proven by its hash (its manifest records a full check of those
     bytes): the full check of the installed file is still to run, with the bot back."""
@@ -326,8 +183,19 @@ class RecoveryResult:
             head = (
                 f"database restored from {self.source} backup {self.restored_from} ({self.reason})"
             )
-        merged = sum((self.salvage or {}).get("merged", {}).values()) if self.salvage else 0  # type: ignore[union-attr]
-        tail = f"; {merged} rows salvaged from the damaged file" if self.salvage else ""
+        return head + self.salvage_said() + self._rest()
+
+    def salvage_said(self) -> str:
+        """What the summary says of the damaged file's salvage ("" when there is none)."""
+        if not self.salvage:
+            return ""
+        if self.salvage.get("status") == PENDING:
+            return "; the damaged file's salvage runs with the bot back"
+        merged = self.salvage.get("merged")
+        total = sum(merged.values()) if isinstance(merged, dict) else 0
+        return f"; {total} rows salvaged from the damaged file"
+
+    def _rest(self) -> str:
         where = f"; damaged files kept in {self.quarantine}" if self.quarantine else ""
         journal = self.journal or {}
         brought = (
@@ -339,7 +207,7 @@ class RecoveryResult:
         again = f"; erasures made again for {erased} users" if erased else ""
         trouble = (self.erasures or {}).get("problems") or []
         damaged = f"; ERASURE RECORD PROBLEMS: {'; '.join(map(str, trouble))}" if trouble else ""
-        return head + tail + brought + again + damaged + self.refusals() + where
+        return brought + again + damaged + self.refusals() + where
 
     def refusals(self) -> str:
         """The candidates refused on the way, with their ids and reasons ("" if none)."""
@@ -379,6 +247,7 @@ def recover(
             moved = update_note(moved, restored_from=backup.id, source="local")
         if _install(layout, candidate, result):
             result.restored_from, result.source = backup.id, "local"
+            result.rows = dict(backup.manifest.rows)
             result.check_deferred = check_deferred(backup, trust_hash)
         elif moved is not None:
             moved = update_note(moved, restored_from=None, source=None)
@@ -386,6 +255,7 @@ def recover(
         fetched = first_good_offsite(layout, offsite, now, result.rejected)
         if fetched is not None and _install(layout, fetched[0], result):
             result.restored_from, result.source = fetched[1].id, "offsite"
+            result.rows = dict(fetched[1].rows)
             # A lost disk lost the journal too: the branch's copy of it, for replay.
             brought = restore_journal(layout.journal, offsite, fetched[1].created_at)
             result.journal = brought.as_dict() if brought is not None else None
@@ -395,13 +265,20 @@ def recover(
         result.journal = brought.as_dict() if brought is not None else None
 
     for entry in list_quarantine(layout):
-        pending = entry.note.get("salvage", {}).get("status") == "pending"
-        if pending and not entry.note.get("restored_from"):
-            # This recovery's quarantine, or one an interrupted recovery left before installing.
-            entry = update_note(entry, restored_from=result.restored_from, source=result.source)
-        report = finish_salvage(layout, entry, fresh=result.fresh)
-        if report is not None and moved is not None and entry.folder == moved.folder:
-            result.salvage = report.as_dict()
+        if entry.note.get("salvage", {}).get("status") != PENDING:
+            continue
+        if not entry.note.get("restored_from"):
+            # This recovery's quarantine, or one an interrupted recovery left before installing:
+            # its salvage runs once the bot is back (``salvage_job``), merging into what is
+            # installed now, or kept in its salvage.db after a fresh start.
+            entry = update_note(
+                entry,
+                restored_from=result.restored_from,
+                source=result.source,
+                fresh_start=result.fresh,
+            )
+        if moved is not None and entry.folder == moved.folder:
+            result.salvage = {"status": PENDING}
     # Whatever was installed and merged, and however old: no erased user comes back with it.
     result.erasures = apply_erasures(layout).as_dict()
     result.seconds = time.monotonic() - started
@@ -419,40 +296,3 @@ def _install(layout: DataLayout, candidate: Path, result: RecoveryResult) -> boo
     finally:
         discard(candidate)
     return True
-
-
-def finish_salvage(
-    layout: DataLayout, entry: Quarantined, fresh: bool = False
-) -> SalvageReport | None:
-    """Salvage a quarantined database whose salvage is still pending; merge when there is a
-    restored database to merge into (on a fresh start the salvage file is kept for by-hand use)."""
-    if entry.note.get("salvage", {}).get("status") != "pending" or entry.database is None:
-        return None
-    restored = entry.note.get("restored_from")
-    if not restored and not fresh:
-        return None  # interrupted before a backup was installed: the next recovery finishes it
-    target = layout.database if restored and layout.database.exists() else None
-    wal = entry.folder / f"{entry.note.get('database_name')}-wal"
-    then = erase_again(gather(layout)[0]) if target is not None else None
-    report = salvage_and_merge(entry.database, wal, entry.folder / "salvage.db", target, then=then)
-    status = "merged" if target is not None else "kept"
-    update_note(entry, salvage={"status": status, **report.as_dict()})
-    log.warning(
-        "salvage of %s: read %s, merged %s, rejected %s",
-        entry.folder.name,
-        report.read,
-        report.merged,
-        report.rejected,
-    )
-    return report
-
-
-def resume_pending_salvage(layout: DataLayout) -> list[SalvageReport]:
-    """At start-up: finish merges a killed watchdog left pending (idempotent by primary key),
-    each erasing again in the merge's own transaction."""
-    reports = []
-    for entry in list_quarantine(layout):
-        report = finish_salvage(layout, entry)
-        if report is not None:
-            reports.append(report)
-    return reports

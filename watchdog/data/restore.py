@@ -14,21 +14,11 @@ from conf.layout import DataLayout
 from watchdog.data.catalogue import Backup, Catalogue, Manifest
 from watchdog.data.cleanstop import forget_record, write_record
 from watchdog.data.erasures import ErasureReport, apply_erasures
+from watchdog.data.install import RESTORE_PREFIX, RestoreError, discard, swap_in
 from watchdog.data.journal import restore_journal
-from watchdog.data.recovery import (
-    RESTORE_PREFIX,
-    OffsiteSource,
-    Quarantined,
-    RestoreError,
-    check_deferred,
-    discard,
-    fetch_offsite,
-    first_good_offsite,
-    prepare_backup,
-    quarantine_database,
-    swap_in,
-    update_note,
-)
+from watchdog.data.offsite_candidates import OffsiteSource, fetch_offsite, first_good_offsite
+from watchdog.data.quarantine import Quarantined, quarantine_database, update_note
+from watchdog.data.recovery import check_deferred, prepare_backup
 from watchdog.rules.recovery import latest_trusted
 from watchdog.rules.schedule import FUTURE_SLACK
 from watchdog.rules.startup import Proof

@@ -21,9 +21,10 @@ through SQLite nor from a root page (a foreign ``-wal``): the main file under a 
 the pages as they were before the last checkpoint, rows deleted since (an erased user's)
 included, so it is never read for a table the ``-wal`` view has.
 
-Only the bot's own append-only tables are merged: rows whose primary key the restored database
-lacks, one by one, each kept only if it passes the table's constraints, and only together with
-what they stand for (``merge.REQUIRES``). Rows the page scan could not prove live
+Only the bot's own append-only tables are merged: rows the live database lacks (by natural key:
+the bot may have written since the restore, see :mod:`watchdog.data.merge`), in short steps,
+each kept only if it passes the table's constraints, and only together with what they stand for
+(``merge.REQUIRES``). Rows the page scan could not prove live
 (``unguarded``: the free-list unreadable, see :mod:`watchdog.data.pagescan`) are merged only
 when anchored (``merge.ANCHORS``). Key/value state (python-telegram-bot persistence) is never merged: a stale
 value is worse than the restored one.
@@ -58,7 +59,9 @@ class SalvageReport:
     rejected: dict[str, int] = field(default_factory=dict)
     withheld: dict[str, int] = field(default_factory=dict)
     erased: dict[str, int] = field(default_factory=dict)
-    """Merged rows of erased users, taken out again in the merge's transaction."""
+    """Merged rows of erased users, taken out again in the merge step's own transaction."""
+    renumbered: dict[str, int] = field(default_factory=dict)
+    """Merged under a new id: the bot had given theirs to a row it wrote after the restore."""
     skipped_ranges: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     pages: dict[str, object] | None = None
@@ -71,6 +74,7 @@ class SalvageReport:
             "rejected": self.rejected,
             "withheld": self.withheld,
             "erased": self.erased,
+            "renumbered": self.renumbered,
             "skipped_ranges": self.skipped_ranges,
             "problems": self.problems,
             "pages": self.pages,
@@ -239,8 +243,8 @@ def _confirm(out: sqlite3.Connection, table: str, report: SalvageReport) -> None
         report.problems.append(f"{table}: {gone} rows SQLite read are on no live page: left out")
 
 
-AfterMerge = Callable[[sqlite3.Connection], dict[str, int]]
-"""Work done in the merge's transaction; rows it deleted per table."""
+AfterMerge = merge.AfterStep
+"""Work done in each merge step's transaction (the erasures made again); rows it deleted."""
 
 
 def open_proven(restored: Path) -> sqlite3.Connection:
@@ -259,29 +263,25 @@ def merge_into(
     tables: Sequence[str] = MERGE_TABLES,
     then: AfterMerge | None = None,
 ) -> None:
-    """Merge ``salvage`` into ``restored`` in one transaction (:func:`merge.merge_rows`), with
-    ``then`` run in that same transaction (the erasures made again: a salvaged row of an erased
-    user — an old page, a stale ``-wal`` frame — is never live, not even until a crash)."""
+    """Merge ``salvage`` into ``restored`` in short steps (:func:`merge.merge_rows`: the bot may
+    be writing), ``then`` run in each step's transaction (the erasures made again: a salvaged
+    row of an erased user — an old page, a stale ``-wal`` frame — is never live, not even until
+    a crash)."""
     connection = open_proven(restored)
+    connection.isolation_level = None  # each step opens its own BEGIN IMMEDIATE
     try:
         connection.execute("PRAGMA foreign_keys = ON")
         connection.execute("ATTACH DATABASE ? AS salvage", (f"file:{salvage}?mode=ro",))
-        connection.execute("BEGIN IMMEDIATE")
-        counts = merge.merge_rows(connection, tables)
-        if then is not None:
-            report.erased = {table: n for table, n in then(connection).items() if n}
-        connection.execute("COMMIT")
+        counts = merge.merge_rows(connection, tables, then)
         connection.execute("DETACH DATABASE salvage")
-    except BaseException:
-        if connection.in_transaction:
-            connection.execute("ROLLBACK")
-        raise
     finally:
         connection.close()
     for mine, theirs in (
         (report.merged, counts.merged),
         (report.rejected, counts.rejected),
         (report.withheld, counts.withheld),
+        (report.renumbered, counts.renumbered),
+        (report.erased, counts.erased),
     ):
         for table, count in theirs.items():
             mine[table] = mine.get(table, 0) + count

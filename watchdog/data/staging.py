@@ -1,15 +1,29 @@
 """A backup in two halves (``rules.deploy``): the copy now, staged unverified; its proof later,
-after which the tier counts it — or the copy is set aside."""
+after which the tier counts it — or the copy is set aside.
+
+Before the bot's launch nobody writes the database, and after a clean stop its ``-wal`` is
+empty: every commit is in the main file. The copy is then a plain one, hashed as it goes (no
+online backup, no second read for the hash), and it can be made while the start-up
+``quick_check`` runs (:func:`copy_early`, on the second core); :func:`stage_copy` takes that
+copy over if the file is still exactly the one copied (size, mtime, inode, change counter,
+``-wal``), else makes the online copy as ever.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import secrets
+import shutil
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from watchdog.data.catalogue import Backup, Catalogue, Staged, new_backup_id
+from watchdog.data.cleanstop import read_facts
+from watchdog.data.fs import fsync_file
 from watchdog.data.snapshot import (
     Proceed,
     SnapshotError,
@@ -20,29 +34,146 @@ from watchdog.data.snapshot import (
     sha256_of,
 )
 from watchdog.rules.deploy import judge
+from watchdog.rules.startup import FileFacts
 
 log = logging.getLogger(__name__)
 
 
+COPY_CHUNK = 8 * 1024 * 1024
+EARLY_SPARE_BYTES = 256 * 1024 * 1024
+"""Free space an early copy leaves at least, besides a second file's size (it runs before the
+catalogue makes room by retention: a tight disk gets the usual staging instead)."""
+HEADER_JOURNAL_MODE = slice(18, 20)
+"""The file format's write and read versions: 2 in WAL mode, 1 in rollback-journal mode (what
+the online backup API gives a copy, and what a stored backup is)."""
+
+
+def quiet(source: Path) -> FileFacts | None:
+    """The file's facts when a plain copy of it is a consistent one: every commit in the main
+    file (no ``-wal`` content, no rollback journal); None otherwise."""
+    facts = read_facts(source)
+    if facts is None or facts.wal_size or Path(f"{source}-journal").exists():
+        return None
+    return facts
+
+
+def plain_copy(source: Path, target: Path, proceed: Proceed) -> str:
+    """Copy a database file nobody writes, hashed as it goes, fsynced; in rollback-journal mode
+    like any stored backup. Returns the copy's sha256. Raises OSError, SnapshotError."""
+    digest = hashlib.sha256()
+    buffer = bytearray(COPY_CHUNK)
+    view = memoryview(buffer)
+    with source.open("rb") as src, target.open("xb") as out:
+        first = True
+        while n := src.readinto(buffer):
+            if first and n >= 100:
+                buffer[HEADER_JOURNAL_MODE] = b"\x01\x01"
+            first = False
+            digest.update(view[:n])
+            out.write(view[:n])
+            if not proceed():
+                raise SnapshotError("the copy was abandoned (stop requested)")
+        out.flush()
+    fsync_file(target)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class EarlyCopy:
+    source: Path
+    path: Path
+    facts: FileFacts
+    sha256: str
+    seconds: float
+
+
+_early: dict[Path, EarlyCopy] = {}
+_early_lock = threading.Lock()
+
+
+def copy_early(source: Path, catalogue: Catalogue, tier: str, proceed: Proceed) -> bool:
+    """A plain copy of ``source`` made ahead of :func:`stage_copy` (during the start-up check),
+    kept under a temporary name (an interrupted start's leftover is removed by the catalogue's
+    clean-up). False when the file is not quiet (then the online copy runs at staging)."""
+    started = time.monotonic()
+    facts = quiet(source)
+    if facts is None:
+        return False
+    path = catalogue.temporary_path(tier, f"early-{secrets.token_hex(3)}", ".db")
+    if shutil.disk_usage(path.parent).free < 2 * facts.size + EARLY_SPARE_BYTES:
+        log.info("no early deploy copy: the disk is tight (the staging makes room first)")
+        return False
+    try:
+        digest = plain_copy(source, path, proceed)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    copy = EarlyCopy(source, path, facts, digest, round(time.monotonic() - started, 3))
+    with _early_lock:
+        old = _early.pop(source, None)
+        _early[source] = copy
+    if old is not None:
+        old.path.unlink(missing_ok=True)
+    return True
+
+
+def discard_early(source: Path) -> None:
+    with _early_lock:
+        copy = _early.pop(source, None)
+    if copy is not None:
+        copy.path.unlink(missing_ok=True)
+
+
+def _take_early(source: Path) -> EarlyCopy | None:
+    """The early copy of ``source`` if the file is still exactly what was copied."""
+    with _early_lock:
+        copy = _early.pop(source, None)
+    if copy is None:
+        return None
+    now = quiet(source)
+    same = now is not None and (now.size, now.mtime_ns, now.inode, now.change_counter) == (
+        copy.facts.size,
+        copy.facts.mtime_ns,
+        copy.facts.inode,
+        copy.facts.change_counter,
+    )  # an empty -wal that a reader created meanwhile changes nothing
+    if not same or not copy.path.is_file():
+        copy.path.unlink(missing_ok=True)
+        log.info("the early copy of %s is stale (the file changed): copying again", source)
+        return None
+    return copy
+
+
 def stage_copy(source: Path, catalogue: Catalogue, request: SnapshotRequest) -> Staged:
-    """The online copy of ``source``, fsynced and hashed, kept unverified (no tier counts it).
-    Raises SnapshotError; nothing is left behind then."""
+    """The copy of ``source`` — taken over from :func:`copy_early`, else the online one —
+    fsynced and hashed, kept unverified (no tier counts it). Raises SnapshotError; nothing is
+    left behind then."""
     started = time.monotonic()
     backup_id = new_backup_id(request.tier, request.created_at, secrets.token_hex(3))
     plain_tmp = catalogue.temporary_path(request.tier, backup_id, ".db")
     try:
-        copy_database(source, plain_tmp, request.proceed)
+        early = _take_early(source)
+        if early is not None:
+            os.replace(early.path, plain_tmp)
+            digest, seconds = early.sha256, early.seconds
+        else:  # the bot may be running (a follower that came to lead): the online copy
+            copy_database(source, plain_tmp, request.proceed)
+            digest = sha256_of(plain_tmp, request.proceed)
+            seconds = round(time.monotonic() - started, 3)
         staged = Staged(
             id=backup_id,
             tier=request.tier,
             reason=request.reason,
             created_at=request.created_at,
-            sha256=sha256_of(plain_tmp, request.proceed),
+            sha256=digest,
             size_bytes=plain_tmp.stat().st_size,
             app_version=request.app_version,
-            copy_seconds=round(time.monotonic() - started, 3),
+            copy_seconds=seconds,
         )
         catalogue.stage(staged, plain_tmp)
+    except OSError as error:
+        plain_tmp.unlink(missing_ok=True)
+        raise SnapshotError(f"copy failed: {error.strerror or error}") from None
     except BaseException:
         plain_tmp.unlink(missing_ok=True)
         raise

@@ -76,3 +76,11 @@ def judge(
     if problem is not None:
         return Proof(False, f"the staged copy failed integrity_check: {problem}")
     return Proof(True, "same bytes as copied, integrity_check ok")
+
+
+def copy_during_check(quick: bool, current: str, recorded: str | None, stages: bool) -> bool:
+    """Whether the deploy copy is made while the start-up ``quick_check`` runs (two cores; the
+    bot is not running yet): for a deploy, on a file the last clean stop vouches for (a quick
+    start), by a kind of database whose deploy copy is staged. If the check then fails, the copy
+    is dropped: it is never staged."""
+    return quick and stages and at_start(current, recorded, "ok").action == "copy"

@@ -185,3 +185,14 @@ def integrity_verdict(
             "(a foreign or stale -wal?)",
         )
     return check_state, detail
+
+
+SALVAGE_WAITS_AT_MOST = 120.0
+"""Seconds a pending salvage waits for the bot to answer before it runs anyway."""
+
+
+def salvage_may_start(phase: str, waited: float) -> bool:
+    """A quarantined file's salvage (a long read, then a merge) starts once the bot answers, so
+    it never slows the bot's start-up; or when there is no bot to wait for (none configured);
+    or after SALVAGE_WAITS_AT_MOST (a bot held or failing does not keep it pending forever)."""
+    return phase in ("running", "not_configured") or waited >= SALVAGE_WAITS_AT_MOST

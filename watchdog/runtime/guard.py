@@ -6,14 +6,15 @@ choose → install → salvage → relaunch → report — in this order:
 1. detect: ``check_locked`` (``data.database.check_database``, read by
    ``rules.recovery.integrity_verdict``) and ``_recovery_reason`` (``rules.recovery``);
 2. stop: ``bot.held(...)`` stops the bot and keeps it down;
-3. quarantine, choose, install, salvage: ``data.recovery.recover`` (blocking, in a thread):
+3. quarantine, choose, install: ``data.recovery.recover`` (blocking, in a thread):
    every candidate — each local backup newest first, then each offsite one — must prove itself
    (sha256, the bot's schema and nothing more, integrity_check; ``data.candidates``) before it
    is installed; each one refused is named in the result, the health report and the alert;
 4. replay: ``python -m bot replay`` applies the journal's updates the installed file lacks
    (``bot.replay_journal``), still under the hold, so the bot starts only after;
 5. report: the state, the event log, the admins' alert;
-6. relaunch: leaving the hold lets the supervisor launch the bot on the restored file.
+6. relaunch: leaving the hold lets the supervisor launch the bot on the restored file;
+7. salvage: the damaged file read and merged with the bot back (``runtime.salvage_runner``).
 """
 
 from __future__ import annotations
@@ -33,24 +34,25 @@ from watchdog.data.database import (
     count_tables,
     create_empty_database,
     quick_check_database,
+    read_schema,
 )
 from watchdog.data.disk import DiskReading, read_disk
-from watchdog.data.recovery import RecoveryResult, recover, resume_pending_salvage
-from watchdog.offsite import OffsiteError, OffsiteStore
+from watchdog.data.recovery import RecoveryResult, recover
+from watchdog.offsite import OffsiteStore
 from watchdog.rules.recovery import integrity_verdict, recovery_reason, vanished_tables
 from watchdog.rules.startup import proof_at_stop, start_check
 from watchdog.rules.state import Integrity
 from watchdog.runtime.context import RuntimeContext
+from watchdog.runtime.early_copy import early_deploy_copy, keep_if_sound
 from watchdog.runtime.jobs import BackupJobs
+from watchdog.runtime.lost_disk import offsite_has_backups
+from watchdog.runtime.salvage_runner import BackgroundSalvage
 from watchdog.runtime.supervision import BotSupervisor
 
 log = logging.getLogger(__name__)
 
 RECHECK_AFTER = 5.0
 """Seconds before checking again a database that could not be checked (busy, locked)."""
-TRANSIENT = ("unreachable", "timeout", "busy")
-LIST_OFFSITE_PAUSES = (5.0, 15.0)
-"""Pauses between the three tries to list the offsite branch when the disk looks lost."""
 
 
 class DataGuard:
@@ -65,6 +67,7 @@ class DataGuard:
         self.bot = bot
         self.jobs = jobs
         self.offsite = offsite
+        self.salvage = BackgroundSalvage(ctx)
         self.last_check: float | None = None
         """Monotonic time of the last integrity check."""
         self.full_check_passed = False
@@ -197,7 +200,9 @@ class DataGuard:
         if changes:
             self.ctx.remembered.update(**changes)
 
-    async def mark_restored(self, how: str, check_deferred: bool = False) -> bool:
+    async def mark_restored(
+        self, how: str, check_deferred: bool = False, rows: dict[str, int] | None = None
+    ) -> bool:
         """The installed database was proven at install: take that verdict instead of checking
         the same bytes again before the bot is back. ``check_deferred``: it was proven by the
         sha256 of bytes a full check passed on when they were backed up (not checked again at
@@ -206,7 +211,11 @@ class DataGuard:
         counted: it is then checked fully at once (and found corrupt)."""
         ctx = self.ctx
         try:
-            tables = await asyncio.to_thread(self.count_tables, ctx.settings.database)
+            if rows is None:
+                tables = await asyncio.to_thread(self.count_tables, ctx.settings.database)
+            else:  # the manifest's counts: only see that the file opens (a count of 1 GB: 1 s)
+                await asyncio.to_thread(read_schema, ctx.settings.database)
+                tables = dict(rows)
         except sqlite3.DatabaseError as error:
             log.error("the installed database cannot be read (%s): checking it fully now", error)
             self.installed_by_hash = check_deferred
@@ -248,7 +257,11 @@ class DataGuard:
             "quick_check now, the full check with the bot up" if decision.quick else "full",
             decision.why,
         )
-        await self.check_and_heal(quick=decision.quick)
+        copying = early_deploy_copy(ctx, self.jobs.keeper.catalogue, decision.quick)
+        try:
+            await self.check_and_heal(quick=decision.quick)
+        finally:
+            await keep_if_sound(ctx, copying)
 
     def record_clean_stop(self, bot_stopped: bool) -> None:
         """At an orderly stop, the bot stopped: what the file looks like, and what vouches for it
@@ -286,6 +299,7 @@ class DataGuard:
     async def _heal_locked(self, reason: str, detail: str) -> RecoveryResult:
         ctx = self.ctx
         ctx.events.record("recovery", f"recovering the database: {reason}", logging.ERROR)
+        await self.salvage.stop()  # a salvage under way stays pending; it runs again after
         async with self.bot.held("recovering"):
             result = await self._recover_held(reason, detail)
             if ctx.state.database.integrity is Integrity.CORRUPT and not self.trust_hash:
@@ -293,6 +307,7 @@ class DataGuard:
                 detail = ctx.state.database.detail or ""
                 result = await self._recover_held("the installed backup failed its check", detail)
             self.bot.forget_failures()
+        self.salvage.start()
         return result
 
     async def _recover_held(self, reason: str, detail: str) -> RecoveryResult:
@@ -325,7 +340,7 @@ class DataGuard:
             await self.check_locked()
         else:
             await self.mark_restored(
-                f"restored from backup {result.restored_from}", result.check_deferred
+                f"restored from backup {result.restored_from}", result.check_deferred, result.rows
             )
         return result
 
@@ -341,42 +356,12 @@ class DataGuard:
         )
 
     async def _offsite_has_backups(self) -> bool:
-        """A fresh-looking machine (no database, no local backups) with backups on the offsite
-        branch has lost its disk: the data comes back from the branch."""
-        if self.offsite is None or self.ctx.state.database.integrity is not Integrity.MISSING:
-            return False
-        entries: list[object] = []
-        for attempt, pause in enumerate((*LIST_OFFSITE_PAUSES, 0.0), start=1):
-            try:
-                found = await asyncio.to_thread(self.offsite.candidates)
-                # Refused packages count too: a branch of ours holding only forged or old ones
-                # is still a lost disk (recovery names each refusal), never a quiet first run.
-                entries = [*found.entries, *found.refused]
-                break
-            except Exception as error:
-                log.error("could not list offsite backups (attempt %d of 3): %s", attempt, error)
-                transient = isinstance(error, OffsiteError) and error.kind in TRANSIENT
-                if attempt == 3 or not transient:
-                    # Whether the branch holds backups cannot be told: a silent first run would
-                    # start empty and let pushes rotate good packages away. Recover instead: it
-                    # names why nothing could be used, and the fresh start holds rotation.
-                    log.error("the offsite branch cannot be read: treated as a lost disk")
-                    return True
-                await self.ctx.sleep(pause)
-        if entries:
-            log.warning(
-                "no database and no local backup, but %d offsite: a lost disk", len(entries)
-            )
-        return bool(entries)
+        return await offsite_has_backups(self.ctx, self.offsite)
 
     async def resume_salvage(self) -> None:
-        """At start-up: finish merges a killed watchdog left pending."""
-        if self.ctx.state.database.integrity is not Integrity.OK:
-            return
-        for report in await asyncio.to_thread(resume_pending_salvage, self.ctx.layout):
-            self.ctx.events.record(
-                "recovery", f"finished an interrupted salvage: merged {report.merged}"
-            )
+        """At start-up: salvages a stopped or killed watchdog left pending, once the bot is back."""
+        if self.ctx.state.database.integrity is Integrity.OK:
+            self.salvage.start()
 
 
 async def measure_disk(ctx: RuntimeContext, read_disk: Callable[[Path], DiskReading]) -> None:
