@@ -19,13 +19,8 @@ from tests import dbgen
 from tests.helpers import TEST_RETENTION, base_env, free_port, get_json, tmpfs, wait_until
 from watchdog.data.backups import BackupKeeper, BackupSkipped
 from watchdog.data.catalogue import Catalogue
-from watchdog.data.snapshot import (
-    SnapshotError,
-    SnapshotRequest,
-    decompress,
-    make_snapshot,
-    verify_backup,
-)
+from watchdog.data.maker import make_snapshot
+from watchdog.data.snapshot import SnapshotError, SnapshotRequest, decompress, verify_backup
 
 KEEP = TEST_RETENTION
 

@@ -440,9 +440,15 @@ def test_the_watchdog_pushes_the_journal_and_a_lost_disk_gets_it_back(processes,
 
         proc = processes.start("watchdog", WATCHDOG, env)
         wait_until(
-            lambda: health()["backups"]["offsite"]["newest_id"], timeout=90, what="a backup offsite"
+            lambda: (
+                (d := health())["backups"]["offsite"]["newest_id"]
+                and all(d["backups"]["tiers"][t] for t in ("hourly", "daily", "weekly"))
+            ),
+            timeout=90,
+            what="the first start's backups, one of them offsite",
         )
-        # The bot's part, by hand: updates acknowledged after that backup.
+        # The bot's part, by hand: updates acknowledged after those backups (a start-up backup
+        # taken after them would cover them, and the journal would be pruned before the check).
         journal = Updates(data / "journal", first=900_001, segment_bytes=4000)
         written = journal.add(60)
         journal.writer.close()

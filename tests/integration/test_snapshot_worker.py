@@ -20,7 +20,8 @@ from tests import dbgen
 from tests.helpers import base_env, free_port, wait_until
 from watchdog.data.catalogue import Catalogue
 from watchdog.data.integrity import CHECK_NICE
-from watchdog.data.snapshot import SnapshotError, SnapshotRequest, make_snapshot
+from watchdog.data.maker import make_snapshot
+from watchdog.data.snapshot import SnapshotError, SnapshotRequest
 
 TIMEOUT = 120.0
 

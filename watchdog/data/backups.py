@@ -20,12 +20,12 @@ from conf.layout import DataLayout
 from conf.units import MIB
 from watchdog.data.catalogue import Backup, Catalogue, Manifest, Staged
 from watchdog.data.erasures import mirror_erasures
+from watchdog.data.maker import make_snapshot
 from watchdog.data.snapshot import (
     COMPRESSED_TIERS,
     Proceed,
     SnapshotError,
     SnapshotRequest,
-    make_snapshot,
 )
 from watchdog.data.staging import Proven, prove_staged, stage_copy
 from watchdog.rules import retention, schedule

@@ -18,12 +18,12 @@ from watchdog.data import erasures_pg, pgdump
 from watchdog.data import server as pg
 from watchdog.data.backups import database_bytes
 from watchdog.data.catalogue import Backup, Catalogue, Manifest
+from watchdog.data.maker import make_snapshot
 from watchdog.data.snapshot import (
     COMPRESSED_TIERS,
     Proceed,
     SnapshotError,
     SnapshotRequest,
-    make_snapshot,
 )
 from watchdog.rules import server as rules
 

@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import secrets
 import select
 import signal
 import subprocess
@@ -22,14 +23,33 @@ import time
 from pathlib import Path
 from typing import Any
 
-from watchdog.data.catalogue import Manifest
+from watchdog.data.catalogue import Catalogue, Manifest, new_backup_id
 from watchdog.data.integrity import CHECK_NICE, ROOT, die_with_parent, worker_env
-from watchdog.data.snapshot import SnapshotError, SnapshotRequest, build
+from watchdog.data.snapshot import SnapshotError, SnapshotRequest, build, packed_path
 
 POLL = 0.2
 """How often a waiting caller asks its ``proceed`` (one wake-up of its thread each time)."""
 EXIT_WAIT = 30.0
 ABANDONED = "abandoned (deadline reached or the watchdog is stopping)"
+
+
+def make_snapshot(
+    source: Path, catalogue: Catalogue, request: SnapshotRequest
+) -> tuple[Manifest, Path]:
+    """A verified backup file (still temporary) and its manifest, made by a worker process
+    (:func:`snapshot.build`) while this thread only waits. Raises SnapshotError,
+    OSError.
+
+    The caller commits it to the catalogue (or discards it). On failure nothing is left behind.
+    """
+    backup_id = new_backup_id(request.tier, request.created_at, secrets.token_hex(3))
+    plain_tmp = catalogue.temporary_path(request.tier, backup_id, ".db")
+    try:
+        return make_in_worker(source, plain_tmp, backup_id, request)
+    except BaseException:
+        plain_tmp.unlink(missing_ok=True)
+        packed_path(plain_tmp, backup_id).unlink(missing_ok=True)
+        raise
 
 
 def make_in_worker(

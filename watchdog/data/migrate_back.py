@@ -32,11 +32,12 @@ from watchdog.data.catalogue import Catalogue
 from watchdog.data.database import connect
 from watchdog.data.erasures import gather
 from watchdog.data.fs import fsync_dir, fsync_file
+from watchdog.data.maker import make_snapshot
 from watchdog.data.migrate import SHOWN_DIFFERENCES, Say
 from watchdog.data.migrate_pg import MigrateError
 from watchdog.data.recovery import schema_problem
 from watchdog.data.salvage import open_proven
-from watchdog.data.snapshot import SnapshotError, SnapshotRequest, integrity_problem, make_snapshot
+from watchdog.data.snapshot import SnapshotError, SnapshotRequest, integrity_problem
 from watchdog.rules.migrate import BATCH_ROWS
 
 

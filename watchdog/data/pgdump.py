@@ -213,7 +213,7 @@ def set_aside(catalogue: Catalogue, tier: str, backup_id: str, data: Path, why: 
 def make_dump(
     dumper: Dumper, catalogue: Catalogue, request: SnapshotRequest
 ) -> tuple[Manifest, Path]:
-    """A proven dump (still temporary) and its manifest, as ``snapshot.make_snapshot`` gives
+    """A proven dump (still temporary) and its manifest, as ``maker.make_snapshot`` gives
     for a file. Raises SnapshotError; a dump that failed its proof is set aside and said."""
     started = time.monotonic()
     backup_id = new_backup_id(request.tier, request.created_at, secrets.token_hex(3))

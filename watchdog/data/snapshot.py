@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import secrets
 import sqlite3
 import threading
 import time
@@ -27,7 +26,7 @@ from typing import BinaryIO
 
 import zstandard
 
-from watchdog.data.catalogue import TMP_PREFIX, Backup, Catalogue, Manifest, new_backup_id
+from watchdog.data.catalogue import TMP_PREFIX, Backup, Manifest
 from watchdog.data.database import connect, connect_read_only, count_rows, sqlite_version
 from watchdog.data.fs import fsync_file
 from watchdog.data.integrity import Abandoned, Checkers, check_integrity, workers_for
@@ -215,7 +214,7 @@ def _rows_of(plain: Path, proceed: Proceed) -> dict[str, int]:
         connection.close()
 
 
-def _packed_path(plain: Path, backup_id: str) -> Path:
+def packed_path(plain: Path, backup_id: str) -> Path:
     return plain.with_name(f"{TMP_PREFIX}{backup_id}.db.zst")
 
 
@@ -260,7 +259,7 @@ def describe(
     size = plain.stat().st_size
     data, data_digest = plain, digest
     if request.tier in COMPRESSED_TIERS:
-        data = _packed_path(plain, backup_id)
+        data = packed_path(plain, backup_id)
         try:
             data_digest = _compress(plain, data, request.proceed)
         except BaseException:
@@ -301,7 +300,7 @@ def build(
     def going() -> bool:
         return not failed.is_set() and request.proceed()
 
-    packed = _packed_path(plain, backup_id)
+    packed = packed_path(plain, backup_id)
     with ThreadPoolExecutor(4, "snapshot", initializer=_yield_to_the_check) as pool:
         synced = pool.submit(fsync_file, plain)
         hashed = pool.submit(sha256_of, plain, going)
@@ -323,27 +322,6 @@ def build(
     if packing is not None:
         plain.unlink()
     return _manifest(backup_id, request, made, started), made.data
-
-
-def make_snapshot(
-    source: Path, catalogue: Catalogue, request: SnapshotRequest
-) -> tuple[Manifest, Path]:
-    """A verified backup file (still temporary) and its manifest, made by a worker process
-    (:func:`build` in ``data.maker``) while this thread only waits. Raises SnapshotError,
-    OSError.
-
-    The caller commits it to the catalogue (or discards it). On failure nothing is left behind.
-    """
-    from watchdog.data.maker import make_in_worker  # the worker's module imports this one
-
-    backup_id = new_backup_id(request.tier, request.created_at, secrets.token_hex(3))
-    plain_tmp = catalogue.temporary_path(request.tier, backup_id, ".db")
-    try:
-        return make_in_worker(source, plain_tmp, backup_id, request)
-    except BaseException:
-        plain_tmp.unlink(missing_ok=True)
-        _packed_path(plain_tmp, backup_id).unlink(missing_ok=True)
-        raise
 
 
 @dataclass(frozen=True)
