@@ -40,6 +40,7 @@ from sandbox import control, user_updates, wire
 from sandbox.background_loop import BackgroundLoop
 from sandbox.bot_methods import BotMethods
 from sandbox.chat_log import ChatLog
+from sandbox.failures import Failures
 from sandbox.webhook import WEBHOOK_CONFLICT, WebhookDelivery
 
 MODES = ("normal", "hang", "unauthorized", "conflict", "flood", "bad_gateway")
@@ -95,7 +96,7 @@ class LocalBotAPI:
         self._get_updates_calls = 0
         self._failed_get_updates = 0
         self.flood_retry_after = 1
-        self._failures: dict[str, list[tuple[int, int]]] = {}
+        self._failures = Failures()
         self._routes: list[Callable[[web.Application], None]] = []
         self.webhook = WebhookDelivery(self)
 
@@ -252,21 +253,16 @@ class LocalBotAPI:
         """The next ``times`` calls of ``method`` (e.g. ``sendMessage``) fail with ``status``
         (429 carries ``retry_after``); they are not recorded as sent. With ``chat_id``, only
         the calls for that chat (Telegram's flood limits are per chat too)."""
-        key = method.lower() if chat_id is None else f"{method.lower()}:{chat_id}"
-        with self._lock:
-            self._failures.setdefault(key, []).extend([(status, retry_after)] * times)
+        self._failures.queue(method, status, times, retry_after, chat_id)
 
     def failures_left(self, method: str, *, chat_id: int | None = None) -> int:
         """How many of the failures ``fail_next`` queued for ``method`` (for ``chat_id``) are
         still to come."""
-        key = method.lower() if chat_id is None else f"{method.lower()}:{chat_id}"
-        with self._lock:
-            return len(self._failures.get(key, []))
+        return self._failures.left(method, chat_id)
 
     def clear_failures(self) -> None:
         """Forget every failure ``fail_next`` queued and not yet given."""
-        with self._lock:
-            self._failures.clear()
+        self._failures.clear()
 
     @property
     def failed_get_updates(self) -> int:
@@ -346,10 +342,7 @@ class LocalBotAPI:
         handler = self._methods().get(method.lower())
         if handler is None:
             return web.json_response(wire.NOT_IMPLEMENTED, status=400)
-        with self._lock:
-            for_chat = self._failures.get(f"{method.lower()}:{params.get('chat_id')}")
-            queued = for_chat or self._failures.get(method.lower())
-            failure = queued.pop(0) if queued else None
+        failure = self._failures.take(method, params.get("chat_id"))
         if failure is not None:
             return wire.error_response(*failure)
         try:
