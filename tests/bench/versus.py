@@ -14,7 +14,7 @@ The databases are the bot's own (``recovery._fill_bot_database``). A verdict is 
 the run can judge it: n ≥ 3 and, for a target stated at 1 GB, a 1 GB database.
 
 ``VERSUS_ROWS=backup`` (a comma-separated choice of ``restore,backup,answer,memory``; default
-all) measures only those rows."""
+all) measures only those rows; ``VERSUS_MB=100,1024`` the database sizes (default 100)."""
 
 from __future__ import annotations
 
@@ -69,6 +69,16 @@ def _wanted() -> set[str]:
     return wanted
 
 
+def _sizes(quick: bool) -> tuple[int, ...]:
+    chosen = os.environ.get("VERSUS_MB")
+    if not chosen:
+        return SIZES_QUICK if quick else SIZES
+    try:
+        return tuple(int(mb) * MB for mb in chosen.split(","))
+    except ValueError:
+        raise SystemExit("VERSUS_MB: comma-separated sizes in MB, e.g. 100,1024") from None
+
+
 def run(quick: bool, sizes: tuple[int, ...] | None = None) -> list[Table]:
     from tests.fakes.telegram_api import FakeTelegramAPI
 
@@ -98,7 +108,7 @@ def run(quick: bool, sizes: tuple[int, ...] | None = None) -> list[Table]:
     try:
         (work / "stack").mkdir()
         _first_start(stack)
-        for size in sizes or (SIZES_QUICK if quick else SIZES):
+        for size in sizes or _sizes(quick):
             label = _label(size)
             _say(f"versus: {label}: filling the bot's database …")
             _fill_bot_database(stack.layout.database, size)
