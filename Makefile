@@ -43,7 +43,10 @@ lint: install-dev
 	$(BIN)/ruff format --check .
 
 # pytest exits 5 when it collected nothing: a suite that tests nothing fails, with a reason.
+# The code is compiled first: the tests start hundreds of watchdogs and bots, and with
+# PYTHONDONTWRITEBYTECODE set (as on some CI machines) each would compile every module again.
 test: lint
+	$(BIN)/python -m compileall -q -j 0 bot conf watchdog sandbox tests >/dev/null
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$status

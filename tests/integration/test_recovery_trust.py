@@ -34,7 +34,14 @@ def schema_names(database: Path) -> set[str]:
 
 
 def newest_plain(layout: DataLayout) -> Backup:
-    return [b for b in Catalogue(layout).scan() if b.manifest.compression is None][-1]
+    """The newest uncompressed backup, made the newest of all: a compressed (weekly) one that a
+    busy machine took after it is taken out of the catalogue, so recovery meets this one first."""
+    backups = Catalogue(layout).scan()
+    plain = [b for b in backups if b.manifest.compression is None][-1]
+    for later in backups[backups.index(plain) + 1 :]:
+        later.data_path.unlink()
+        later.manifest_path.unlink()
+    return plain
 
 
 def damage_live(database: Path) -> None:
