@@ -458,10 +458,11 @@ def test_the_watchdog_pushes_the_journal_and_a_lost_disk_gets_it_back(processes,
             lambda: (
                 (d := health())["journal"]["offsite"]["pushed_through"]
                 and d["journal"]["offsite"]["pushed_through"] >= iso(newest)
+                and d["journal"]["segments"]  # measured again after the push
                 and d
             ),
             timeout=60,
-            what="the journal offsite",
+            what="the journal offsite, and measured after it",
         )
         print(f"journal offsite within {time.monotonic() - started:.1f} s of the last update")
         assert doc["journal"]["segments"] >= 1 and doc["journal"]["bytes"] > 0

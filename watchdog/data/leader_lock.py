@@ -93,12 +93,18 @@ class LeaderLock:
         return str(row[0]) if row and row[0] else None
 
     async def close(self) -> None:
-        """End the session: the lock, if held, is the server's to give to another."""
-        self.held = False
+        """End the session, giving the lock back first when it is held: the server frees a
+        closed session's locks only once its backend has gone, a moment later, so another
+        instance trying at once could still find it taken."""
+        held, self.held = self.held, False
         connection, self._connection = self._connection, None
-        if connection is not None:
+        if connection is None:
+            return
+        if held:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(connection.close(), QUERY_TIMEOUT)
+                await self._run(connection, "SELECT pg_advisory_unlock(%s)", (self.key,))
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(connection.close(), QUERY_TIMEOUT)
 
     async def _open(self) -> psycopg.AsyncConnection:
         import psycopg

@@ -46,7 +46,8 @@ class Maintenance:
         self.offsite = offsite
         self.offsite_retry = backoff.Retry(OFFSITE_RETRY_FIRST, OFFSITE_RETRY_MAX)
         self.journal_retry = backoff.Retry(JOURNAL_RETRY_FIRST, JOURNAL_RETRY_MAX)
-        self._pruned_for: tuple[float | None, float | None, float] | None = None
+        self._pruned_for: tuple[tuple[float | None, float | None, int], float] | None = None
+        """What the last pruning saw (newest backup, newest offsite, journal pushes) and when."""
         ctx.state.journal.offsite_enabled = offsite is not None
 
     def leads(self) -> bool:
@@ -139,11 +140,15 @@ class Maintenance:
         backup, every backup offsite, and once a minute."""
         ctx = self.ctx
         now = ctx.clock.time()
-        marks = (ctx.state.backups.last_backup_at, ctx.state.offsite.newest_at)
+        marks = (
+            ctx.state.backups.last_backup_at,
+            ctx.state.offsite.newest_at,
+            ctx.state.journal.pushes,  # a push: /health's journal measured again
+        )
         last = self._pruned_for
-        if last is not None and last[:2] == marks and now - last[2] < JOURNAL_PRUNE_EVERY:
+        if last is not None and last[0] == marks and now - last[1] < JOURNAL_PRUNE_EVERY:
             return
-        self._pruned_for = (*marks, now)
+        self._pruned_for = (marks, now)
         async with ctx.data_lock:
             pruned = await asyncio.to_thread(self.prune_journal, now)
         self.report_pruned(pruned, now)
