@@ -12,7 +12,8 @@ import logging
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
+
+from conf.secret import Secret
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ class WatchdogClient:
     def __init__(
         self,
         url: str | None,
-        secret: SecretStr | None,
+        secret: Secret | None,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:

@@ -1,10 +1,10 @@
-"""Where settings come from, and the few a terminal command needs, without pydantic.
+"""Where settings come from, and the few a terminal command needs, without the parsers.
 
 The raw side of the one settings reader (``conf.settings`` validates every setting on top of
 it): the process environment first, then the env file (``ENV_FILE``, else ``./.env``), names
 case-insensitive, an empty value meaning unset. A command that only has to find the running
 watchdog reads DATA_DIR and DATABASE_PATH here (:func:`read_places`), with the same defaults and
-the same checks as the full settings, and loads no validation framework: a few MB, not thirty.
+the same checks as the full settings.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import EllipsisType
 from typing import NoReturn
 
 from conf.exitcodes import EXIT_BAD_SETTINGS
@@ -53,10 +54,10 @@ def _env_file() -> tuple[Path, str] | None:
     return path, text
 
 
-def raw_values(*names: str) -> dict[str, str]:
-    """The set values of the variables ``names`` (upper case), as pydantic-settings finds them
-    for :class:`conf.settings.Settings`: the environment, then the env file (parsed by
-    python-dotenv, its parser, and only when the file holds anything)."""
+def raw_values(*names: str, env_file: Path | EllipsisType | None = ...) -> dict[str, str]:
+    """The set values of the variables ``names`` (upper case): the environment, then the env
+    file (``...``: :func:`env_file_path`'s; parsed by python-dotenv, and only when the file holds
+    anything), names case-insensitive, an empty value unset."""
     wanted = {name.lower(): name for name in names}
     found: dict[str, str] = {}
     for key, value in os.environ.items():
@@ -64,16 +65,26 @@ def raw_values(*names: str) -> dict[str, str]:
         if name is not None and value and (name not in found or key == name):
             found[name] = value
     missing = [name for name in names if name not in found]
-    env_file = _env_file() if missing else None
-    if env_file is not None and env_file[1].strip():
-        from dotenv import dotenv_values
+    if not missing:
+        return found
+    path = env_file_path() if env_file is ... else env_file
+    if path is None or not _holds_anything(path):
+        return found
+    from dotenv import dotenv_values
 
-        in_file = {key.lower(): value for key, value in dotenv_values(env_file[0]).items()}
-        for name in missing:
-            value = in_file.get(name.lower())
-            if value:
-                found[name] = value
+    in_file = {key.lower(): value for key, value in dotenv_values(path).items()}
+    for name in missing:
+        value = in_file.get(name.lower())
+        if value:
+            found[name] = value
     return found
+
+
+def _holds_anything(path: Path) -> bool:
+    try:
+        return bool(path.read_bytes().strip())
+    except OSError as error:
+        raise SettingsError(f"ENV_FILE: cannot read {path}: {error.strerror}") from None
 
 
 def data_paths(data_dir: Path, database_path: Path | None) -> tuple[Path, Path]:

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
 from bot.watchdog_client import WatchdogClient, WatchdogError
+from conf.secret import Secret
 from tests.netfakes import NO_PROXY_VARIABLES, RecordingProxy, ThreadedLoop
 from tests.unit.test_web_exposure import fake_watchdog
 from watchdog.web.admin import start_admin
@@ -52,10 +52,10 @@ def test_the_bot_reaches_the_admin_api_directly_whatever_the_proxy(proxy, admin)
     assert len(proxy.connections()) == 1
     proxy.forget()
 
-    client = WatchdogClient(url, SecretStr(secret))
+    client = WatchdogClient(url, Secret(secret))
     document = asyncio.run(client.status())
     assert document["database"]["type"] == "sqlite"
     assert set(asyncio.run(client.backups())["tiers"]) == {"hourly"}
     with pytest.raises(WatchdogError, match="refused the bot's credentials"):
-        asyncio.run(WatchdogClient(url, SecretStr("wrong")).status())
+        asyncio.run(WatchdogClient(url, Secret("wrong")).status())
     assert proxy.connections() == []

@@ -7,13 +7,13 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
 from telegram import Update
 from telegram.error import RetryAfter
 
 from bot.durable import UpdateLedger
 from bot.retry_after import RetryAfterLimiter
 from bot.watchdog_client import WatchdogClient, WatchdogError, WatchdogNotConfigured
+from conf.secret import Secret
 
 
 def updates(*ids: int) -> list[Update]:
@@ -88,7 +88,7 @@ SECRET = "watchdog-secret-" + "x" * 20
 
 def client(handler: Any) -> WatchdogClient:
     return WatchdogClient(
-        "http://127.0.0.1:1/", SecretStr(SECRET), transport=httpx.MockTransport(handler)
+        "http://127.0.0.1:1/", Secret(SECRET), transport=httpx.MockTransport(handler)
     )
 
 

@@ -3,7 +3,7 @@
 import configparser
 import re
 
-from conf.settings import Settings
+from conf.settings import FIELDS
 from tests.helpers import REPO
 
 RENDER_DEFAULT_SHUTDOWN_DELAY = 30
@@ -26,7 +26,7 @@ def render_value(key: str) -> str:
 
 
 def test_shutdown_fits_inside_supervisord_which_fits_inside_render():
-    budget = Settings.model_fields["shutdown_budget"].default
+    budget = FIELDS["shutdown_budget"].default
     stopwait = int(supervisord_program()["stopwaitsecs"])
     assert budget < stopwait < RENDER_DEFAULT_SHUTDOWN_DELAY
 

@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from conf.settings import Settings, SettingsError, env_name, load_settings
+from conf.settings import FIELDS, SettingsError, env_name, load_settings
 
-SETTING_VARS = [env_name(name) for name in Settings.model_fields]
+SETTING_VARS = [env_name(name) for name in FIELDS]
 INTERNAL_VARS = {name for name in SETTING_VARS if name.startswith("ERIXCAST_")}
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
+from conf.secret import Secret
 from conf.settings import Settings
 from tests.helpers import http_get
 from tests.netfakes import ThreadedLoop
@@ -133,7 +133,7 @@ def fake_watchdog(stats_token: str | None) -> FakeWatchdog:
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
         data_dir=Path(DATA_DIR),
-        stats_token=SecretStr(stats_token) if stats_token else None,
+        stats_token=Secret(stats_token) if stats_token else None,
         backup_git_url=REPO_URL,
     )
     return FakeWatchdog(settings=settings, state=busy_state(time.time()))

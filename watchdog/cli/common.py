@@ -1,6 +1,6 @@
 """What every one-shot command shares: where the data is, settings, quiet logging, the backup
 keeper. Light on purpose: a command that asks the running watchdog needs only :func:`locate`
-(``conf.env``: no pydantic) and imports nothing of the data layer; the full settings
+(``conf.env``, not every setting) and imports nothing of the data layer; the full settings
 (:func:`prepare`) and the data layer are imported by the commands that do the work here."""
 
 from __future__ import annotations

@@ -13,9 +13,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from pydantic import SecretStr
-
-from conf.settings import BOT_LIMIT_SETTINGS, WEBHOOK_SETTINGS, Settings, env_name
+from conf.secret import Secret
+from conf.settings import BOT_LIMIT_SETTINGS, FIELDS, WEBHOOK_SETTINGS, Settings, env_name
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +42,7 @@ class AdminAddress(Protocol):
 
 
 def _as_env(value: object) -> str:
-    if isinstance(value, SecretStr):
+    if isinstance(value, Secret):
         return value.get_secret_value()
     if isinstance(value, tuple):
         return ",".join(str(item) for item in value)
@@ -54,7 +53,7 @@ def bot_environment(settings: Settings, admin: AdminAddress | None) -> dict[str,
     """The bot's environment: ours without any setting, then exactly the bot's settings as the
     watchdog read them (from the environment or the env file), ``ENV_FILE=/dev/null`` so the bot
     reads no env file of its own, and where the watchdog's admin API is."""
-    setting_names = {env_name(name) for name in Settings.model_fields}
+    setting_names = {env_name(name) for name in FIELDS}
     env = {key: value for key, value in os.environ.items() if key.upper() not in setting_names}
     for name in BOT_SETTINGS:
         value = getattr(settings, name)
