@@ -36,9 +36,13 @@ class LimitSettings:
     @classmethod
     def defaults(cls) -> LimitSettings:
         """What ``conf/settings.py`` gives when nothing is set."""
-        from conf.settings import Settings
+        from types import SimpleNamespace
 
-        return cls.from_settings(Settings.model_construct())
+        from conf.settings import BOT_LIMIT_SETTINGS, FIELDS
+
+        return cls.from_settings(
+            SimpleNamespace(**{name: FIELDS[name].default for name in BOT_LIMIT_SETTINGS})
+        )
 
     @classmethod
     def from_settings(cls, settings: Any) -> LimitSettings:
