@@ -13,6 +13,7 @@ during the idle windows. Also measured in-process: rendering ``/`` with a full w
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -62,6 +63,19 @@ class Run:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
+CACHE = Path(tempfile.gettempdir()) / "erixcast-bench-cache"
+
+
+def _cached_database(size: int) -> Path:
+    """Where the generated database of ``size`` is kept, named by the generator's code (a
+    change of it generates again)."""
+    code = b"".join(
+        Path(module.__file__ or "").read_bytes()
+        for module in (dbgen, sys.modules[_grow.__module__])
+    )
+    return CACHE / f"http-{size // MB}mb-{hashlib.sha256(code).hexdigest()[:12]}.db"
+
+
 def _label(size: int) -> str:
     return f"{size // 1024 // MB} GB" if size >= 1024 * MB else f"{size // MB} MB"
 
@@ -83,12 +97,24 @@ class _Watchdog:
         self.port = free_port()
 
     def generate(self) -> float:
+        """The database: a copy of the one generated before for this size and generator (kept
+        in ``CACHE``: at 1 GB the generation takes minutes), else generated and kept."""
         started = time.monotonic()
-        dbgen.create(self.database, min(self.size, DIRECT_LIMIT))
-        if self.size > DIRECT_LIMIT:
-            _grow(self.database, self.size)
+        cached = _cached_database(self.size)
+        if not cached.exists():
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            making = cached.with_name(f".{cached.name}.{os.getpid()}")
+            dbgen.create(making, min(self.size, DIRECT_LIMIT))
+            if self.size > DIRECT_LIMIT:
+                _grow(making, self.size)
+            connection = sqlite3.connect(making)
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            connection.execute("PRAGMA journal_mode=DELETE")  # one file: copied whole
+            connection.close()
+            os.replace(making, cached)
+        shutil.copyfile(cached, self.database)
         connection = sqlite3.connect(self.database)
-        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        connection.execute("PRAGMA journal_mode=WAL")
         connection.close()
         return time.monotonic() - started
 
@@ -229,7 +255,11 @@ def run(quick: bool) -> list[Table]:
     watchdog = _Watchdog(work, size)
     runs: list[Run] = []
     try:
-        print(f"[http bench] generating a {_label(size)} database …", file=sys.stderr, flush=True)
+        print(
+            f"[http bench] a {_label(size)} database (generated, or the one kept) …",
+            file=sys.stderr,
+            flush=True,
+        )
         generate_s = watchdog.generate()
         print("[http bench] starting the watchdog …", file=sys.stderr, flush=True)
         settle_s = watchdog.start()
@@ -297,8 +327,9 @@ def _table(
         "backup taken by the running watchdog itself (its admin API): the copy, integrity_check, "
         "sha256 and row counts in a worker process at nice +10 (watchdog.data.maker), a thread "
         "of the watchdog waiting for it. "
-        f"Database generated in {generate_s:.0f} s; the watchdog's start-up work (first hourly, "
-        f"daily, weekly backups and drill) took {settle_s:.0f} s before measuring. "
+        f"Database ready in {generate_s:.0f} s (generated, or a copy of the one kept in "
+        f"{CACHE}); the watchdog's start-up work (first hourly, daily, weekly backups and "
+        f"drill) took {settle_s:.0f} s before measuring. "
         f"Rendering / in-process with a full week of history (1,008 size samples, 175 backups; "
         f"the charts redrawn at every 20th request, cached between): "
         f"median {render_median * 1000:.2f} ms, p99 {render_p99 * 1000:.2f} ms, "
