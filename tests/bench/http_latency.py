@@ -46,6 +46,64 @@ START_TIMEOUT = 900.0
 """Generous: at 1 GB the start-up's three backups and drill take minutes on this machine."""
 
 
+@dataclass(frozen=True)
+class LoopLagSeries:
+    """The watchdog's loop-lag series (``runtime.pauses.LoopLag``) at one moment."""
+
+    stalls: float
+    longest: float
+    buckets: tuple[tuple[float, float], ...]
+    """(upper bound, cumulative count)."""
+
+    @classmethod
+    def read(cls, base: str) -> LoopLagSeries | None:
+        from prometheus_client.parser import text_string_to_metric_families
+
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(f"{base}/metrics", timeout=30) as answer:
+            text = answer.read().decode()
+        families = {f.name: f for f in text_string_to_metric_families(text)}
+        if "erixcast_watchdog_loop_stalls" not in families:
+            return None
+        buckets = tuple(
+            (float(sample.labels["le"]), sample.value)
+            for sample in families["erixcast_watchdog_loop_lag_seconds"].samples
+            if sample.name.endswith("_bucket")
+        )
+        return cls(
+            families["erixcast_watchdog_loop_stalls"].samples[0].value,
+            families["erixcast_watchdog_loop_lag_max_seconds"].samples[0].value,
+            buckets,
+        )
+
+
+@dataclass(frozen=True)
+class LoopReading:
+    stalls: int
+    longest_ms: float
+    exact: bool
+    """False: no wake in the window was the watchdog's latest ever; ``longest_ms`` is then the
+    upper bound of the highest bucket the window reached."""
+
+    @classmethod
+    def between(cls, before: LoopLagSeries, after: LoopLagSeries) -> LoopReading:
+        stalls = int(after.stalls - before.stalls)
+        if after.longest > before.longest:
+            return cls(stalls, after.longest * 1000, True)
+        # Cumulative buckets: the lowest bound that holds every wake of the window bounds it.
+        rose = [
+            (b, count - earlier)
+            for (b, count), (_, earlier) in zip(after.buckets, before.buckets, strict=True)
+        ]
+        total = rose[-1][1]
+        bound = min((b for b, risen in rose if risen == total), default=float("inf"))
+        return cls(stalls, bound * 1000, False)
+
+    def cell(self) -> str:
+        longest = f"{self.longest_ms:.0f}" if self.exact else f"≤ {self.longest_ms:.0f}"
+        return f"{self.stalls} (longest {longest} ms)"
+
+
 @dataclass
 class Run:
     endpoint: str
@@ -55,6 +113,8 @@ class Run:
     rate: float
     sent: int
     backup_throughout: bool | None = None
+    loop: LoopReading | None = None
+    """What the watchdog's loop-lag probe saw during the window (None: a watchdog without it)."""
 
     def quantile(self, q: float) -> float:
         if not self.latencies:
@@ -215,6 +275,11 @@ def _load(url: str, seconds: float) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _loop(watchdog: _Watchdog, before: LoopLagSeries | None) -> LoopReading | None:
+    after = LoopLagSeries.read(watchdog.base)
+    return LoopReading.between(before, after) if before and after else None
+
+
 def _render_full_week() -> tuple[float, float, int]:
     """Seconds to render / in-process with a week of history: median, p99, page bytes."""
     from tests.unit.test_web_exposure import fake_watchdog
@@ -265,15 +330,20 @@ def run(quick: bool) -> list[Table]:
         settle_s = watchdog.start()
         for endpoint in ENDPOINTS:
             print(f"[http bench] {endpoint} idle …", file=sys.stderr, flush=True)
+            before = LoopLagSeries.read(watchdog.base)
             result = _load(watchdog.base + endpoint, seconds)
-            runs.append(Run(endpoint, "idle", **result))
+            runs.append(Run(endpoint, "idle", **result, loop=_loop(watchdog, before)))
         for endpoint in ENDPOINTS:
             print(f"[http bench] {endpoint} during a backup …", file=sys.stderr, flush=True)
             backup = watchdog.backup_in_the_watchdog()
             time.sleep(0.3)  # let the backup begin: the window must fall inside it
+            before = LoopLagSeries.read(watchdog.base)
             result = _load(watchdog.base + endpoint, seconds)
             throughout = backup.is_alive()
-            runs.append(Run(endpoint, "during a backup", **result, backup_throughout=throughout))
+            loop = _loop(watchdog, before)
+            runs.append(
+                Run(endpoint, "during a backup", **result, backup_throughout=throughout, loop=loop)
+            )
             backup.join(600)
     finally:
         watchdog.stop()
@@ -304,6 +374,7 @@ def _table(
             "max (ms)",
             "errors",
             "backup ran throughout",
+            "loop stalls > 20 ms",
             f"p99 < {TARGET_P99_MS:.0f} ms",
         ],
     )
@@ -319,6 +390,7 @@ def _table(
             max(one.latencies, default=0.0) * 1000,
             len(one.errors),
             "-" if one.backup_throughout is None else ("yes" if one.backup_throughout else "no"),
+            "-" if one.loop is None else one.loop.cell(),
             "met" if p99 < TARGET_P99_MS else "missed",
         )
     table.notes.append(
