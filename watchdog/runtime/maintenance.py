@@ -203,7 +203,7 @@ class Maintenance:
             return
         now = ctx.clock.time()
         every = ctx.settings.journal_offsite_every
-        erased_at = erasure_record_changed_at(ctx.layout)
+        erased_at = await asyncio.to_thread(erasure_record_changed_at, ctx.layout)
         if not self.journal_retry.ready(now) or not journal.push_due(
             now, state.last_push_at, every, changed=True, erased_at=erased_at
         ):
