@@ -46,10 +46,11 @@ def test_the_kept_text_is_generate_latests_and_follows_every_change():
     assert back == generate_latest(registry) != changed
 
 
-def test_what_is_kept_stays_bounded():
-    service = fake_watchdog(None)
-    exposition = Exposition(build_registry(service))
-    for count in range(3 * Exposition.MEMORY):
+def test_what_is_kept_stays_bounded_one_text_a_family():
+    service = still_watchdog()
+    registry = build_registry(service)
+    exposition = Exposition(registry)
+    for count in range(100):
         service.state.backups.count = count
-        exposition.latest()
-    assert len(exposition._texts) <= Exposition.MEMORY
+        assert exposition.latest() == generate_latest(registry)
+    assert len(exposition._texts) == len(list(registry.collect()))

@@ -344,29 +344,30 @@ class Exposition:
     """``generate_latest(registry)``, the same bytes, with each family's text kept for as long
     as its samples do not change: most series hold still between two scrapes, and formatting
     them again was most of what a ``/metrics`` request cost (about 3 ms of the loop's thread on
-    a busy machine)."""
-
-    MEMORY = 512
-    """Texts kept before the memory starts again (a bound, not a tuning)."""
+    a busy machine). One text per family is kept: the latest."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        self._texts: dict[tuple[object, ...], bytes] = {}
+        self._texts: dict[str, tuple[tuple[object, ...], bytes]] = {}
 
     def latest(self) -> bytes:
         return b"".join(self._text(family) for family in self.registry.collect())
 
     def _text(self, family: Metric) -> bytes:
-        samples = tuple(
-            (s.name, tuple(sorted(s.labels.items())), s.value, s.timestamp) for s in family.samples
-        )
         if any(s.exemplar is not None or s.native_histogram is not None for s in family.samples):
             return generate_latest(_OneFamily(family))  # type: ignore[arg-type]
-        key = (family.name, family.type, family.documentation, family.unit, samples)
-        text = self._texts.get(key)
-        if text is None:
-            text = generate_latest(_OneFamily(family))  # type: ignore[arg-type]
-            if len(self._texts) >= self.MEMORY:
-                self._texts.clear()
-            self._texts[key] = text
+        key = (
+            family.type,
+            family.documentation,
+            family.unit,
+            tuple(
+                (s.name, tuple(sorted(s.labels.items())), s.value, s.timestamp)
+                for s in family.samples
+            ),
+        )
+        kept = self._texts.get(family.name)
+        if kept is not None and kept[0] == key:
+            return kept[1]
+        text = generate_latest(_OneFamily(family))  # type: ignore[arg-type]
+        self._texts[family.name] = (key, text)
         return text
