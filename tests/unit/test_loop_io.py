@@ -130,3 +130,23 @@ def test_a_drill_and_the_journal_upkeep_do_no_disk_io_on_the_loop(loop_io, ctx):
     assert ctx.state.drill.last_at is not None and ctx.state.drill.results
     assert ctx.remembered.load().drill_at == ctx.state.drill.last_at
     assert loop_io == [], "\n".join(loop_io)
+
+
+def test_health_metrics_and_the_status_page_do_no_disk_io_on_the_loop(loop_io):
+    """The three endpoints the platform, Prometheus and people poll, served by the real app
+    (its loop-lag probe running) over loopback HTTP."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from tests.unit.test_web_exposure import fake_watchdog
+    from watchdog.web.public import build_app
+
+    async def polled() -> None:
+        async with TestClient(TestServer(build_app(fake_watchdog(None)), host="127.0.0.1")) as c:
+            for _ in range(3):
+                for path in ("/health", "/metrics", "/"):
+                    answer = await c.get(path)
+                    assert answer.status in (200, 503), path
+                    await answer.read()
+
+    run(polled(), timeout=60)
+    assert loop_io == [], "\n".join(loop_io)
