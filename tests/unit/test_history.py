@@ -47,3 +47,20 @@ def test_database_sizes_before_the_first_sample_come_from_the_backups():
     sizes = history.database_sizes(NOW)
     # the backup taken after the first sample adds nothing: the samples are better evidence
     assert [(p.at, p.size_bytes) for p in sizes] == [(NOW - 7200, 1001), (NOW - 90, 5000)]
+
+
+def test_a_change_is_counted_only_when_what_is_drawn_changes():
+    """The status page's charts are cached on ``changes``: the guard's same size every few
+    seconds must not count, a new size or a new step must."""
+    history = History()
+    step_start = (NOW // SIZE_STEP) * SIZE_STEP
+    history.note_size(step_start + 1, 100)
+    first = history.changes
+    history.note_size(step_start + 6, 100)
+    history.note_size(step_start + 11, 100)
+    assert history.changes == first
+    assert history.sizes[-1].at == step_start + 11  # the newest moment is still kept
+    history.note_size(step_start + 16, 101)
+    assert history.changes == first + 1
+    history.note_size(step_start + SIZE_STEP + 1, 101)
+    assert history.changes == first + 2

@@ -8,10 +8,12 @@ watchdog. The watchdog is the file's only writer, so the record is read once and
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
 import shutil
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,6 +120,7 @@ class RememberedStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._record: Remembered | None = None
+        self._writing = threading.Lock()
 
     def load(self) -> Remembered:
         if self._record is None:
@@ -127,13 +130,30 @@ class RememberedStore:
     def update(self, **changes: Any) -> Remembered:
         """Change the record; kept in memory even when the disk refuses it (full), and
         written whole again by the next update."""
-        record = dataclasses.replace(self.load(), **changes)
-        self._record = record
-        try:
-            atomic_write_json(self.path, record.to_document())
-        except OSError as error:
-            log.error("cannot write %s (%s): kept in memory until it can", self.path, error)
+        self._record = dataclasses.replace(self.load(), **changes)
+        self._write()
         return self.load()
+
+    async def update_async(self, **changes: Any) -> Remembered:
+        """:meth:`update` for the event loop: the record changes at once (a ``load`` right
+        after sees it), its durable write runs in a worker thread. An fsync waits for the
+        filesystem's journal, which waits for whatever else is being written back: during a
+        1 GB backup that is tens to hundreds of milliseconds no request would be answered."""
+        self._record = dataclasses.replace(self.load(), **changes)
+        await asyncio.to_thread(self._write)
+        return self.load()
+
+    def _write(self) -> None:
+        """The record as it is now, written whole; one write at a time, so the last one to
+        finish holds the newest record."""
+        with self._writing:
+            record = self._record
+            if record is None:
+                return
+            try:
+                atomic_write_json(self.path, record.to_document())
+            except OSError as error:
+                log.error("cannot write %s (%s): kept in memory until it can", self.path, error)
 
     def _read(self) -> Remembered:
         try:

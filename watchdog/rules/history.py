@@ -46,12 +46,16 @@ class History:
     """Counts every change: what a cache of the charts is keyed on."""
 
     def note_size(self, at: float, size_bytes: int) -> None:
-        """The database's size now: one point per ``SIZE_STEP``, the newest in a step kept."""
+        """The database's size now: one point per ``SIZE_STEP``, the newest in a step kept.
+        The same size again in the same step is not a change (the guard says it every few
+        seconds): only the point's moment moves, which a chart redrawn by the minute shows."""
         point = SizePoint(at, size_bytes)
-        self.changes += 1
         if self.sizes and int(self.sizes[-1].at // SIZE_STEP) == int(at // SIZE_STEP):
+            if self.sizes[-1].size_bytes != size_bytes:
+                self.changes += 1
             self.sizes[-1] = point
         else:
+            self.changes += 1
             self.sizes.append(point)
         while self.sizes and self.sizes[0].at < at - WINDOW:
             self.sizes.popleft()

@@ -202,7 +202,7 @@ class BackupJobs:
                     )
                     return
             ctx.events.note("backup", f"deploy copy {staged.id} made; verified with the bot up")
-        ctx.remembered.update(app_version=current)
+        await ctx.remembered.update_async(app_version=current)
 
     async def prove_staged(self) -> None:
         """The staged copies' proof, once the bot answers (``rules.deploy.may_verify``): each is

@@ -115,7 +115,7 @@ class Maintenance:
         offsite.newest_id, offsite.newest_at = entry.id, entry.created_at
         offsite.last_success_at = ctx.clock.time()
         offsite.refused = [p.as_dict() for p in getattr(store, "last_refused", ())]
-        ctx.remembered.update(offsite_id=entry.id, offsite_created_at=entry.created_at)
+        await ctx.remembered.update_async(offsite_id=entry.id, offsite_created_at=entry.created_at)
         ctx.events.record("offsite", f"backup {entry.id} pushed offsite ({entry.parts} parts)")
         if held is not None:
             ctx.events.record(
@@ -203,7 +203,7 @@ class Maintenance:
             return
         now = ctx.clock.time()
         every = ctx.settings.journal_offsite_every
-        erased_at = erasure_record_changed_at(ctx.layout)
+        erased_at = await asyncio.to_thread(erasure_record_changed_at, ctx.layout)
         if not self.journal_retry.ready(now) or not journal.push_due(
             now, state.last_push_at, every, changed=True, erased_at=erased_at
         ):
@@ -289,7 +289,7 @@ class Maintenance:
             )
         drill.last_at = ctx.clock.time()
         drill.results = [result.as_dict() for result in results]
-        ctx.remembered.update(drill_at=drill.last_at)
+        await ctx.remembered.update_async(drill_at=drill.last_at)
         failed = [r for r in results if not r.ok]
         if failed:
             text = "; ".join(f"{r.tier} {r.id}: {r.detail}" for r in failed)

@@ -9,6 +9,7 @@ and stay on ``/stats`` behind the token. The keys operators rely on stay; a hidd
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -39,30 +40,71 @@ def scrub_text(
     ``known_addresses`` (the offsite repository's URL, host and path, which git quotes in its
     errors in many shapes, ``Could not resolve host: …`` and ``host:path`` among them) go
     wherever they appear."""
-    for known in sorted({a for a in known_addresses if len(a) > 2}, key=len, reverse=True):
-        text = text.replace(known, URL_PLACEHOLDER)
-    text = _URL.sub(URL_PLACEHOLDER, text)
-    # Known locations first, longest first: they may be relative (DATA_DIR=var/data) or hold
-    # characters the pattern does not expect. A bare word (DATA_DIR=data) is left to the pattern.
-    for known in sorted({p for p in known_paths if "/" in p and p != "/"}, key=len, reverse=True):
-        text = re.sub(rf"(?<![\w.-]){re.escape(known)}(?:/[\w.@%+=~-]*)*", PATH_PLACEHOLDER, text)
-    return _PATH.sub(PATH_PLACEHOLDER, text)
+    return scrubber(tuple(known_paths), tuple(known_addresses)).text(text)
 
 
-def _scrub(
-    value: Any, known_paths: tuple[str, ...], hide_counts: bool, known_addresses: tuple[str, ...]
-) -> Any:
+class Scrubber:
+    """:func:`scrub_text` for one set of known paths and addresses, prepared once (their
+    patterns compiled) and remembering what it scrubbed: the same few texts come back at every
+    request (a check's sentence, an error), and scrubbing each again with a dozen patterns was
+    most of what ``/health`` and ``/`` cost a request."""
+
+    MEMORY = 2048
+    """Texts remembered before the memory starts again (a bound, not a tuning)."""
+
+    def __init__(self, known_paths: tuple[str, ...], known_addresses: tuple[str, ...]) -> None:
+        self.addresses = sorted({a for a in known_addresses if len(a) > 2}, key=len, reverse=True)
+        # Known locations first, longest first: they may be relative (DATA_DIR=var/data) or hold
+        # characters the pattern does not expect. A bare word (DATA_DIR=data) is left to the
+        # pattern.
+        self.paths = [
+            re.compile(rf"(?<![\w.-]){re.escape(known)}(?:/[\w.@%+=~-]*)*")
+            for known in sorted(
+                {p for p in known_paths if "/" in p and p != "/"}, key=len, reverse=True
+            )
+        ]
+        self._memory: dict[tuple[str, bool], str] = {}
+
+    def text(self, text: str, hide_counts: bool = False) -> str:
+        key = (text, hide_counts)
+        done = self._memory.get(key)
+        if done is None:
+            done = self._scrub(text)
+            if hide_counts:
+                done = _ROWS.sub(COUNT_PLACEHOLDER + r"\1", done)
+            if len(self._memory) >= self.MEMORY:
+                self._memory.clear()
+            self._memory[key] = done
+        return done
+
+    def _scrub(self, text: str) -> str:
+        for known in self.addresses:
+            text = text.replace(known, URL_PLACEHOLDER)
+        if "/" not in text and "@" not in text:
+            return text  # no URL, no path: every pattern below needs one of the two
+        text = _URL.sub(URL_PLACEHOLDER, text)
+        for pattern in self.paths:
+            text = pattern.sub(PATH_PLACEHOLDER, text)
+        return _PATH.sub(PATH_PLACEHOLDER, text)
+
+
+@functools.lru_cache(maxsize=8)
+def scrubber(known_paths: tuple[str, ...], known_addresses: tuple[str, ...]) -> Scrubber:
+    """The scrubber of these paths and addresses (they change rarely: a new mount point)."""
+    return Scrubber(known_paths, known_addresses)
+
+
+def _scrub(value: Any, scrub: Scrubber, hide_counts: bool) -> Any:
     if isinstance(value, str):
-        text = scrub_text(value, known_paths, known_addresses)
-        return _ROWS.sub(COUNT_PLACEHOLDER + r"\1", text) if hide_counts else text
+        return scrub.text(value, hide_counts)
     if isinstance(value, dict):
         return {
-            key: _scrub(item, known_paths, hide_counts, known_addresses)
+            key: _scrub(item, scrub, hide_counts)
             for key, item in value.items()
             if key not in PATH_KEYS
         }
     if isinstance(value, list | tuple):
-        return [_scrub(item, known_paths, hide_counts, known_addresses) for item in value]
+        return [_scrub(item, scrub, hide_counts) for item in value]
     return value
 
 
@@ -73,9 +115,8 @@ def public_health(
     known_addresses: Iterable[str] = (),
 ) -> dict[str, Any]:
     """A copy of the /health document fit for anyone (the original is left as it was)."""
-    public: dict[str, Any] = _scrub(
-        document, tuple(known_paths), hide_counts, tuple(known_addresses)
-    )
+    scrub = scrubber(tuple(known_paths), tuple(known_addresses))
+    public: dict[str, Any] = _scrub(document, scrub, hide_counts)
     if hide_counts:
         database = public.get("database")
         if isinstance(database, dict):

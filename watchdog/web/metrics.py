@@ -14,10 +14,11 @@ import platform
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
+    HistogramMetricFamily,
     InfoMetricFamily,
     Metric,
 )
@@ -27,6 +28,7 @@ from conf.layout import TIERS
 from watchdog.rules import leader, restarts
 from watchdog.rules.health import DEGRADED, HEALTHY, UNHEALTHY, HealthReport
 from watchdog.rules.state import BotPhase, Integrity, WatchdogState
+from watchdog.runtime.pauses import LAG_BUCKETS, STALL, LoopLag
 from watchdog.version import app_version
 
 if TYPE_CHECKING:
@@ -258,10 +260,37 @@ def storage_metrics(service: Observable) -> Iterator[Metric]:
     )
 
 
+def loop_metrics(lag: LoopLag) -> Iterator[Metric]:
+    cumulative, buckets = 0, []
+    for bound, count in zip((*LAG_BUCKETS, float("inf")), lag.buckets, strict=True):
+        cumulative += count
+        buckets.append((str(bound) if bound != float("inf") else "+Inf", cumulative))
+    yield HistogramMetricFamily(
+        "erixcast_watchdog_loop_lag_seconds",
+        "how late the event loop that answers HTTP woke from a short sleep: time no request "
+        "was answered",
+        buckets=buckets,
+        sum_value=lag.total,
+    )
+    yield CounterMetricFamily(
+        "erixcast_watchdog_loop_stalls",
+        f"wakes of the event loop more than {STALL * 1000:.0f} ms late",
+        value=lag.stalls,
+    )
+    yield _gauge(
+        "erixcast_watchdog_loop_lag_max_seconds",
+        "the event loop's latest wake since the watchdog started",
+        lag.longest,
+    )
+
+
 class StateCollector(Collector):
-    def __init__(self, service: Observable, table_rows: bool = True) -> None:
+    def __init__(
+        self, service: Observable, table_rows: bool = True, lag: LoopLag | None = None
+    ) -> None:
         self.service = service
         self.table_rows = table_rows
+        self.lag = lag
 
     def collect(self) -> Iterator[Metric]:
         service = self.service
@@ -290,10 +319,55 @@ class StateCollector(Collector):
         yield from offsite_metrics(state, service.settings.backup_offsite_every)
         yield from drill_metrics(state)
         yield from storage_metrics(service)
+        if self.lag is not None:
+            yield from loop_metrics(self.lag)
 
 
-def build_registry(service: Observable, table_rows: bool = True) -> CollectorRegistry:
+def build_registry(
+    service: Observable, table_rows: bool = True, lag: LoopLag | None = None
+) -> CollectorRegistry:
     """``table_rows=False``: the registry anonymous scrapes get once STATS_TOKEN is set."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StateCollector(service, table_rows))
+    registry.register(StateCollector(service, table_rows, lag))
     return registry
+
+
+class _OneFamily:
+    def __init__(self, family: Metric) -> None:
+        self.family = family
+
+    def collect(self) -> Iterator[Metric]:
+        yield self.family
+
+
+class Exposition:
+    """``generate_latest(registry)``, the same bytes, with each family's text kept for as long
+    as its samples do not change: most series hold still between two scrapes, and formatting
+    them again was most of what a ``/metrics`` request cost (about 3 ms of the loop's thread on
+    a busy machine). One text per family is kept: the latest."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self._texts: dict[str, tuple[tuple[object, ...], bytes]] = {}
+
+    def latest(self) -> bytes:
+        return b"".join(self._text(family) for family in self.registry.collect())
+
+    def _text(self, family: Metric) -> bytes:
+        if any(s.exemplar is not None or s.native_histogram is not None for s in family.samples):
+            return generate_latest(_OneFamily(family))  # type: ignore[arg-type]
+        key = (
+            family.type,
+            family.documentation,
+            family.unit,
+            tuple(
+                (s.name, tuple(sorted(s.labels.items())), s.value, s.timestamp)
+                for s in family.samples
+            ),
+        )
+        kept = self._texts.get(family.name)
+        if kept is not None and kept[0] == key:
+            return kept[1]
+        text = generate_latest(_OneFamily(family))  # type: ignore[arg-type]
+        self._texts[family.name] = (key, text)
+        return text

@@ -10,23 +10,28 @@ once it is set (a browser's login prompt: any user name, the token as the passwo
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import json
 import logging
 import os
 import platform
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import psutil
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from conf.logging import redact
 from conf.units import MIB
+from watchdog.runtime.pauses import LoopLag
 from watchdog.version import app_version
 from watchdog.web.auth import authorised, authorised_person, sends_credentials
 from watchdog.web.exposure import public_health, scrub_text
-from watchdog.web.metrics import build_registry
+from watchdog.web.metrics import Exposition, build_registry
 from watchdog.web.status_page import CONTENT_SECURITY_POLICY, ChartCache, StatusView, render
 from watchdog.web.webhook_proxy import add_webhook_proxy
 
@@ -167,10 +172,7 @@ async def metrics(request: web.Request) -> web.Response:
         if sends_credentials(request):
             return _json(request, UNAUTHORISED, 401)
         registry = request.app[PUBLIC_REGISTRY_KEY]
-    return web.Response(
-        body=generate_latest(registry),
-        headers={"Content-Type": CONTENT_TYPE_LATEST},
-    )
+    return web.Response(body=registry.latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 def status_view(service: Observable) -> StatusView:
@@ -224,23 +226,34 @@ async def status_page(request: web.Request) -> web.Response:
     return web.Response(text=page, content_type="text/html", headers=_PAGE_HEADERS)
 
 
-REGISTRY_KEY = web.AppKey("registry", object)
-PUBLIC_REGISTRY_KEY = web.AppKey("public_registry", object)
+REGISTRY_KEY = web.AppKey("registry", Exposition)
+PUBLIC_REGISTRY_KEY = web.AppKey("public_registry", Exposition)
 CHARTS_KEY = web.AppKey("charts", ChartCache)
 
 
 def build_app(service: Observable) -> web.Application:
     app = web.Application()
+    lag = LoopLag()
     app[SERVICE_KEY] = service
-    app[REGISTRY_KEY] = build_registry(service)
-    app[PUBLIC_REGISTRY_KEY] = build_registry(service, table_rows=False)
+    app[REGISTRY_KEY] = Exposition(build_registry(service, lag=lag))
+    app[PUBLIC_REGISTRY_KEY] = Exposition(build_registry(service, table_rows=False, lag=lag))
     app[CHARTS_KEY] = ChartCache()
+    app.cleanup_ctx.append(functools.partial(_measure_the_loop, lag))
     app.router.add_get("/", status_page)
     app.router.add_get("/health", health)
     app.router.add_get("/stats", stats)
     app.router.add_get("/metrics", metrics)
     add_webhook_proxy(app, service.settings)
     return app
+
+
+async def _measure_the_loop(lag: LoopLag, app: web.Application) -> AsyncIterator[None]:
+    """The loop-lag probe, for as long as the app is served."""
+    probe = asyncio.get_running_loop().create_task(lag.run())
+    yield
+    probe.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await probe
 
 
 class CannotServe(Exception):
