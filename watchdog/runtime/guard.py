@@ -80,7 +80,8 @@ class DataGuard:
         # The effects, as attributes so a test can put fakes in their place.
         self.read_disk = read_disk
         self.check_file = check_database
-        self.quick_check_file = quick_check_database
+        self.quick_check_file = functools.partial(quick_check_database, still=True)
+        """Only ever the start-up check, before the launch: the bot is held back (``still``)."""
         self.count_tables = count_tables
         self.recover_files = recover
         self.create_empty = create_empty_database
@@ -148,12 +149,14 @@ class DataGuard:
         database.checked_at = ctx.clock.time()
         database.check_seconds = result.seconds
         known = set(ctx.remembered.load().known_tables)
-        state, detail = integrity_verdict(result.state, result.detail, set(result.tables), known)
+        names = result.table_names
+        state, detail = integrity_verdict(result.state, result.detail, names, known)
         database.detail = detail
         if state == "ok":
             database.integrity = Integrity.OK
-            self._remember_tables(set(result.tables))
-            database.tables = result.tables
+            self._remember_tables(names)
+            if result.names is None:  # else not counted: the full check after launch counts
+                database.tables = result.tables
             database.size_bytes = result.size_bytes
             if quick:
                 database.full_check_owed, self.full_check_passed = "a quick start", False
@@ -163,10 +166,10 @@ class DataGuard:
                 database.full_check_owed, self.full_check_passed = None, True
                 self.installed_by_hash, self.trust_hash = False, True
             log.info(
-                "database ok (%s): %s rows in %s tables, %.1f MB, checked in %.2f s",
+                "database ok (%s): %s in %s tables, %.1f MB, checked in %.2f s",
                 "quick_check" if quick else "integrity_check",
-                sum(result.tables.values()),
-                len(result.tables),
+                "rows not counted" if result.names else f"{sum(result.tables.values())} rows",
+                len(names),
                 result.size_bytes / MIB,
                 result.seconds,
             )
