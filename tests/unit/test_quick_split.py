@@ -146,3 +146,10 @@ def test_a_file_with_commits_in_its_wal_gets_the_whole_quick_check_and_its_count
         result = check_database(path, quick=True, still=True)
     assert result.ok, result.detail
     assert result.names is None and result.tables["users"] >= 1
+
+
+def test_with_one_worker_to_spare_the_still_file_gets_the_whole_quick_check(tmp_path):
+    path = _bot_database(tmp_path / "bot.db")
+    result = check_database(path, quick=True, still=True, workers=1)
+    assert result.ok, result.detail
+    assert result.names is None and set(result.tables) == result.table_names

@@ -14,6 +14,7 @@ schema has just been proven to be the bot's own: its FTS5 triggers need a truste
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -88,7 +89,9 @@ def read_header_problem(path: Path) -> str | None:
     return None
 
 
-def check_database(path: Path, quick: bool = False, still: bool = False) -> DatabaseCheck:
+def check_database(
+    path: Path, quick: bool = False, still: bool = False, workers: int | None = None
+) -> DatabaseCheck:
     """Missing, not a database, failing ``PRAGMA integrity_check``, or ok with row counts.
     ``quick``: ``PRAGMA quick_check`` instead (no index contents compared: it misses about a
     third of what the full check finds; for a file known to be unchanged since a full check).
@@ -96,12 +99,15 @@ def check_database(path: Path, quick: bool = False, still: bool = False) -> Data
 
     ``still``: the caller holds the writer back (the start-up check, before the bot's launch).
     A still file with every commit in the main file is then checked split by table across the
-    workers, as a backup is, and its rows are not counted (the table names are given instead:
-    the full check after the launch counts them). Should the file change all the same (its
-    facts before and after differ), the verdict is "unknown"."""
+    ``workers`` (default: one a core; fewer than two: the whole check, which is then cheaper),
+    as a backup is, and its rows are not counted (the table names are given instead: the full
+    check after the launch counts them). Should the file change all the same (its facts before
+    and after differ), the verdict is "unknown"."""
     from watchdog.data.cleanstop import read_facts  # not in a check worker's imports
-    from watchdog.data.integrity import check_integrity
+    from watchdog.data.integrity import check_integrity, workers_for
 
+    if workers is None:
+        workers = workers_for(os.cpu_count())
     pragma = "quick_check" if quick else "integrity_check"
     started = time.monotonic()
     if not path.exists():
@@ -126,9 +132,9 @@ def check_database(path: Path, quick: bool = False, still: bool = False) -> Data
         try:
             # Locked, busy, not a database: said here at once, before any worker starts.
             connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            before = read_facts(path) if still else None
+            before = read_facts(path) if still and workers > 1 else None
             split = before is not None and not before.wal_size and not _journal(path).exists()
-            verdict = check_integrity(path, frozen=split, quick=quick)
+            verdict = check_integrity(path, frozen=split, quick=quick, workers=workers)
             if split and read_facts(path) != before:
                 return unknown("the file changed during the start-up check")
             if verdict.inconclusive or verdict.error_code in NOT_A_VERDICT:
@@ -154,8 +160,10 @@ def check_database(path: Path, quick: bool = False, still: bool = False) -> Data
     return DatabaseCheck("ok", f"{pragma} ok", size, tables, elapsed())
 
 
-def quick_check_database(path: Path, still: bool = False) -> DatabaseCheck:
-    return check_database(path, quick=True, still=still)
+def quick_check_database(
+    path: Path, still: bool = False, workers: int | None = None
+) -> DatabaseCheck:
+    return check_database(path, quick=True, still=still, workers=workers)
 
 
 def _journal(path: Path) -> Path:

@@ -13,6 +13,7 @@ waits only for the tail rather than for the whole gigabyte.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import hashlib
@@ -100,12 +101,41 @@ def _copy_plain(source: int, target: int, buffer: bytearray) -> int:
 
 
 def copy_hashed(
-    source: Path, target: Path, proceed: Proceed = _always, *, header: bytes | None = None
+    source: Path,
+    target: Path,
+    proceed: Proceed = _always,
+    *,
+    header: bytes | None = None,
+    nice: int = 0,
 ) -> str:
     """Copy ``source`` (nobody writes it) to ``target`` (replaced if there), fsynced; returns the
     sha256 of the target's bytes as read back. ``header``: two bytes written over bytes 18–19
     before anything is hashed (1, 1: a copy of a WAL file in rollback-journal mode, like every
-    stored backup). Raises OSError, CopyAbandoned (the target is then the caller's to remove)."""
+    stored backup). ``nice``: the copy's threads yield this much (a check that the copy runs
+    beside, and that matters more, keeps its core). Raises OSError, CopyAbandoned (the target
+    is then the caller's to remove)."""
+    if not nice:
+        return _copy_hashed(source, target, proceed, header)
+    outcome: dict[str, str | BaseException] = {}
+
+    def yielding() -> None:  # on Linux os.nice is this thread's; the hashing thread inherits it
+        try:
+            with contextlib.suppress(OSError):
+                os.nice(nice)
+            outcome["digest"] = _copy_hashed(source, target, proceed, header)
+        except BaseException as error:
+            outcome["error"] = error
+
+    thread = threading.Thread(target=yielding, name="copy", daemon=True)
+    thread.start()
+    thread.join()
+    error = outcome.get("error")
+    if isinstance(error, BaseException):
+        raise error
+    return str(outcome["digest"])
+
+
+def _copy_hashed(source: Path, target: Path, proceed: Proceed, header: bytes | None) -> str:
     published: queue.Queue[int | None] = queue.Queue()
     result: dict[str, str | BaseException] = {}
 

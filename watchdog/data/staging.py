@@ -32,6 +32,7 @@ from watchdog.data.snapshot import (
     examine,
     sha256_of,
 )
+from watchdog.data.workerproc import CHECK_NICE
 from watchdog.rules.deploy import judge
 from watchdog.rules.startup import FileFacts
 
@@ -41,6 +42,10 @@ log = logging.getLogger(__name__)
 EARLY_SPARE_BYTES = 256 * 1024 * 1024
 """Free space an early copy leaves at least, besides a second file's size (it runs before the
 catalogue makes room by retention: a tight disk gets the usual staging instead)."""
+EARLY_COPY_NICE = CHECK_NICE + 5
+"""The early copy runs beside the start-up check, which is what the launch waits for (a whole
+``quick_check`` of 1 GB takes longer than the copy): its threads (the kernel's copy, the hash)
+yield the check its core, and take the other."""
 ROLLBACK_JOURNAL_HEADER = b"\x01\x01"
 """The file format's write and read versions (header bytes 18–19): 2 in WAL mode, 1 in
 rollback-journal mode (what the online backup API gives a copy, and what a stored backup is)."""
@@ -60,7 +65,9 @@ def plain_copy(source: Path, target: Path, proceed: Proceed) -> str:
     rollback-journal mode like any stored backup. Returns the copy's sha256. Raises OSError,
     SnapshotError."""
     try:
-        return copy_hashed(source, target, proceed, header=ROLLBACK_JOURNAL_HEADER)
+        return copy_hashed(
+            source, target, proceed, header=ROLLBACK_JOURNAL_HEADER, nice=EARLY_COPY_NICE
+        )
     except CopyAbandoned:
         raise SnapshotError("the copy was abandoned (stop requested)") from None
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from conf.units import MIB
 from watchdog.data.cleanstop import forget_record, read_facts, take_record, write_record
 from watchdog.data.database import (
+    DatabaseCheck,
     check_database,
     count_tables,
     create_empty_database,
@@ -80,8 +81,10 @@ class DataGuard:
         # The effects, as attributes so a test can put fakes in their place.
         self.read_disk = read_disk
         self.check_file = check_database
-        self.quick_check_file = functools.partial(quick_check_database, still=True)
-        """Only ever the start-up check, before the launch: the bot is held back (``still``)."""
+        self.quick_check_file = self._start_up_quick_check
+        self.start_up_workers: int | None = None
+        """The start-up check's workers: one when the early deploy copy takes the other core
+        (the whole ``quick_check`` then costs less than its split), else one a core."""
         self.count_tables = count_tables
         self.recover_files = recover
         self.create_empty = create_empty_database
@@ -129,6 +132,10 @@ class DataGuard:
     async def check(self) -> None:
         async with self.ctx.data_lock:
             await self.check_locked()
+
+    def _start_up_quick_check(self, path: Path) -> DatabaseCheck:
+        """Only ever the start-up check, before the launch: the bot is held back (``still``)."""
+        return quick_check_database(path, still=True, workers=self.start_up_workers)
 
     def _due_now(self) -> None:
         self.last_check = self.ctx.clock.monotonic() - self.ctx.settings.integrity_check_every
@@ -261,6 +268,7 @@ class DataGuard:
             decision.why,
         )
         copying = early_deploy_copy(ctx, self.jobs.keeper.catalogue, decision.quick)
+        self.start_up_workers = 1 if copying is not None else None
         try:
             await self.check_and_heal(quick=decision.quick)
         finally:
