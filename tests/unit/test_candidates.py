@@ -213,8 +213,8 @@ def test_every_connection_has_trusted_schema_off(tmp_path: Path) -> None:
 
 
 def test_no_other_way_into_a_database_file() -> None:
-    """Every sqlite3.connect in the watchdog is database.connect's, but for salvage's merge into a
-    proven database (its FTS5 triggers need a trusted schema)."""
+    """Every sqlite3.connect in the watchdog is database.connect's (defined in data.opening), but
+    for salvage's merge into a proven database (its FTS5 triggers need a trusted schema)."""
     root = Path(__file__).resolve().parents[2] / "watchdog"
     found = {
         f"{path.relative_to(root)}:{line.strip()}"
@@ -223,7 +223,7 @@ def test_no_other_way_into_a_database_file() -> None:
         if re.search(r"sqlite3\.connect\(", line)
     }
     assert found == {
-        "data/database.py:connection = sqlite3.connect(uri, uri=True, timeout=timeout)",
+        "data/opening.py:connection = sqlite3.connect(uri, uri=True, timeout=timeout)",
         "data/salvage.py:connection = sqlite3.connect(restored, timeout=30)",
     }
 

@@ -1,32 +1,36 @@
 """A check worker (``python -m watchdog.data.checker PATH FROZEN PARENT``), started by
 ``data.integrity``: it lowers its priority, opens the file once, and answers each job on stdin
-with one JSON line on stdout: ``plan`` (the split's jobs), ``whole``, ``quick``, ``account``
-(the page accounting the partial checks skip), ``table NAME``."""
+with one JSON line on stdout: ``plan`` and ``plan quick`` (the split's jobs), ``whole``,
+``quick``, ``account`` (the page accounting the partial checks skip), ``table NAME``
+(``integrity_check(NAME)``), ``quick NAME`` (``quick_check(NAME)``). The same jobs run in a
+thread of the snapshot worker (:func:`serve` with its own lines).
+
+It imports nothing but what the jobs need (no ``pathlib``, ``dataclasses``, ``subprocess``):
+each worker is a process of its own, and the stack's memory counts every one."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sqlite3
 import struct
 import sys
 import time
-from pathlib import Path
+from collections.abc import Callable, Iterable
 
-from watchdog.data.database import connect
-from watchdog.data.integrity import (
+from watchdog.data.opening import connect
+from watchdog.data.workerproc import (
     CACHE_KIB,
-    CHECK_NICE,
     MAX_PROBLEMS,
     PENDING_BYTE,
     die_with_parent,
+    lower_priority,
 )
 
 
-def _open(path: str, frozen: bool) -> sqlite3.Connection:
-    connection = connect(Path(path), "ro", immutable=frozen)
-    connection.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+def _open(path: str, frozen: bool, cache_kib: int) -> sqlite3.Connection:
+    connection = connect(path, "ro", immutable=frozen)
+    connection.execute(f"PRAGMA cache_size=-{cache_kib}")
     return connection
 
 
@@ -34,8 +38,8 @@ def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _pragma(connection: sqlite3.Connection, job: str, name: str | None) -> list[str]:
-    pragma = "quick_check" if job == "quick" else "integrity_check"
+def _pragma(connection: sqlite3.Connection, quick: bool, name: str | None) -> list[str]:
+    pragma = "quick_check" if quick else "integrity_check"
     argument = f"({_quoted(name)})" if name is not None else f"({MAX_PROBLEMS})"
     rows = [str(row[0]) for row in connection.execute(f"PRAGMA {pragma}{argument}")]
     return [] if rows == ["ok"] else rows
@@ -101,18 +105,20 @@ def account(connection: sqlite3.Connection, path: str) -> list[str]:
     return problems
 
 
-def plan(connection: sqlite3.Connection) -> list[str]:
-    """``table T`` for ``sqlite_schema`` and every tree-backed table, and ``account``; the whole
-    check alone for an ``auto_vacuum`` file (its pointer-map pages are not accounted here)."""
+def plan(connection: sqlite3.Connection, quick: bool = False) -> list[str]:
+    """``table T`` (``quick``: ``quick T``) for ``sqlite_schema`` and every tree-backed table,
+    and ``account``; the whole check alone for an ``auto_vacuum`` file (its pointer-map pages are
+    not accounted here)."""
     if int(connection.execute("PRAGMA auto_vacuum").fetchone()[0]) != 0:
-        return ["whole"]
+        return ["quick" if quick else "whole"]
     names = [
         str(row[0])
         for row in connection.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND rootpage > 0"
         )
     ]
-    return ["account", *(f"table {name}" for name in ["sqlite_schema", *names])]
+    kind = "quick" if quick else "table"
+    return ["account", *(f"{kind} {name}" for name in ["sqlite_schema", *names])]
 
 
 def _answer(connection: sqlite3.Connection, path: str, line: str) -> dict[str, object]:
@@ -121,13 +127,13 @@ def _answer(connection: sqlite3.Connection, path: str, line: str) -> dict[str, o
     answer: dict[str, object] = {"job": job, "name": name or None, "nice": os.nice(0)}
     try:
         if job == "plan":
-            answer["jobs"] = plan(connection)
+            answer["jobs"] = plan(connection, quick=name == "quick")
         elif job == "account":
             answer["problems"] = account(connection, path)
-        elif job == "table":
-            answer["problems"] = _pragma(connection, job, name)
+        elif job in ("table", "quick") and name:
+            answer["problems"] = _pragma(connection, job == "quick", name)
         else:
-            answer["problems"] = _pragma(connection, job, None)
+            answer["problems"] = _pragma(connection, job == "quick", None)
     except sqlite3.Error as error:
         answer["error"] = f"{type(error).__name__}: {error}"
         answer["code"] = getattr(error, "sqlite_errorcode", None)
@@ -137,29 +143,43 @@ def _answer(connection: sqlite3.Connection, path: str, line: str) -> dict[str, o
     return answer
 
 
-def serve(path: str, frozen: bool) -> None:
-    """A worker: one job a line on stdin (``whole``, ``quick``, ``account``, ``table NAME``),
-    one JSON answer a line on stdout, until stdin closes. The file is opened at the first job:
-    a worker may be started before the file it checks is complete."""
-    with contextlib.suppress(OSError):
-        os.nice(CHECK_NICE - os.nice(0))
+def serve(
+    path: str,
+    frozen: bool,
+    lines: Iterable[str],
+    say: Callable[[str], None],
+    cache_kib: int = CACHE_KIB,
+    opened: Callable[[sqlite3.Connection], None] | None = None,
+) -> None:
+    """One job a line of ``lines`` (``whole``, ``quick``, ``account``, ``table NAME``, …), one
+    JSON answer a line to ``say``, until the lines end. The file is opened at the first job: a
+    worker may be started before the file it checks is complete. ``opened`` is told the
+    connection (a thread's owner interrupts it to stop)."""
     connection: sqlite3.Connection | None = None
     opening: dict[str, object] | None = None
-    for line in sys.stdin:
+    for line in lines:
         if connection is None and opening is None:
             try:
-                connection = _open(path, frozen)
+                connection = _open(path, frozen, cache_kib)
             except sqlite3.Error as error:
                 code = getattr(error, "sqlite_errorcode", None)
                 opening = {"error": f"{type(error).__name__}: {error}", "code": code}
+            else:
+                if opened is not None:
+                    opened(connection)
         if connection is None:
-            print(json.dumps(opening), flush=True)
+            say(json.dumps(opening))
             continue
-        print(json.dumps(_answer(connection, path, line.strip())), flush=True)
+        say(json.dumps(_answer(connection, path, line.strip())))
     if connection is not None:
         connection.close()
 
 
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
 if __name__ == "__main__":
     die_with_parent(int(sys.argv[3]))
-    serve(sys.argv[1], sys.argv[2] == "1")
+    lower_priority()
+    serve(sys.argv[1], sys.argv[2] == "1", sys.stdin, _print)

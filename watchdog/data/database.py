@@ -14,14 +14,17 @@ schema has just been proven to be the bot's own: its FTS5 triggers need a truste
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING
 
-from conf.schema import SchemaRow
-from watchdog.data.integrity import check_integrity
+from watchdog.data.opening import connect as connect
+
+if TYPE_CHECKING:
+    from conf.schema import SchemaRow
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 BEING_CREATED = 10.0
@@ -42,29 +45,17 @@ class DatabaseCheck:
     size_bytes: int = 0
     tables: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    names: frozenset[str] | None = None
+    """The tables when they were not counted (``tables`` is then empty): the start-up check
+    leaves the counting to the full check that follows the launch."""
 
     @property
     def ok(self) -> bool:
         return self.state == "ok"
 
-
-Mode = Literal["ro", "rw", "rwc"]
-
-
-def connect(
-    path: Path, mode: Mode = "ro", *, immutable: bool = False, timeout: float = 5.0
-) -> sqlite3.Connection:
-    """A connection with ``PRAGMA trusted_schema=OFF``: ``ro`` read-only, ``rw`` read-write
-    (never creates the file), ``rwc`` creates it. ``immutable`` for a file nobody writes (a
-    backup, a candidate): no locks, no ``-wal`` looked for."""
-    uri = f"file:{path}?mode={mode}" + ("&immutable=1" if immutable else "")
-    connection = sqlite3.connect(uri, uri=True, timeout=timeout)
-    try:
-        connection.execute("PRAGMA trusted_schema=OFF")
-    except BaseException:
-        connection.close()
-        raise
-    return connection
+    @property
+    def table_names(self) -> set[str]:
+        return set(self.names) if self.names is not None else set(self.tables)
 
 
 def connect_read_only(path: Path, timeout: float = 5.0) -> sqlite3.Connection:
@@ -98,11 +89,25 @@ def read_header_problem(path: Path) -> str | None:
     return None
 
 
-def check_database(path: Path, quick: bool = False) -> DatabaseCheck:
+def check_database(
+    path: Path, quick: bool = False, still: bool = False, workers: int | None = None
+) -> DatabaseCheck:
     """Missing, not a database, failing ``PRAGMA integrity_check``, or ok with row counts.
     ``quick``: ``PRAGMA quick_check`` instead (no index contents compared: it misses about a
     third of what the full check finds; for a file known to be unchanged since a full check).
-    The check itself runs in a worker process at low priority (``data.integrity``)."""
+    The check itself runs in worker processes at low priority (``data.integrity``).
+
+    ``still``: the caller holds the writer back (the start-up check, before the bot's launch).
+    A still file with every commit in the main file is then checked split by table across the
+    ``workers`` (default: one a core; fewer than two: the whole check, which is then cheaper),
+    as a backup is, and its rows are not counted (the table names are given instead: the full
+    check after the launch counts them). Should the file change all the same (its facts before
+    and after differ), the verdict is "unknown"."""
+    from watchdog.data.cleanstop import read_facts  # not in a check worker's imports
+    from watchdog.data.integrity import check_integrity, workers_for
+
+    if workers is None:
+        workers = workers_for(os.cpu_count())
     pragma = "quick_check" if quick else "integrity_check"
     started = time.monotonic()
     if not path.exists():
@@ -127,7 +132,11 @@ def check_database(path: Path, quick: bool = False) -> DatabaseCheck:
         try:
             # Locked, busy, not a database: said here at once, before any worker starts.
             connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            verdict = check_integrity(path, frozen=False, quick=quick)
+            before = read_facts(path) if still and workers > 1 else None
+            split = before is not None and not before.wal_size and not _journal(path).exists()
+            verdict = check_integrity(path, frozen=split, quick=quick, workers=workers)
+            if split and read_facts(path) != before:
+                return unknown("the file changed during the start-up check")
             if verdict.inconclusive or verdict.error_code in NOT_A_VERDICT:
                 return unknown(verdict.error)
             if verdict.error is not None:
@@ -136,6 +145,9 @@ def check_database(path: Path, quick: bool = False) -> DatabaseCheck:
                 return DatabaseCheck(
                     "corrupt", f"{pragma}: {verdict.summary()}", size, seconds=elapsed()
                 )
+            if split:
+                names = frozenset(table_names(connection))
+                return DatabaseCheck("ok", f"{pragma} ok", size, {}, elapsed(), names)
             tables = count_rows(connection)
         finally:
             connection.close()
@@ -148,21 +160,32 @@ def check_database(path: Path, quick: bool = False) -> DatabaseCheck:
     return DatabaseCheck("ok", f"{pragma} ok", size, tables, elapsed())
 
 
-def quick_check_database(path: Path) -> DatabaseCheck:
-    return check_database(path, quick=True)
+def quick_check_database(
+    path: Path, still: bool = False, workers: int | None = None
+) -> DatabaseCheck:
+    return check_database(path, quick=True, still=still, workers=workers)
 
 
-def count_rows(connection: sqlite3.Connection) -> dict[str, int]:
-    """Rows per ordinary table (FTS shadow tables and sqlite_ internals left out)."""
-    names = [
-        row[0]
+def _journal(path: Path) -> Path:
+    return Path(f"{path}-journal")
+
+
+def table_names(connection: sqlite3.Connection) -> list[str]:
+    """The tables :func:`count_rows` counts: ordinary ones (FTS virtual tables and sqlite_
+    internals left out; their shadow tables are ordinary)."""
+    return [
+        str(row[0])
         for row in connection.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' "
             "AND name NOT LIKE 'sqlite_%' AND sql NOT LIKE 'CREATE VIRTUAL%' ORDER BY name"
         )
     ]
+
+
+def count_rows(connection: sqlite3.Connection) -> dict[str, int]:
+    """Rows per table of :func:`table_names`."""
     counts: dict[str, int] = {}
-    for name in names:
+    for name in table_names(connection):
         quoted = '"' + name.replace('"', '""') + '"'
         counts[name] = int(connection.execute(f"SELECT count(*) FROM {quoted}").fetchone()[0])
     return counts

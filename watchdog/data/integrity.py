@@ -14,43 +14,47 @@ tree as ``dbstat`` lists it, and the free-list read from the file, against the f
 catches what the whole check catches; an ``auto_vacuum`` file (pointer-map pages) gets the
 whole check.
 
+The quick check splits the same way (``quick_check(T)`` per table, plus the same accounting:
+a partial ``quick_check`` skips exactly what a partial ``integrity_check`` skips), for the start-up
+check before the bot's launch, when nobody writes the file.
+
 A file being written (the live database) gets the whole check in one worker: each worker reads
 its own snapshot, and pages counted across two snapshots prove nothing.
 
 Workers are ``python -m watchdog.data.checker`` processes at ``nice`` +10 (the bot and the
 watchdog's HTTP answer first); they take jobs on stdin and answer one JSON line each, and are
 killed when a deadline or a stop cuts the check short. A worker is also where an I/O error of a
-memory-mapped read (SIGBUS) ends, never in the watchdog.
+memory-mapped read (SIGBUS) ends, never in the watchdog. A process that is itself such a worker
+(the snapshot worker, ``data.maker``) runs the same jobs in threads of its own instead
+(``threads=True``): no more processes than cores, no interpreter per share of the check.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
+import queue
 import select
-import signal
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
-CHECK_NICE = 10
-"""The ``nice`` command's default: background work that yields to everything interactive."""
-CACHE_KIB = 16384
-"""Page cache per worker: the index look-ups of a big table run 30 % faster than with the
-default 2 MB, for 16 MB of memory while a check runs. No memory map (SQLite's default): a mapped
-file's pages count in the worker's RSS, about the whole file (110 MB per worker at 100 MB, a
-gigabyte at 1 GB, on a 512 MB Render instance), for a check only about 10 % faster (measured at
-100 MB: 0.85–1.14 s mapped, 1.09–1.2 s read through this cache; 1.6–1.8 s with 2 MB)."""
-MAX_PROBLEMS = 100
-PENDING_BYTE = 0x40000000
-"""The page holding this offset is never used by SQLite (the lock byte page)."""
+from watchdog.data import checker
+from watchdog.data.workerproc import CACHE_KIB as CACHE_KIB
+from watchdog.data.workerproc import CHECK_NICE as CHECK_NICE
+from watchdog.data.workerproc import MAX_PROBLEMS
+from watchdog.data.workerproc import PENDING_BYTE as PENDING_BYTE
+from watchdog.data.workerproc import die_with_parent as die_with_parent
+
 POLL = 0.2
-PR_SET_PDEATHSIG = 1
+THREAD_STOP_WAIT = 10.0
 ROOT = Path(__file__).resolve().parents[2]
 
 Proceed = Callable[[], bool]
@@ -104,17 +108,6 @@ def worker_env() -> dict[str, str]:
     return env
 
 
-def die_with_parent(parent: int) -> None:
-    """SIGKILL when the process (thread) that started this worker goes away: a worker never
-    outlives the watchdog or command whose work it does. Exits when the parent is already gone."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(None, use_errno=True)  # find_library would run ldconfig
-            libc.prctl(PR_SET_PDEATHSIG, ctypes.c_ulong(signal.SIGKILL), 0, 0, 0)
-    if os.getppid() != parent:
-        os._exit(1)
-
-
 class _Worker:
     def __init__(self, path: Path, frozen: bool) -> None:
         self.process = subprocess.Popen(
@@ -134,6 +127,11 @@ class _Worker:
             text=True,
         )
         self.busy: str | None = None
+
+    @property
+    def stream(self) -> IO[str]:
+        assert self.process.stdout is not None
+        return self.process.stdout
 
     def send(self, job: str) -> None:
         assert self.process.stdin is not None
@@ -161,14 +159,64 @@ class _Worker:
                 stream.close()  # type: ignore[union-attr]
 
 
+class _Thread:
+    """The jobs of a worker run by a thread of this process (itself a worker: ``data.maker``),
+    answering through a pipe like a worker process, so :func:`_run` drives both alike. Stopping
+    interrupts SQLite (``Connection.interrupt`` is safe from another thread)."""
+
+    def __init__(self, path: Path, frozen: bool) -> None:
+        self.jobs: queue.Queue[str | None] = queue.Queue()
+        self.connection: sqlite3.Connection | None = None
+        self.stopped = threading.Event()
+        read, self.write = os.pipe()
+        self.stream = os.fdopen(read, "r")
+        self.busy: str | None = None
+        self.thread = threading.Thread(
+            target=self._serve, args=(str(path), frozen), name="check", daemon=True
+        )
+        self.thread.start()
+
+    def _serve(self, path: str, frozen: bool) -> None:
+        def say(line: str) -> None:
+            os.write(self.write, (line + "\n").encode())
+
+        def opened(connection: sqlite3.Connection) -> None:
+            self.connection = connection
+            if self.stopped.is_set():
+                connection.interrupt()
+
+        try:
+            checker.serve(path, frozen, iter(self.jobs.get, None), say, opened=opened)
+        finally:
+            os.close(self.write)
+
+    def send(self, job: str) -> None:
+        self.busy = job
+        self.jobs.put(job)
+
+    def death(self) -> tuple[str, bool]:
+        return f"could not check: the check thread ended during {self.busy}", False
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.jobs.put(None)
+        if self.connection is not None:
+            self.connection.interrupt()
+        self.thread.join(THREAD_STOP_WAIT)
+        with contextlib.suppress(OSError):
+            self.stream.close()
+
+
 class Checkers:
     """Check workers for one file, started before their jobs: their start-up (an interpreter,
     imports) then overlaps what comes first, e.g. the copy of a backup, which need not exist yet
-    (a worker opens the file at its first job). Used by one check; stopped by it."""
+    (a worker opens the file at its first job). Used by one check; stopped by it. ``threads``:
+    threads of this process instead, for a process that is itself a worker."""
 
-    def __init__(self, path: Path, frozen: bool, count: int) -> None:
+    def __init__(self, path: Path, frozen: bool, count: int, threads: bool = False) -> None:
         self.path, self.frozen = path, frozen
-        self.pool = [_Worker(path, frozen) for _ in range(count)]
+        kind = _Thread if threads else _Worker
+        self.pool: list[_Worker | _Thread] = [kind(path, frozen) for _ in range(count)]
 
     def stop(self) -> None:
         for worker in self.pool:
@@ -184,13 +232,13 @@ def check_integrity(
     workers: int | None = None,
     checkers: Checkers | None = None,
 ) -> Integrity:
-    """The verdict on ``path``. ``frozen``: nobody writes the file (a backup, a candidate), so
-    the check is split by table across ``workers`` processes (or the ``checkers`` started for
-    it); else one whole check (``quick``: ``quick_check``). Raises Abandoned when ``proceed``
-    says no."""
+    """The verdict on ``path``. ``frozen``: nobody writes the file (a backup, a candidate, the
+    live file before the bot's launch), so the check is split by table across ``workers``
+    processes (or the ``checkers`` started for it); else one whole check. ``quick``:
+    ``quick_check`` instead of ``integrity_check``. Raises Abandoned when ``proceed`` says no."""
     started = time.monotonic()
-    split = frozen and not quick
-    jobs = ["plan"] if split else ["quick" if quick else "whole"]
+    split = frozen
+    jobs = ["plan quick" if quick else "plan"] if split else ["quick" if quick else "whole"]
     if checkers is None:
         count = (workers or workers_for(os.cpu_count())) if split else 1
         checkers = Checkers(path, frozen, count)
@@ -208,7 +256,7 @@ def check_integrity(
     )
 
 
-def _run(pool: list[_Worker], jobs: list[str], proceed: Proceed) -> Integrity:
+def _run(pool: list[_Worker | _Thread], jobs: list[str], proceed: Proceed) -> Integrity:
     """The jobs across the workers of ``pool``, stopped at the end; a ``plan`` answer (the
     split's jobs) joins the queue."""
     queue = list(jobs)
@@ -221,11 +269,11 @@ def _run(pool: list[_Worker], jobs: list[str], proceed: Proceed) -> Integrity:
         while any(worker.busy for worker in pool):
             if not proceed():
                 raise Abandoned("the integrity check was abandoned")
-            streams = {w.process.stdout: w for w in pool if w.busy and w.process.stdout}
+            streams = {w.stream: w for w in pool if w.busy}
             ready, _, _ = select.select(list(streams), [], [], POLL)
             for stream in ready:
                 worker = streams[stream]
-                line = stream.readline()  # type: ignore[union-attr]
+                line = stream.readline()
                 if not line:
                     why, bus = worker.death()
                     return Integrity(error=why, inconclusive=not bus)

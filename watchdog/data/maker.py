@@ -4,8 +4,9 @@ counts, compression) at ``nice`` +10, while the watchdog — whose event loop an
 the command only waits for it. The job arrives as one JSON line on stdin; the answer leaves as
 one JSON line on stdout.
 
-Abandoning (a deadline, a stop) kills the worker's whole process group — the check workers it
-started included — and removes its temporaries; a worker also dies with its parent.
+The split check runs in threads of this worker (``integrity.Checkers(threads=True)``): one
+process, not one more per core. Abandoning (a deadline, a stop) kills the worker's whole process
+group and removes its temporaries; a worker also dies with its parent.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from watchdog.data.catalogue import Catalogue, Manifest, new_backup_id
-from watchdog.data.integrity import CHECK_NICE, ROOT, die_with_parent, worker_env
+from watchdog.data.integrity import ROOT, worker_env
 from watchdog.data.snapshot import SnapshotError, SnapshotRequest, build, packed_path
+from watchdog.data.workerproc import die_with_parent, lower_priority
 
 POLL = 0.2
 """How often a waiting caller asks its ``proceed`` (one wake-up of its thread each time)."""
@@ -157,8 +159,7 @@ def _answer(
 
 def main() -> None:
     die_with_parent(int(sys.argv[1]))
-    with contextlib.suppress(OSError):
-        os.nice(CHECK_NICE - os.nice(0))
+    lower_priority()
     job = json.loads(sys.stdin.readline())
     request = SnapshotRequest(
         str(job["tier"]), str(job["reason"]), float(job["created_at"]), str(job["app_version"])

@@ -29,6 +29,7 @@ import zstandard
 from watchdog.data.catalogue import TMP_PREFIX, Backup, Manifest
 from watchdog.data.database import connect, connect_read_only, count_rows, sqlite_version
 from watchdog.data.fs import fsync_file
+from watchdog.data.hashcopy import copy_hashed
 from watchdog.data.integrity import Abandoned, Checkers, check_integrity, workers_for
 
 CHUNK = 1 << 20
@@ -150,23 +151,6 @@ def decompress(packed: Path, plain: Path, limit: int | None = None) -> str:
     return digest.hexdigest()
 
 
-COPY_CHUNK = 8 << 20
-
-
-def copy_hashed(source: Path, target: Path) -> str:
-    """Copy ``source`` to ``target`` (fsynced) in one pass, returning the sha256 of the bytes
-    written: the copy is hashed as it is made, not read again."""
-    digest = hashlib.sha256()
-    with source.open("rb") as reader, target.open("wb") as writer:
-        view = memoryview(bytearray(COPY_CHUNK))
-        while count := reader.readinto(view):
-            digest.update(view[:count])
-            writer.write(view[:count])
-        writer.flush()
-        os.fsync(writer.fileno())
-    return digest.hexdigest()
-
-
 @dataclass(frozen=True)
 class SnapshotRequest:
     tier: str
@@ -284,12 +268,13 @@ def build(
     source: Path, plain: Path, backup_id: str, request: SnapshotRequest
 ) -> tuple[Manifest, Path]:
     """The whole making of a verified backup file at ``plain`` (``.zst`` beside it for a
-    compressed tier), in this process: the maker worker's (``data.maker``). The check workers
+    compressed tier), in this process: the maker worker's (``data.maker``). The check threads
     start with the copy; once it is made, its fsync, sha256, row counts and compression run in
     threads beside the check, each reading the copy once. Raises SnapshotError, OSError; the
     caller removes the temporaries."""
     started = time.monotonic()
-    checkers = Checkers(plain, True, workers_for(os.cpu_count()))
+    # The check's shares run in threads of this worker: no process more than there are cores.
+    checkers = Checkers(plain, True, workers_for(os.cpu_count()), threads=True)
     try:
         _copy(source, plain, request.proceed)
     except BaseException:
@@ -365,7 +350,8 @@ def verify_backup(backup: Backup, scratch_dir: Path) -> Verdict:
 
 def materialize(backup: Backup, target: Path) -> str:
     """The plain database of ``backup`` at ``target`` (copied or decompressed), fsynced; returns
-    the sha256 of the bytes written (compare it with the manifest's ``sha256``)."""
+    the sha256 of the bytes written (compare it with the manifest's ``sha256``): of a copy, as
+    read back from ``target`` (``hashcopy``)."""
     if backup.manifest.compression == "zstd":
         return decompress(backup.data_path, target, limit=backup.manifest.size_bytes)
     return copy_hashed(backup.data_path, target)

@@ -11,7 +11,6 @@ copy over if the file is still exactly the one copied (size, mtime, inode, chang
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import secrets
@@ -23,7 +22,7 @@ from pathlib import Path
 
 from watchdog.data.catalogue import Backup, Catalogue, Staged, new_backup_id
 from watchdog.data.cleanstop import read_facts
-from watchdog.data.fs import fsync_file
+from watchdog.data.hashcopy import CopyAbandoned, copy_hashed
 from watchdog.data.snapshot import (
     Proceed,
     SnapshotError,
@@ -33,19 +32,23 @@ from watchdog.data.snapshot import (
     examine,
     sha256_of,
 )
+from watchdog.data.workerproc import CHECK_NICE
 from watchdog.rules.deploy import judge
 from watchdog.rules.startup import FileFacts
 
 log = logging.getLogger(__name__)
 
 
-COPY_CHUNK = 8 * 1024 * 1024
 EARLY_SPARE_BYTES = 256 * 1024 * 1024
 """Free space an early copy leaves at least, besides a second file's size (it runs before the
 catalogue makes room by retention: a tight disk gets the usual staging instead)."""
-HEADER_JOURNAL_MODE = slice(18, 20)
-"""The file format's write and read versions: 2 in WAL mode, 1 in rollback-journal mode (what
-the online backup API gives a copy, and what a stored backup is)."""
+EARLY_COPY_NICE = CHECK_NICE + 5
+"""The early copy runs beside the start-up check, which is what the launch waits for (a whole
+``quick_check`` of 1 GB takes longer than the copy): its threads (the kernel's copy, the hash)
+yield the check its core, and take the other."""
+ROLLBACK_JOURNAL_HEADER = b"\x01\x01"
+"""The file format's write and read versions (header bytes 18–19): 2 in WAL mode, 1 in
+rollback-journal mode (what the online backup API gives a copy, and what a stored backup is)."""
 
 
 def quiet(source: Path) -> FileFacts | None:
@@ -58,24 +61,15 @@ def quiet(source: Path) -> FileFacts | None:
 
 
 def plain_copy(source: Path, target: Path, proceed: Proceed) -> str:
-    """Copy a database file nobody writes, hashed as it goes, fsynced; in rollback-journal mode
-    like any stored backup. Returns the copy's sha256. Raises OSError, SnapshotError."""
-    digest = hashlib.sha256()
-    buffer = bytearray(COPY_CHUNK)
-    view = memoryview(buffer)
-    with source.open("rb") as src, target.open("xb") as out:
-        first = True
-        while n := src.readinto(buffer):
-            if first and n >= 100:
-                buffer[HEADER_JOURNAL_MODE] = b"\x01\x01"
-            first = False
-            digest.update(view[:n])
-            out.write(view[:n])
-            if not proceed():
-                raise SnapshotError("the copy was abandoned (stop requested)")
-        out.flush()
-    fsync_file(target)
-    return digest.hexdigest()
+    """Copy a database file nobody writes (``hashcopy.copy_hashed``), fsynced, in
+    rollback-journal mode like any stored backup. Returns the copy's sha256. Raises OSError,
+    SnapshotError."""
+    try:
+        return copy_hashed(
+            source, target, proceed, header=ROLLBACK_JOURNAL_HEADER, nice=EARLY_COPY_NICE
+        )
+    except CopyAbandoned:
+        raise SnapshotError("the copy was abandoned (stop requested)") from None
 
 
 @dataclass(frozen=True)
