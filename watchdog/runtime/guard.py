@@ -161,7 +161,7 @@ class DataGuard:
         database.detail = detail
         if state == "ok":
             database.integrity = Integrity.OK
-            self._remember_tables(names)
+            await self._remember_tables(names)
             if result.names is None:  # else not counted: the full check after launch counts
                 database.tables = result.tables
             database.size_bytes = result.size_bytes
@@ -198,7 +198,7 @@ class DataGuard:
             if first_report:
                 ctx.events.record("database", f"database failed its check: {detail}", logging.ERROR)
 
-    def _remember_tables(self, current: set[str]) -> None:
+    async def _remember_tables(self, current: set[str]) -> None:
         """A database is here (so a missing one later is a loss); its tables are the known ones."""
         remembered = self.ctx.remembered.load()
         known = set(remembered.known_tables)
@@ -208,7 +208,7 @@ class DataGuard:
         if not vanished_tables(known, current) and not current <= known:
             changes["known_tables"] = sorted(known | current)
         if changes:
-            self.ctx.remembered.update(**changes)
+            await self.ctx.remembered.update_async(**changes)
 
     async def mark_restored(
         self, how: str, check_deferred: bool = False, rows: dict[str, int] | None = None
@@ -237,7 +237,7 @@ class DataGuard:
         database.tables = tables
         with contextlib.suppress(FileNotFoundError):
             database.size_bytes = ctx.settings.database.stat().st_size
-        self._remember_tables(set(tables))
+        await self._remember_tables(set(tables))
         if check_deferred:
             database.detail = (
                 f"{how}; proven by sha256 at install (those bytes passed integrity_check when "
@@ -335,10 +335,10 @@ class DataGuard:
             )
         )
         # What we restored (or start afresh with) defines the tables from now on.
-        ctx.remembered.update(known_tables=[])
+        await ctx.remembered.update_async(known_tables=[])
         if result.fresh:
             await asyncio.to_thread(self.create_empty, ctx.layout.database)
-            ctx.remembered.update(
+            await ctx.remembered.update_async(
                 fresh_start_at=ctx.clock.time(), fresh_start_reason=result.summary()
             )
         replay = await self.replay_journal()

@@ -80,7 +80,7 @@ class OperatorRequests:
                 ctx.events.record("restore", f"restore failed: {error}", logging.ERROR)
                 await self.guard.check_locked()  # the monitor heals what is left, if need be
                 return False, str(error)
-            ctx.remembered.update(known_tables=[])
+            await ctx.remembered.update_async(known_tables=[])
             summary = f"{summary}; {await self._journal_after_restore(replay)}"
             ctx.events.record("restore", summary, logging.WARNING)
         await self.jobs.refresh()
