@@ -19,7 +19,7 @@ from bot.journaling import BatchJournal
 from bot.limits import LimitSettings
 from bot.persistence import SQLitePersistence
 from bot.processor import DurableUpdateProcessor
-from bot.replay import remember_identity, replay_journal
+from bot.replay import remember_identity, replay_at_start
 from bot.retry_after import RetryAfterLimiter
 from bot.storage import DatabaseReplaced, DatabaseThread, Storage, why_not_opened
 from bot.watchdog_client import WatchdogClient
@@ -248,11 +248,12 @@ def run(
             db_thread.call(storage.lean_on_journal)
             # What a restore left out, before the first update is fetched.
             asyncio.run(
-                replay_journal(
+                replay_at_start(
                     settings.telegram_bot_token.get_secret_value(),
                     layout.journal,
                     storage,
                     db_thread,
+                    layout.replay_report,
                 )
             )
         application = build_application(
