@@ -58,6 +58,8 @@ class AwaitedReplay:
     """Monotonic time it was expected."""
     done: asyncio.Future[ReplayOutcome]
     listeners: list[ReplayListener] = field(default_factory=list)
+    launched: bool = False
+    """A bot was launched since: only its exit says it did not report."""
 
 
 async def _nothing(_: str = "") -> None:
@@ -90,6 +92,9 @@ class BotSupervisor:
         self._holds.append(why)
         try:
             await self.stop()
+            # Held from now, not when the loop next looks: /health must not show the old bot
+            # running after a restore that its successor has not reported on yet.
+            self.ctx.state.bot.phase = BotPhase.HELD
             yield
         finally:
             self._holds.remove(why)
@@ -136,8 +141,12 @@ class BotSupervisor:
             return
         outcome = read_replay_report(self.ctx.layout.replay_report)
         if outcome is None:
-            if exit_code is not None:
+            if exit_code == EXIT_NOT_CONFIGURED and awaited.launched:
+                why = "the bot is not configured (TELEGRAM_BOT_TOKEN): it replays when it starts"
+            elif exit_code is not None and awaited.launched:
                 why = f"the bot exited with code {exit_code} before it reported its replay"
+            elif exit_code is not None:
+                return  # the bot stopped for the restore, not the one that owes the report
             elif self.ctx.stop_requested:
                 why = "the watchdog stopped before the bot reported its replay"
             elif self.ctx.clock.monotonic() - awaited.since > REPLAY_TIMEOUT:
@@ -189,6 +198,8 @@ class BotSupervisor:
         ctx, bot = self.ctx, self.ctx.state.bot
         layout = ctx.layout
         process = self.spawn(self.argv, self.environment(), Path.cwd(), layout.bot_pid_file)
+        if self.awaited_replay is not None:
+            self.awaited_replay.launched = True
         launched_mono = ctx.clock.monotonic()
         bot.launched_at = ctx.clock.time()
         bot.phase = BotPhase.STARTING
