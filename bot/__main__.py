@@ -1,7 +1,7 @@
 """``python -m bot``: the Telegram bot, normally launched by the watchdog.
 
 ``python -m bot replay [--report FILE]`` applies the journal's updates that the database lacks
-and exits (the watchdog runs it after a recovery; the bot also does it before it polls).
+and exits, for an operator: the bot does the same before it polls, and reports it in run/replay.json.
 """
 
 from __future__ import annotations

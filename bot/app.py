@@ -19,7 +19,7 @@ from bot.journaling import BatchJournal
 from bot.limits import LimitSettings
 from bot.persistence import SQLitePersistence
 from bot.processor import DurableUpdateProcessor
-from bot.replay import remember_identity, replay_journal
+from bot.replay import remember_identity, replay_at_start
 from bot.retry_after import RetryAfterLimiter
 from bot.storage import DatabaseReplaced, DatabaseThread, Storage, why_not_opened
 from bot.watchdog_client import WatchdogClient
@@ -152,13 +152,30 @@ async def _finish_processor(application: Application) -> None:
 
 
 async def _started(application: Application, *, settings: Settings, layout: DataLayout) -> None:
-    """Polling is about to start: publish the command menu, remember who the bot is (replay
-    needs its username)."""
-    await handlers.publish_commands(application, admin_ids=settings.admin_ids)
+    """Polling is about to start: remember who the bot is (replay needs its username), and
+    publish the command menu alongside the first getUpdates, not before it (one Bot API round
+    trip per administrator, and the menu is not needed to answer)."""
     try:
         remember_identity(layout.journal, application.bot.bot.to_dict())
     except OSError as error:
         log.warning("cannot remember the bot's identity for replay: %s", error)
+    task = asyncio.create_task(
+        _publish_commands(application, settings.admin_ids), name="publish commands"
+    )
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
+
+
+_BACKGROUND: set[asyncio.Task[None]] = set()
+"""Start-up work that runs beside polling (a task must be referenced until it ends)."""
+
+
+async def _publish_commands(application: Application, admin_ids: tuple[int, ...]) -> None:
+    try:
+        await handlers.publish_commands(application, admin_ids=admin_ids)
+    except InvalidToken:
+        # A refused token stops polling too (the bot's unauthorized callback): nothing to add.
+        log.error("Telegram refused TELEGRAM_BOT_TOKEN while the command menu was published")
 
 
 def serve_webhook(
@@ -248,11 +265,12 @@ def run(
             db_thread.call(storage.lean_on_journal)
             # What a restore left out, before the first update is fetched.
             asyncio.run(
-                replay_journal(
+                replay_at_start(
                     settings.telegram_bot_token.get_secret_value(),
                     layout.journal,
                     storage,
                     db_thread,
+                    layout.replay_report,
                 )
             )
         application = build_application(

@@ -1,7 +1,9 @@
 """Replay: the journal's updates a restored database lacks, handled again by the same handlers.
 
-Run by the watchdog after every recovery (``python -m bot replay --json``) and by the bot itself
-before it polls, so an interrupted recovery or a restore made by hand is completed too. Replay
+Run by the bot itself before it polls (:func:`replay_at_start`, which reports what it did in
+``run/replay.json``: after a recovery the watchdog reads that report), so a recovery, an interrupted
+one or a restore made by hand is completed before the first update; ``python -m bot replay`` runs
+it alone for an operator. Replay
 writes the database and the persistence exactly as the first handling did — with the time each
 update first arrived — but sends nothing to Telegram (:class:`SilentRequest` answers every call
 itself), calls nothing on the watchdog, and leaves administrators' commands out.
@@ -155,6 +157,35 @@ def _build(token: str, identity: dict[str, Any], storage: Storage, db: DatabaseT
     application = ApplicationBuilder().bot(bot).persistence(persistence).updater(None).build()
     handlers.register(application, storage, db, persistence=persistence, replaying=True)
     return application, request, persistence
+
+
+REPORTED_PROBLEMS = 20
+"""Problems written to the start-up report (the log has them all)."""
+
+
+async def replay_at_start(
+    token: str, journal_folder: Path, storage: Storage, db: DatabaseThread, report_path: Path
+) -> ReplayReport:
+    """The start-up replay, its report (or its failure) written atomically to ``report_path``
+    before the bot polls; a failure is raised again after it is written."""
+    try:
+        report = await replay_journal(token, journal_folder, storage, db)
+    except Exception as error:
+        detail = f"{type(error).__name__}: {error}".replace(token, "[token]")
+        write_report(report_path, {"error": detail[:300]})
+        raise
+    write_report(report_path, report.as_dict())
+    return report
+
+
+def write_report(path: Path, document: dict[str, Any]) -> None:
+    """Never raises: without its report the watchdog says the bot did not report."""
+    if isinstance(document.get("problems"), list):
+        document = {**document, "problems": document["problems"][:REPORTED_PROBLEMS]}
+    try:
+        atomic_write(path, json.dumps(document, sort_keys=True) + "\n")
+    except OSError as error:
+        log.warning("cannot write the replay report %s: %s", path, error)
 
 
 async def replay_journal(

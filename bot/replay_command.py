@@ -1,16 +1,15 @@
-"""``python -m bot replay``: the journal's missing updates applied to the database, once."""
+"""``python -m bot replay``: the journal's missing updates applied to the database, once, for an
+operator (README "Restoring by hand"); the bot does the same at each start, so nothing else runs it."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from pathlib import Path
 
-from bot.replay import replay_journal
+from bot.replay import replay_journal, write_report
 from bot.storage import DatabaseThread, Storage
 from conf.exitcodes import EXIT_DATABASE, EXIT_OK, EXIT_REFUSED
-from conf.files import atomic_write
 from conf.layout import DataLayout
 from conf.settings import Settings
 
@@ -54,5 +53,5 @@ def replay(settings: Settings, layout: DataLayout, report_path: str | None) -> i
             db_thread.shutdown()
     log.info("%s", report.summary())
     if report_path:
-        atomic_write(Path(report_path), json.dumps(report.as_dict(), sort_keys=True) + "\n")
+        write_report(Path(report_path), report.as_dict())
     return EXIT_OK

@@ -73,6 +73,11 @@ class DataLayout:
         return self.run / "bot.pid"
 
     @property
+    def replay_report(self) -> Path:
+        """What the bot's start-up replay did, written before it polls (read after a restore)."""
+        return self.run / "replay.json"
+
+    @property
     def admin_file(self) -> Path:
         """Where local commands find the running watchdog's admin API (mode 0600)."""
         return self.run / "admin.json"

@@ -8,8 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import dataset
-
+from bot.storage.lean_dataset import dataset
 from bot.storage.seam import seam_for
 
 

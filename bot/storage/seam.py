@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import dataset
 import sqlalchemy as sa
 from sqlalchemy import text
 
 from bot.storage import schema
+from bot.storage.lean_dataset import dataset
 from bot.storage.server import PostgresSearch, ServerDatabase
 
 SQLITE_PRAGMAS = (

@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import dataset
 import sqlalchemy as sa
 from sqlalchemy import text
+
+from bot.storage.lean_dataset import dataset
 
 
 class ServerDatabase(dataset.Database):

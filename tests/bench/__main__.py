@@ -23,6 +23,7 @@ BENCHMARKS: list[str] = [
     "webhooks",
     "http_latency",
     "migrate",
+    "bot_start",
 ]
 """Module names in run order; each has ``run(quick: bool) -> list[Table]``."""
 

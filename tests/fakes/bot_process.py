@@ -22,6 +22,8 @@ class Script:
     stop_code: int = -15
     launch_error: OSError | None = None
     """Raised by ``start``: no process could be made (a full disk, no memory)."""
+    writes: tuple[Path, str] | None = None
+    """A file it writes as it starts (its start-up replay's report)."""
 
 
 @dataclass
@@ -41,6 +43,8 @@ class FakeRun:
             raise self.script.launch_error
         self.pid = 4000 + self.number
         self.started_at = self.clock.monotonic()
+        if self.script.writes is not None:
+            self.script.writes[0].write_text(self.script.writes[1])
         self.log.append(f"start {self.number}")
         return self.pid
 
@@ -77,6 +81,7 @@ class FakeSpawner:
     log: list[str] = field(default_factory=list)
     runs: list[FakeRun] = field(default_factory=list)
     launched_at: list[float] = field(default_factory=list)
+    argvs: list[list[str]] = field(default_factory=list)
     after_launch: Callable[[int], None] = lambda _: None
 
     def __call__(
@@ -86,6 +91,7 @@ class FakeSpawner:
         script = self.scripts[min(number, len(self.scripts)) - 1]
         run = FakeRun(self.clock, script, self.log, number)
         self.runs.append(run)
+        self.argvs.append(list(argv))
         self.launched_at.append(self.clock.monotonic())
         self.after_launch(number)
         return run

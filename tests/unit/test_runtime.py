@@ -4,6 +4,7 @@ backoff, schedules and the order of a recovery. No process is started, nothing s
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from pathlib import Path
 
@@ -16,7 +17,6 @@ from watchdog.data.database import DatabaseCheck
 from watchdog.data.disk import DiskReading
 from watchdog.data.recovery import RecoveryResult
 from watchdog.data.remembered import RememberedStore
-from watchdog.data.replay_report import ReplayOutcome
 from watchdog.offsite import OffsiteError
 from watchdog.rules.state import BotPhase, Integrity
 from watchdog.runtime.context import RuntimeContext
@@ -347,7 +347,9 @@ def test_offsite_failures_back_off_alert_once_and_recover(ctx):
 
 
 def test_a_heal_stops_the_bot_recovers_reports_then_lets_it_relaunch(ctx):
-    spawner = supervisor_with(ctx, [Script(lasts=FOREVER)], launches=1)
+    report = json.dumps({"replayed": 3, "erasures": 1, "problems": [], "seconds": 0.2})
+    scripts = [Script(lasts=FOREVER), Script(writes=(ctx.layout.replay_report, report))]
+    spawner = supervisor_with(ctx, scripts, launches=1)
     bot = make_supervisor(ctx, spawner)
     order: list[str] = []
 
@@ -369,13 +371,6 @@ def test_a_heal_stops_the_bot_recovers_reports_then_lets_it_relaunch(ctx):
 
     guard.recover_files = recover
 
-    async def replay() -> ReplayOutcome:
-        assert not bot.launchable(), "replayed while the bot is still held"
-        order.append("replay")
-        return ReplayOutcome(True, counts={"replayed": 3, "erasures": 1})
-
-    guard.replay_journal = replay
-
     async def scenario() -> None:
         task = asyncio.create_task(bot.run())
         while not spawner.runs:
@@ -385,13 +380,17 @@ def test_a_heal_stops_the_bot_recovers_reports_then_lets_it_relaunch(ctx):
         await asyncio.wait_for(task, 5)
 
     run(scenario())
-    assert order == ["recover: bad header", "replay", "refresh", "healed"]
+    assert order == ["recover: bad header", "refresh", "healed"]
+    assert spawner.argvs == [["bot"], ["bot"]], "no replay process: the bot replays as it starts"
     assert ctx.state.recovery.last["replay"]["replayed"] == 3
+    assert ctx.state.recovery.last_replay["erasures"] == 1
+    assert not ctx.layout.replay_report.exists(), "the report is read once"
     assert len(spawner.runs) == 2, "relaunched on the restored database"
     assert ctx.state.database.integrity is Integrity.OK
     assert ctx.state.recovery.count == 1 and ctx.state.recovery.last["restored_from"] == "b1"
     kinds = [e.kind for e in ctx.state.events]
     assert kinds.index("database") < kinds.index("recovery")
+    assert len(ctx.events.alerter.texts) == 1, "one alert, once the bot has reported"  # type: ignore[union-attr]
     alert = ctx.events.alerter.texts[0]  # type: ignore[union-attr]
     assert alert.startswith("♻️ database restored from local backup b1")
     assert "replayed 3 updates from the journal and 1 erasures" in alert
@@ -502,11 +501,7 @@ def test_a_hash_proven_install_is_checked_at_once_and_a_failure_recovers_checkin
             check_deferred=trust_hash,
         )
 
-    async def replay() -> ReplayOutcome:
-        return ReplayOutcome(True, counts={"replayed": 0, "erasures": 0})
-
     guard.recover_files = recover
-    guard.replay_journal = replay
     run(guard.check_and_heal())
     database = ctx.state.database
     assert trusted == [True] and database.integrity is Integrity.OK

@@ -160,6 +160,13 @@ class RecoveryState:
             self.fresh_start_at = at
             self.fresh_start_reason = result.summary()
 
+    def replayed(self, at: float, replay: Any, recovered_at: float | None = None) -> None:
+        """What the bot's start-up replay reported, after the recovery made at ``recovered_at``
+        (None: after an operator's restore)."""
+        if recovered_at is not None and self.last is not None and self.last_at == recovered_at:
+            self.last["replay"] = replay.as_dict()
+        self.last_replay = {"at": at, **replay.as_dict()}
+
 
 @dataclass
 class OffsiteState:

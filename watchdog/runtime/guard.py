@@ -10,10 +10,11 @@ choose → install → salvage → relaunch → report — in this order:
    every candidate — each local backup newest first, then each offsite one — must prove itself
    (sha256, the bot's schema and nothing more, integrity_check; ``data.candidates``) before it
    is installed; each one refused is named in the result, the health report and the alert;
-4. replay: ``python -m bot replay`` applies the journal's updates the installed file lacks
-   (``bot.replay_journal``), still under the hold, so the bot starts only after;
-5. report: the state, the event log, the admins' alert;
-6. relaunch: leaving the hold lets the supervisor launch the bot on the restored file;
+4. report: the state and the event log;
+5. relaunch: leaving the hold lets the supervisor launch the bot on the restored file, which it
+   first completes with the journal's updates it lacks (its start-up replay), and reports what
+   it replayed (``bot.expect_replay_report``): then the state, the event log and the admins'
+   alert say it;
 7. salvage: the damaged file read and merged with the bot back (``runtime.salvage_runner``).
 """
 
@@ -39,6 +40,7 @@ from watchdog.data.database import (
 )
 from watchdog.data.disk import DiskReading, read_disk
 from watchdog.data.recovery import RecoveryResult, recover
+from watchdog.data.replay_report import ReplayOutcome
 from watchdog.offsite import OffsiteStore
 from watchdog.rules.recovery import integrity_verdict, recovery_reason, vanished_tables
 from watchdog.rules.startup import proof_at_stop, start_check
@@ -88,7 +90,7 @@ class DataGuard:
         self.count_tables = count_tables
         self.recover_files = recover
         self.create_empty = create_empty_database
-        self.replay_journal = bot.replay_journal
+        self.expect_replay_report = bot.expect_replay_report
 
     # -- readings -----------------------------------------------------------------------------
 
@@ -341,12 +343,20 @@ class DataGuard:
             await ctx.remembered.update_async(
                 fresh_start_at=ctx.clock.time(), fresh_start_reason=result.summary()
             )
-        replay = await self.replay_journal()
-        ctx.state.recovery.record(ctx.clock.time(), result, replay)
-        summary = f"{result.summary()}; {replay.summary()}"
+        recovered_at = ctx.clock.time()
+        ctx.state.recovery.record(recovered_at, result)  # the replay's report comes with the bot
         level = logging.CRITICAL if result.fresh else logging.WARNING
-        ctx.events.record("recovery", summary, level if replay.ok else logging.ERROR)
-        ctx.events.alert(("🚨 " if result.fresh else "♻️ ") + summary)
+
+        def replayed(replay: ReplayOutcome) -> None:
+            ctx.state.recovery.replayed(ctx.clock.time(), replay, recovered_at)
+            summary = f"{result.summary()}; {replay.summary()}"
+            ctx.events.record("recovery", summary, level if replay.ok else logging.ERROR)
+            ctx.events.alert(("🚨 " if result.fresh else "♻️ ") + summary)
+
+        self.expect_replay_report(replayed)
+        ctx.events.record(
+            "recovery", f"{result.summary()}; the bot replays the journal as it starts", level
+        )
         if result.fresh:
             await self.check_locked()
         else:

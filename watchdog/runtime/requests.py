@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from watchdog.data.backups import Outcome
 from watchdog.data.drill import DrillResult
+from watchdog.data.replay_report import ReplayOutcome
 from watchdog.data.restore import RestoreError, journal_set_aside, restore_and_tell
 from watchdog.offsite import OffsiteError, OffsiteStore
 from watchdog.runtime import actions
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ASKED = " (asked from the command line)"
+RESTORE_REPLAY_WAIT = 300.0
+"""Seconds a restore's answer waits for the bot's report of its start-up replay; past them the
+answer says it has none (the report, when it comes, still goes to /health's last_replay)."""
 Note = Callable[[str], None]
 """Where a long request says what it is doing (the admin job's step, shown by the command)."""
 
@@ -67,6 +71,7 @@ class OperatorRequests:
             )
         if from_git and self.offsite is None:
             return False, "no offsite store configured (BACKUP_GIT_URL)"
+        reported: asyncio.Future[ReplayOutcome] | None = None
         async with ctx.data_lock, self.bot.held("restoring"):
             try:
                 summary, deferred = await asyncio.to_thread(
@@ -81,21 +86,22 @@ class OperatorRequests:
                 await self.guard.check_locked()  # the monitor heals what is left, if need be
                 return False, str(error)
             await ctx.remembered.update_async(known_tables=[])
-            summary = f"{summary}; {await self._journal_after_restore(replay)}"
-            ctx.events.record("restore", summary, logging.WARNING)
+            if replay:  # by the bot, as it starts on the restored file
+                reported = self.bot.expect_replay_report(
+                    lambda outcome: ctx.state.recovery.replayed(ctx.clock.time(), outcome)
+                )
+            else:
+                summary = f"{summary}; {journal_set_aside(ctx.layout, ctx.clock.time())}"
         await self.jobs.refresh()
         async with ctx.data_lock:  # proven at install; a check still owed runs with the bot up
             await self.guard.mark_restored(f"restored by an operator ({wanted})", deferred)
         self.bot.forget_failures()
+        if reported is not None:
+            outcome = await self.bot.reported_replay(reported, RESTORE_REPLAY_WAIT)
+            summary = f"{summary}; {outcome.summary()}"
+        ctx.events.record("restore", summary, logging.WARNING)
         ctx.events.alert(f"♻️ {summary} (by an operator)")
         return True, summary
-
-    async def _journal_after_restore(self, replay: bool) -> str:
-        if not replay:
-            return journal_set_aside(self.ctx.layout, self.ctx.clock.time())
-        outcome = await self.bot.replay_journal()
-        self.ctx.state.recovery.last_replay = {"at": self.ctx.clock.time(), **outcome.as_dict()}
-        return outcome.summary()
 
     async def backup(self, tier: str, reason: str) -> actions.Answer:
         """A verified backup of ``tier`` now (``python -m watchdog backup``)."""

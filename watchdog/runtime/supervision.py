@@ -3,18 +3,26 @@ with backoff, and keep it down while someone holds it (a recovery, an operator's
 
 When to relaunch and when a silent bot is stale are ``rules.restarts``' decisions; the process
 itself is ``child.BotProcess``, made by ``spawn`` (a fake in tests).
+
+After a recovery or a restore no separate process replays the journal: the bot replays it at
+its start, as every start does, and writes what it did to ``run/replay.json`` before it polls.
+``expect_replay_report`` (called while the bot is held) makes the supervisor read that report
+for the next launch (``data.replay_report``), and settle it as failed when the bot exits first
+or does not report within ``REPLAY_TIMEOUT``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from conf.exitcodes import EXIT_DATABASE, EXIT_NOT_CONFIGURED
-from watchdog.data.replay_report import ReplayOutcome, read_replay_report
+from watchdog.data.replay_report import ReplayOutcome, not_reported, read_replay_report
 from watchdog.rules import restarts
 from watchdog.rules.state import BotPhase, Integrity
 from watchdog.runtime.child import BotProcess
@@ -25,7 +33,8 @@ log = logging.getLogger(__name__)
 TICK = 0.5
 """Seconds between looks at the bot (exit, heartbeat, held database)."""
 REPLAY_TIMEOUT = 1800.0
-"""Seconds a replay of the journal may take before it is stopped (and reported failed)."""
+"""Seconds the bot's start-up replay may take after a restore: its heartbeat is not awaited
+before, and a report not made by then is a failed replay."""
 
 
 class BotRun(Protocol):
@@ -38,6 +47,19 @@ class BotRun(Protocol):
 
 
 Spawn = Callable[[Sequence[str], Mapping[str, str], Path, Path], BotRun]
+ReplayListener = Callable[[ReplayOutcome], None]
+
+
+@dataclass
+class AwaitedReplay:
+    """The report the next bot's start-up replay owes (after a recovery or a restore)."""
+
+    since: float
+    """Monotonic time it was expected."""
+    done: asyncio.Future[ReplayOutcome]
+    listeners: list[ReplayListener] = field(default_factory=list)
+    launched: bool = False
+    """A bot was launched since: only its exit says it did not report."""
 
 
 async def _nothing(_: str = "") -> None:
@@ -57,6 +79,9 @@ class BotSupervisor:
         """Called with the exit's reason before the backoff (the restart snapshot)."""
         self.process: BotRun | None = None
         self._holds: list[str] = []
+        self.awaited_replay: AwaitedReplay | None = None
+        self._replay_reported_at = 0.0
+        """Wall time the last awaited report came: the bot's silence counts from then."""
 
     # -- holding ------------------------------------------------------------------------------
 
@@ -67,6 +92,9 @@ class BotSupervisor:
         self._holds.append(why)
         try:
             await self.stop()
+            # Held from now, not when the loop next looks: /health must not show the old bot
+            # running after a restore that its successor has not reported on yet.
+            self.ctx.state.bot.phase = BotPhase.HELD
             yield
         finally:
             self._holds.remove(why)
@@ -84,25 +112,57 @@ class BotSupervisor:
         """After a recovery or restore the data is new: earlier crashes say nothing about it."""
         self.ctx.state.bot.consecutive_failures = 0
 
-    async def replay_journal(self) -> ReplayOutcome:
-        """While the bot is held: ``python -m bot replay`` once, to apply the journal's updates
-        the database lacks; what it did."""
-        layout = self.ctx.layout
-        report = layout.run / "replay.json"
-        report.unlink(missing_ok=True)
-        process = self.spawn(
-            [*self.argv, "replay", "--report", str(report)],
-            self.environment(),
-            Path.cwd(),
-            layout.run / "replay.pid",
-        )
-        await process.start()
-        code = await process.wait(REPLAY_TIMEOUT)
-        if code is None:
-            await process.stop(self.ctx.settings.bot_stop_timeout)
-        outcome = read_replay_report(report, code)
-        report.unlink(missing_ok=True)
-        return outcome
+    # -- the start-up replay's report ----------------------------------------------------------
+
+    def expect_replay_report(self, listener: ReplayListener) -> asyncio.Future[ReplayOutcome]:
+        """While the bot is held: the next bot's start-up replay reports to ``listener`` (called
+        at once when it is known, failures included) and to the future returned. Two restores
+        under one hold share the one report (one bot replays onto the last)."""
+        if self.awaited_replay is None:
+            self.ctx.layout.replay_report.unlink(missing_ok=True)  # an earlier start's
+            done = asyncio.get_running_loop().create_future()
+            self.awaited_replay = AwaitedReplay(self.ctx.clock.monotonic(), done)
+        self.awaited_replay.listeners.append(listener)
+        return self.awaited_replay.done
+
+    async def reported_replay(
+        self, reported: asyncio.Future[ReplayOutcome], timeout: float
+    ) -> ReplayOutcome:
+        """The report, waited for at most ``timeout`` seconds (the wait ends; the report, when
+        it comes, still reaches the listeners)."""
+        try:
+            return await asyncio.wait_for(asyncio.shield(reported), timeout)
+        except TimeoutError:
+            return not_reported(f"the bot has not reported its replay within {timeout:.0f} s")
+
+    def _look_for_replay_report(self, exit_code: int | None = None) -> None:
+        awaited = self.awaited_replay
+        if awaited is None:
+            return
+        outcome = read_replay_report(self.ctx.layout.replay_report)
+        if outcome is None:
+            if exit_code == EXIT_NOT_CONFIGURED and awaited.launched:
+                why = "the bot is not configured (TELEGRAM_BOT_TOKEN): it replays when it starts"
+            elif exit_code is not None and awaited.launched:
+                why = f"the bot exited with code {exit_code} before it reported its replay"
+            elif exit_code is not None:
+                return  # the bot stopped for the restore, not the one that owes the report
+            elif self.ctx.stop_requested:
+                why = "the watchdog stopped before the bot reported its replay"
+            elif self.ctx.clock.monotonic() - awaited.since > REPLAY_TIMEOUT:
+                why = f"the bot did not report its replay within {REPLAY_TIMEOUT:.0f} s"
+            else:
+                return
+            outcome = not_reported(why)
+        self.awaited_replay = None
+        self._replay_reported_at = self.ctx.clock.time()
+        for listener in awaited.listeners:
+            try:
+                listener(outcome)
+            except Exception:
+                log.exception("recording the replay's report failed")
+        if not awaited.done.done():
+            awaited.done.set_result(outcome)
 
     async def stop(self) -> int | None:
         """Stop a running bot (one SIGTERM, then SIGKILL after BOT_STOP_TIMEOUT)."""
@@ -117,6 +177,7 @@ class BotSupervisor:
         ctx, bot = self.ctx, self.ctx.state.bot
         while not ctx.stop_requested:
             ctx.state.loop_tick = ctx.clock.time()
+            self._look_for_replay_report()  # its time limit runs while no bot runs, too
             if not self.launchable():
                 if bot.phase is not BotPhase.HELD:
                     bot.phase = BotPhase.HELD
@@ -131,11 +192,14 @@ class BotSupervisor:
                 await ctx.sleep(TICK)
                 continue
             await self.run_once()
+        self._look_for_replay_report()  # stopping: a report still awaited is settled
 
     async def run_once(self) -> None:
         ctx, bot = self.ctx, self.ctx.state.bot
         layout = ctx.layout
         process = self.spawn(self.argv, self.environment(), Path.cwd(), layout.bot_pid_file)
+        if self.awaited_replay is not None:
+            self.awaited_replay.launched = True
         launched_mono = ctx.clock.monotonic()
         bot.launched_at = ctx.clock.time()
         bot.phase = BotPhase.STARTING
@@ -213,17 +277,23 @@ class BotSupervisor:
             code = await process.wait(TICK)
             ctx.state.loop_tick = ctx.clock.time()
             if code is not None:
+                self._look_for_replay_report(code)
                 return code, "exited"
+            heartbeat = self.read_heartbeat()
+            # After the heartbeat: the bot writes its report before it polls, so a bot seen
+            # polling has had its report read.
+            self._look_for_replay_report()
             if ctx.stop_requested:
                 return None, "stopping"
-            heartbeat = self.read_heartbeat()
             if heartbeat is not None:
                 bot.last_heartbeat = heartbeat
+            replaying = self.awaited_replay is not None
             verdict = restarts.heartbeat_verdict(
                 ctx.clock.time(),
-                bot.launched_at or 0.0,
+                max(bot.launched_at or 0.0, self._replay_reported_at),
                 bot.last_heartbeat,
                 ctx.settings.bot_heartbeat_timeout,
+                *((REPLAY_TIMEOUT,) if replaying else ()),
             )
             if verdict.stale:
                 reason = f"silent for {verdict.silent_for:.0f} s (no heartbeat)"
