@@ -136,6 +136,10 @@ CREATE INDEX IF NOT EXISTS messages_user ON messages(user_id, date);
 """
 
 
+TEXTS = 8192
+"""Messages are drawn from a pool this big: random's per-word calls were slower than SQLite."""
+
+
 def sentence(rng: random.Random) -> str:
     return " ".join(rng.choices(WORDS, k=rng.randint(3, 40)))
 
@@ -154,15 +158,18 @@ def create(path: Path, target_bytes: int, seed: int = 7, users: int = 1000) -> i
     )
     connection.commit()
     batch = 5000
+    texts = [sentence(rng) for _ in range(TEXTS)]
+    days = [f"2026-11-{day:02d}" for day in range(1, 29)]
+    draw = rng.random
     while path.stat().st_size + _wal_size(path) < target_bytes:
         connection.executemany(
             "INSERT INTO messages (user_id, chat_id, date, text) VALUES (?, ?, ?, ?)",
             [
                 (
-                    uid := rng.randint(1, users),
+                    uid := int(draw() * users) + 1,
                     uid,
-                    f"2026-11-{rng.randint(1, 28):02d}",
-                    sentence(rng),
+                    days[int(draw() * 28)],
+                    texts[int(draw() * TEXTS)],
                 )
                 for _ in range(batch)
             ],
@@ -178,9 +185,6 @@ def create(path: Path, target_bytes: int, seed: int = 7, users: int = 1000) -> i
 def _wal_size(path: Path) -> int:
     wal = Path(f"{path}-wal")
     return wal.stat().st_size if wal.exists() else 0
-
-
-TEXTS = 8192
 
 
 def create_bot(path: Path, target_bytes: int, seed: int = 7, users: int = 1000) -> int:
@@ -204,7 +208,6 @@ def create_bot(path: Path, target_bytes: int, seed: int = 7, users: int = 1000) 
         [(uid, f"User{uid}", f"user_{uid}") for uid in range(1, users + 1)],
     )
     connection.commit()
-    # Drawn from a pool: random's per-word calls took longer than SQLite's inserts.
     texts = [sentence(rng) for _ in range(TEXTS)]
     days = [f"2026-11-{day:02d}T12:00:00+00:00" for day in range(1, 29)]
     draw = rng.random
