@@ -99,17 +99,21 @@ def test_the_caller_only_waits_while_a_low_priority_worker_makes_the_snapshot(la
     taking = _Taking(layout)
     taking.start()
     workers = taking.worker_started()
-    nices = []
+    nices, idle = [], []
     for process in workers:
         try:
             nices.append(process.nice())
-        except psutil.NoSuchProcess:
+            idle.extend(
+                os.sched_getscheduler(thread.id) == os.SCHED_IDLE for thread in process.threads()
+            )
+        except (psutil.NoSuchProcess, ProcessLookupError):
             continue
     taking.join(TIMEOUT)
     assert not taking.is_alive() and taking.error is None, taking.error
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     children_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     assert nices and min(nices) >= CHECK_NICE, nices
+    assert idle and all(idle), "every thread of the worker in the idle scheduling class"
     assert children_cpu > 0.2, "the worker did the copy, the hash and the check"
     assert taking.thread_cpu < 0.1 * children_cpu, (taking.thread_cpu, children_cpu)
     manifest, data = taking.result  # type: ignore[misc]

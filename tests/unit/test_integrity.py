@@ -9,6 +9,7 @@ what catches it."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 import struct
@@ -199,7 +200,11 @@ def test_workers_run_at_low_priority(pristine):
         answer = worker.process.stdout.readline()
     finally:
         worker.stop()
-    assert json.loads(answer)["nice"] >= CHECK_NICE
+    reported = json.loads(answer)
+    assert reported["nice"] >= CHECK_NICE
+    assert reported["idle"] is hasattr(os, "SCHED_IDLE"), (
+        "the idle scheduling class where it exists"
+    )
 
 
 def test_a_check_told_to_stop_stops(pristine):

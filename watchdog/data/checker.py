@@ -11,7 +11,6 @@ each worker is a process of its own, and the stack's memory counts every one."""
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import struct
 import sys
@@ -25,6 +24,7 @@ from watchdog.data.workerproc import (
     PENDING_BYTE,
     die_with_parent,
     lower_priority,
+    scheduling,
 )
 
 
@@ -124,7 +124,7 @@ def plan(connection: sqlite3.Connection, quick: bool = False) -> list[str]:
 def _answer(connection: sqlite3.Connection, path: str, line: str) -> dict[str, object]:
     job, _, name = line.partition(" ")
     started = time.monotonic()
-    answer: dict[str, object] = {"job": job, "name": name or None, "nice": os.nice(0)}
+    answer: dict[str, object] = {"job": job, "name": name or None, **scheduling()}
     try:
         if job == "plan":
             answer["jobs"] = plan(connection, quick=name == "quick")

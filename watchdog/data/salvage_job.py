@@ -20,7 +20,6 @@ gone) ends it at once.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -33,9 +32,9 @@ from pathlib import Path
 
 from conf.layout import DataLayout
 from watchdog.data.erasures import erase_rows, gather
-from watchdog.data.integrity import CHECK_NICE
 from watchdog.data.quarantine import Quarantined, list_quarantine, update_note
 from watchdog.data.salvage import SalvageReport, merge_into, salvage_to
+from watchdog.data.workerproc import lower_priority
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +118,9 @@ def _end_with_stdin() -> None:
 
 
 def work(root: Path, database: Path, folder: Path) -> int:
-    with contextlib.suppress(OSError):
-        os.nice(CHECK_NICE - os.nice(0))
+    # Not the idle class: the merge holds the watchdog's data lock, and a worker held off the CPU
+    # while holding it would hold up every backup and check waiting for that lock.
+    lower_priority(idle=False)
     threading.Thread(target=_end_with_stdin, daemon=True).start()
     layout = DataLayout(root=root, database=database)
     entry = next((e for e in list_quarantine(layout) if e.folder == folder and owed(e)), None)

@@ -25,9 +25,29 @@ PENDING_BYTE = 0x40000000
 PR_SET_PDEATHSIG = 1
 
 
-def lower_priority() -> None:
+def lower_priority(*, idle: bool = True) -> None:
+    """Background work yields to everything interactive: nice +10 and, where the kernel has it and
+    ``idle``, the idle scheduling class (``SCHED_IDLE``, inherited by the worker's threads): the
+    worker then runs only on CPU time no other task wants, and a request handler that wakes takes
+    its core at once. Under nice +10 alone a 1 GB backup's threads (copy, check, hash, counts) held
+    the cores often enough to double the watchdog's p99 during a backup (measured: 12.8–41 ms
+    against 6.4–9.9 ms, ``make bench BENCH_ARGS=http_latency``). The price: on a machine whose
+    every core is busy with other work, the worker waits for it to end (its deadline still holds)."""
     with contextlib.suppress(OSError):
         os.nice(CHECK_NICE - os.nice(0))
+    if idle and hasattr(os, "SCHED_IDLE"):
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+
+
+def scheduling(pid: int = 0) -> dict[str, object]:
+    """This process's (``pid``'s) nice and scheduling class, as a worker reports them."""
+    policy = os.sched_getscheduler(pid) if hasattr(os, "sched_getscheduler") else None
+    idle = getattr(os, "SCHED_IDLE", None)
+    return {
+        "nice": os.getpriority(os.PRIO_PROCESS, pid),
+        "idle": policy is not None and policy == idle,
+    }
 
 
 def die_with_parent(parent: int) -> None:
