@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests import dbgen
-from watchdog.data.integrity import CHECK_NICE, Abandoned, _Worker, check_integrity
+from watchdog.data import checker
+from watchdog.data.integrity import CACHE_KIB, CHECK_NICE, Abandoned, _Worker, check_integrity
 
 PAGE = 4096
 
@@ -190,6 +191,22 @@ def test_a_live_file_gets_the_whole_check_in_one_worker(pristine, tmp_path):
     path = _damaged(pristine, tmp_path, _scribble(page))
     assert not check_integrity(path, frozen=False).ok
     assert not check_integrity(path, frozen=False, quick=True).ok
+
+
+def test_only_the_check_of_an_indexed_table_gets_the_big_page_cache(pristine):
+    connection = checker._open(str(pristine), True, CACHE_KIB)
+
+    def cache_after(job: str) -> int:
+        assert checker._answer(connection, str(pristine), job, CACHE_KIB)["problems"] == []
+        return -int(connection.execute("PRAGMA cache_size").fetchone()[0])
+
+    try:
+        assert cache_after("table messages") == CACHE_KIB  # its index is looked up at every row
+        assert cache_after("account") == checker.SMALL_CACHE_KIB
+        assert cache_after("table users") == checker.SMALL_CACHE_KIB
+        assert cache_after("table messages") == CACHE_KIB
+    finally:
+        connection.close()
 
 
 def test_workers_run_at_low_priority(pristine):

@@ -34,6 +34,22 @@ def _open(path: str, frozen: bool, cache_kib: int) -> sqlite3.Connection:
     return connection
 
 
+SMALL_CACHE_KIB = 2048
+
+
+def _size_cache(connection: sqlite3.Connection, kib: int) -> None:
+    connection.execute(f"PRAGMA cache_size=-{kib}")
+
+
+def _indexed(connection: sqlite3.Connection, table: str) -> bool:
+    return (
+        connection.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'index' AND tbl_name = ? LIMIT 1", (table,)
+        ).fetchone()
+        is not None
+    )
+
+
 def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -121,7 +137,9 @@ def plan(connection: sqlite3.Connection, quick: bool = False) -> list[str]:
     return ["account", *(f"{kind} {name}" for name in ["sqlite_schema", *names])]
 
 
-def _answer(connection: sqlite3.Connection, path: str, line: str) -> dict[str, object]:
+def _answer(
+    connection: sqlite3.Connection, path: str, line: str, cache_kib: int = CACHE_KIB
+) -> dict[str, object]:
     job, _, name = line.partition(" ")
     started = time.monotonic()
     answer: dict[str, object] = {"job": job, "name": name or None, **scheduling()}
@@ -129,10 +147,13 @@ def _answer(connection: sqlite3.Connection, path: str, line: str) -> dict[str, o
         if job == "plan":
             answer["jobs"] = plan(connection, quick=name == "quick")
         elif job == "account":
+            _size_cache(connection, SMALL_CACHE_KIB)
             answer["problems"] = account(connection, path)
         elif job in ("table", "quick") and name:
+            _size_cache(connection, cache_kib if _indexed(connection, name) else SMALL_CACHE_KIB)
             answer["problems"] = _pragma(connection, job == "quick", name)
         else:
+            _size_cache(connection, cache_kib)
             answer["problems"] = _pragma(connection, job == "quick", None)
     except sqlite3.Error as error:
         answer["error"] = f"{type(error).__name__}: {error}"
@@ -170,7 +191,7 @@ def serve(
         if connection is None:
             say(json.dumps(opening))
             continue
-        say(json.dumps(_answer(connection, path, line.strip())))
+        say(json.dumps(_answer(connection, path, line.strip(), cache_kib)))
     if connection is not None:
         connection.close()
 

@@ -104,6 +104,10 @@ def workers_for(cpus: int | None) -> int:
 def worker_env() -> dict[str, str]:
     """The environment of a ``python -m watchdog.data.…`` worker: ours, finding this tree."""
     env = dict(os.environ)
+    # Each thread of a worker (the check's, the hash's, the counts') would get a malloc arena of
+    # its own, kept after the thread is done with it: two arenas in all cut the worker's peak
+    # by ~4 MB (measured: the stack's peak during terminal backups, 224 → 219 MB).
+    env.setdefault("MALLOC_ARENA_MAX", "2")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return env
 
