@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,9 +140,10 @@ class DataLayout:
 
 
 def _writable(folder: Path) -> bool:
+    probe = folder / f".probe-{os.getpid()}-{os.urandom(4).hex()}"
     try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
-            pass
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        probe.unlink()
     except OSError:
         return False
     return os.access(folder, os.W_OK | os.X_OK)

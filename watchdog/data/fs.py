@@ -6,9 +6,7 @@ are re-exported here so the watchdog's modules import their file helpers from on
 
 from __future__ import annotations
 
-import logging
 import os
-import shutil
 import stat
 from pathlib import Path
 
@@ -43,7 +41,6 @@ __all__ = [
     "set_aside_files",
 ]
 
-log = logging.getLogger(__name__)
 
 OWNER_ONLY_UMASK = 0o077
 """Set first thing by every entry point, so whatever it creates (SQLite files, logs) is
@@ -75,6 +72,8 @@ def move_file(source: Path, target: Path) -> None:
     try:
         os.replace(source, target)
     except OSError:
+        import shutil  # only across filesystems: the terminal client stays small
+
         shutil.copy2(source, target)
         fsync_file(target)
         source.unlink()
@@ -90,7 +89,9 @@ def note_set_aside(path: Path, kind: str, why: str) -> None:
     key = str(path)
     text = f"{kind}: {why}"
     if _set_aside.get(key) != text:
-        log.error("%s %s set aside, not trusted: %s", kind, path, why)
+        import logging  # only here: the commands that never set a file aside stay small
+
+        logging.getLogger(__name__).error("%s %s set aside, not trusted: %s", kind, path, why)
         _set_aside[key] = text
 
 

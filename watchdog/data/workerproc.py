@@ -10,17 +10,16 @@ import sys
 
 CHECK_NICE = 10
 """The ``nice`` command's default: background work that yields to everything interactive."""
-CACHE_KIB = 16384
+CACHE_KIB = 12288
 """Page cache of a check connection while it checks a table with indexes (``checker``; other jobs
 use SQLite's default 2 MB: a table without an index, and the page accounting, read each page
-once, and a cache only costs memory — 62.6 → 48 MB at the worker's peak at 100 MB): the index look-ups of a big table run 30 % faster than with the
-default 2 MB, for 16 MB of memory while a check runs. No memory map (SQLite's default): a mapped
-file's pages count in the worker's RSS, about the whole file (110 MB per worker at 100 MB, a
-gigabyte at 1 GB, on a 512 MB Render instance), for a check only about 10 % faster (measured at
-100 MB: 0.85–1.14 s mapped, 1.09–1.2 s read through this cache; 1.6–1.8 s with 2 MB). At 1 GB
-(``integrity_check(messages)``, CPU seconds, n=2, load 9–14): 16 MB 33.0/35.3, 8 MB 36.2/38.2,
-4 MB 39.2/39.7, 2 MB 35.2/40.5 — the verified backup's margin (0.65× the shell's, target 0.7×)
-does not allow the 8–10 % a smaller cache costs."""
+once, and a cache only costs memory — the worker's peak at 100 MB 62.6 → 48 MB). The index
+look-ups of a big table run 30 % faster than with the default 2 MB. Sized by measurement (the
+whole verified backup in the worker, the bot's 100 MB database, n = 6, medians): 16 MB 1.27 s,
+12 MB 1.22 s, 8 MB 1.52 s; at 1 GB ``integrity_check(messages)`` took 20–25 CPU s with 4, 8, 12
+or 16 MB alike. No memory map (SQLite's default): a mapped file's pages count in the worker's
+RSS, about the whole file (110 MB per worker at 100 MB, a gigabyte at 1 GB, on a 512 MB Render
+instance), for a check only about 10 % faster."""
 MAX_PROBLEMS = 100
 PENDING_BYTE = 0x40000000
 """The page holding this offset is never used by SQLite (the lock byte page)."""
