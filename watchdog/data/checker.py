@@ -22,6 +22,7 @@ from watchdog.data.workerproc import (
     CACHE_KIB,
     MAX_PROBLEMS,
     PENDING_BYTE,
+    SMALL_CACHE_KIB,
     die_with_parent,
     lower_priority,
     scheduling,
@@ -32,9 +33,6 @@ def _open(path: str, frozen: bool, cache_kib: int) -> sqlite3.Connection:
     connection = connect(path, "ro", immutable=frozen)
     connection.execute(f"PRAGMA cache_size=-{cache_kib}")
     return connection
-
-
-SMALL_CACHE_KIB = 2048
 
 
 def _size_cache(connection: sqlite3.Connection, kib: int) -> None:

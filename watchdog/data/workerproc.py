@@ -20,6 +20,8 @@ whole verified backup in the worker, the bot's 100 MB database, n = 6, medians):
 or 16 MB alike. No memory map (SQLite's default): a mapped file's pages count in the worker's
 RSS, about the whole file (110 MB per worker at 100 MB, a gigabyte at 1 GB, on a 512 MB Render
 instance), for a check only about 10 % faster."""
+SMALL_CACHE_KIB = 2048
+"""SQLite's default page cache: the other jobs' (page accounting, tables without an index)."""
 MAX_PROBLEMS = 100
 PENDING_BYTE = 0x40000000
 """The page holding this offset is never used by SQLite (the lock byte page)."""
