@@ -59,10 +59,22 @@ def keeper_for(tmp_path: Path, kind: PostgresDatabase) -> BackupKeeper:
     return BackupKeeper(layout, keep=KEEP, min_free_bytes=0, app_version="t", source=kind)
 
 
+def _databases(postgres) -> set[str]:
+    with psycopg.connect(postgres.url(), autocommit=True) as connection:
+        return {row[0] for row in connection.execute("SELECT datname FROM pg_database")}
+
+
+def _scratches(postgres) -> set[str]:
+    return {name for name in _databases(postgres) if name.startswith("erixcast_verify_")}
+
+
 def test_a_dump_is_proven_by_a_restore_into_scratch_with_equal_counts(postgres, tmp_path):
     name = filled(postgres)
     kind = PostgresDatabase(pg.Server.from_url(postgres.url(name)))
     keeper = keeper_for(tmp_path, kind)
+    # One server serves this worker's tests: a scratch another test left (a killed drill, cleaned
+    # at that watchdog's next start) is not this backup's.
+    others = _scratches(postgres)
     outcome = keeper.take("manual", "test", time.time() - 60)
     assert outcome.backup is not None
     manifest = outcome.backup.manifest
@@ -72,9 +84,7 @@ def test_a_dump_is_proven_by_a_restore_into_scratch_with_equal_counts(postgres, 
     assert outcome.backup.data_path.read_bytes()[:5] == b"PGDMP"
     assert [b.id for b in keeper.catalogue.scan()] == [manifest.id]
     # the scratch database is gone; the live one untouched
-    with psycopg.connect(postgres.url(), autocommit=True) as connection:
-        names = {row[0] for row in connection.execute("SELECT datname FROM pg_database")}
-    assert not [n for n in names if n.startswith("erixcast_verify_")] and name in names
+    assert not _scratches(postgres) - others and name in _databases(postgres)
     # unchanged data: the restart snapshot is skipped on the content's sha256
     again = keeper.take("restart", "bot exited", time.time(), skip_if_unchanged=True)
     assert again.backup is None and again.skipped and manifest.id in again.skipped

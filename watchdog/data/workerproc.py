@@ -43,14 +43,10 @@ def lower_priority(*, idle: bool = True) -> None:
             os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
 
-def scheduling(pid: int = 0) -> dict[str, object]:
-    """This process's (``pid``'s) nice and scheduling class, as a worker reports them."""
-    policy = os.sched_getscheduler(pid) if hasattr(os, "sched_getscheduler") else None
-    idle = getattr(os, "SCHED_IDLE", None)
-    return {
-        "nice": os.getpriority(os.PRIO_PROCESS, pid),
-        "idle": policy is not None and policy == idle,
-    }
+def scheduling() -> dict[str, object]:
+    """This process's nice and whether it runs in the idle class, as a worker reports them."""
+    idle = hasattr(os, "SCHED_IDLE") and os.sched_getscheduler(0) == os.SCHED_IDLE
+    return {"nice": os.nice(0), "idle": idle}
 
 
 def die_with_parent(parent: int) -> None:
