@@ -19,7 +19,14 @@ import pytest
 
 from tests import dbgen
 from watchdog.data import checker
-from watchdog.data.integrity import CACHE_KIB, CHECK_NICE, Abandoned, _Worker, check_integrity
+from watchdog.data.integrity import (
+    CACHE_KIB,
+    CHECK_NICE,
+    Abandoned,
+    Checkers,
+    _Worker,
+    check_integrity,
+)
 
 PAGE = 4096
 
@@ -183,6 +190,25 @@ def test_the_bots_own_schema_fts_tables_included(tmp_path):
     page = _pages(path, "messages_fts_data", "leaf")[0]
     damaged = _damaged(path, tmp_path, _scribble(page))
     assert not check_integrity(damaged, frozen=True, workers=2).ok
+
+
+def test_a_split_check_is_one_worker_process_whose_threads_run_the_jobs(pristine, tmp_path):
+    """One interpreter per check, not one per share: the stack's memory counts every process."""
+    checkers = Checkers(pristine, True, 2)
+    try:
+        assert len(checkers.pool) == 1
+        worker = checkers.pool[0]
+        assert isinstance(worker, _Worker)
+        worker.send("plan")
+        answer = json.loads(worker.stream.readline())
+    finally:
+        checkers.stop()
+    assert answer["problems"] == [] and "error" not in answer
+    assert answer["done"] == 5  # the plan, the page accounting, sqlite_schema, users, messages
+    assert answer["idle"] is hasattr(os, "SCHED_IDLE")
+    page = _pages(pristine, "ix_messages", "leaf")[3]
+    damaged = check_integrity(_damaged(pristine, tmp_path, _scribble(page)), frozen=True)
+    assert not damaged.ok and damaged.problems, "a share's finding reaches the verdict"
 
 
 def test_a_live_file_gets_the_whole_check_in_one_worker(pristine, tmp_path):

@@ -2,8 +2,9 @@
 ``data.integrity``: it lowers its priority, opens the file once, and answers each job on stdin
 with one JSON line on stdout: ``plan`` and ``plan quick`` (the split's jobs), ``whole``,
 ``quick``, ``account`` (the page accounting the partial checks skip), ``table NAME``
-(``integrity_check(NAME)``), ``quick NAME`` (``quick_check(NAME)``). The same jobs run in a
-thread of the snapshot worker (:func:`serve` with its own lines).
+(``integrity_check(NAME)``), ``quick NAME`` (``quick_check(NAME)``). The same jobs run in
+threads of a split check's worker (``python -m watchdog.data.integrity``) and of the snapshot
+worker (:func:`serve` with its own lines).
 
 It imports nothing but what the jobs need (no ``pathlib``, ``dataclasses``, ``subprocess``):
 each worker is a process of its own, and the stack's memory counts every one."""
@@ -194,11 +195,12 @@ def serve(
         connection.close()
 
 
-def _print(line: str) -> None:
+def say_line(line: str) -> None:
+    """One answer on stdout, at once: the worker's parent waits for it."""
     print(line, flush=True)
 
 
 if __name__ == "__main__":
     die_with_parent(int(sys.argv[3]))
     lower_priority()
-    serve(sys.argv[1], sys.argv[2] == "1", sys.stdin, _print)
+    serve(sys.argv[1], sys.argv[2] == "1", sys.stdin, say_line)

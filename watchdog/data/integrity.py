@@ -21,12 +21,14 @@ check before the bot's launch, when nobody writes the file.
 A file being written (the live database) gets the whole check in one worker: each worker reads
 its own snapshot, and pages counted across two snapshots prove nothing.
 
-Workers are ``python -m watchdog.data.checker`` processes at ``nice`` +10 (the bot and the
-watchdog's HTTP answer first); they take jobs on stdin and answer one JSON line each, and are
-killed when a deadline or a stop cuts the check short. A worker is also where an I/O error of a
-memory-mapped read (SIGBUS) ends, never in the watchdog. A process that is itself such a worker
-(the snapshot worker, ``data.maker``) runs the same jobs in threads of its own instead
-(``threads=True``): no more processes than cores, no interpreter per share of the check.
+A check runs in one worker process at low priority (the bot and the watchdog's HTTP answer
+first), which takes jobs on stdin, answers one JSON line each, and is killed when a deadline or
+a stop cuts the check short: ``python -m watchdog.data.checker`` for one share, ``python -m
+watchdog.data.integrity`` for a split check, whose shares are threads of that one process
+(``serve_split``; SQLite lets go of the GIL while it walks a tree): one interpreter per check,
+not one per core — each is ~20 MB, and the stack's memory counts every one. A worker is also where an I/O error of a memory-mapped read (SIGBUS) ends, never in the
+watchdog. A process that is itself a worker (the snapshot worker, ``data.maker``) runs the
+shares in threads of its own (``threads=True``).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -49,7 +51,7 @@ from typing import IO
 from watchdog.data import checker
 from watchdog.data.workerproc import CACHE_KIB as CACHE_KIB
 from watchdog.data.workerproc import CHECK_NICE as CHECK_NICE
-from watchdog.data.workerproc import MAX_PROBLEMS
+from watchdog.data.workerproc import MAX_PROBLEMS, lower_priority, scheduling
 from watchdog.data.workerproc import PENDING_BYTE as PENDING_BYTE
 from watchdog.data.workerproc import die_with_parent as die_with_parent
 
@@ -58,6 +60,7 @@ THREAD_STOP_WAIT = 10.0
 ROOT = Path(__file__).resolve().parents[2]
 
 Proceed = Callable[[], bool]
+Say = Callable[[str], None]
 
 
 class Abandoned(Exception):
@@ -113,15 +116,19 @@ def worker_env() -> dict[str, str]:
 
 
 class _Worker:
-    def __init__(self, path: Path, frozen: bool) -> None:
+    """A checker process (``data.checker``); with ``shares`` > 1 one of this module's, which
+    answers a ``plan`` with the whole split check, run in that many threads of its own."""
+
+    def __init__(self, path: Path, frozen: bool, shares: int = 1) -> None:
         self.process = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
-                "watchdog.data.checker",
+                "watchdog.data.integrity" if shares > 1 else "watchdog.data.checker",
                 str(path),
                 "1" if frozen else "0",
                 str(os.getpid()),
+                str(shares),
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -212,15 +219,19 @@ class _Thread:
 
 
 class Checkers:
-    """Check workers for one file, started before their jobs: their start-up (an interpreter,
-    imports) then overlaps what comes first, e.g. the copy of a backup, which need not exist yet
-    (a worker opens the file at its first job). Used by one check; stopped by it. ``threads``:
-    threads of this process instead, for a process that is itself a worker."""
+    """The check's ``count`` shares for one file, started before their jobs: the worker's
+    start-up (an interpreter, imports) then overlaps what comes first, e.g. the copy of a
+    backup, which need not exist yet (a share opens the file at its first job). Used by one
+    check; stopped by it. The shares are threads of one worker process, or (``threads``) of
+    this process, for a process that is itself a worker."""
 
     def __init__(self, path: Path, frozen: bool, count: int, threads: bool = False) -> None:
         self.path, self.frozen = path, frozen
-        kind = _Thread if threads else _Worker
-        self.pool: list[_Worker | _Thread] = [kind(path, frozen) for _ in range(count)]
+        self.pool: list[_Worker | _Thread] = (
+            [_Thread(path, frozen) for _ in range(count)]
+            if threads
+            else [_Worker(path, frozen, count)]
+        )
 
     def stop(self) -> None:
         for worker in self.pool:
@@ -260,7 +271,7 @@ def check_integrity(
     )
 
 
-def _run(pool: list[_Worker | _Thread], jobs: list[str], proceed: Proceed) -> Integrity:
+def _run(pool: list[_Worker | _Thread], jobs: list[str], proceed: Proceed = _always) -> Integrity:
     """The jobs across the workers of ``pool``, stopped at the end; a ``plan`` answer (the
     split's jobs) joins the queue."""
     queue = list(jobs)
@@ -283,10 +294,14 @@ def _run(pool: list[_Worker | _Thread], jobs: list[str], proceed: Proceed) -> In
                     return Integrity(error=why, inconclusive=not bus)
                 answer = json.loads(line)
                 if answer.get("error"):
-                    return Integrity(error=str(answer["error"]), error_code=answer.get("code"))
+                    return Integrity(
+                        error=str(answer["error"]),
+                        error_code=answer.get("code"),
+                        inconclusive=bool(answer.get("inconclusive")),
+                    )
                 problems += [str(p) for p in answer.get("problems", [])]
                 queue += [str(job) for job in answer.get("jobs", [])]
-                worker.busy, done = None, done + 1
+                worker.busy, done = None, done + int(answer.get("done", 1))
                 if problems:
                     return Integrity(problems[:MAX_PROBLEMS], jobs=done)
             for idle in pool:
@@ -296,3 +311,28 @@ def _run(pool: list[_Worker | _Thread], jobs: list[str], proceed: Proceed) -> In
     finally:
         for worker in pool:
             worker.stop()
+
+
+def serve_split(path: str, frozen: bool, shares: int, lines: Iterable[str], say: Say) -> None:
+    """A checker process's split check: each ``plan`` line (``plan quick``) answered by the
+    whole split, run in ``shares`` threads of this process, as one answer (its problems, or
+    the error that ended it, and ``done``: how many jobs ran)."""
+    for line in lines:
+        result = _run(Checkers(Path(path), frozen, shares, threads=True).pool, [line.strip()])
+        answer: dict[str, object] = {
+            "job": line.strip(),
+            "problems": result.problems,
+            "done": result.jobs,
+            **scheduling(),
+        }
+        if result.error is not None:
+            answer.update(
+                error=result.error, code=result.error_code, inconclusive=result.inconclusive
+            )
+        say(json.dumps(answer))
+
+
+if __name__ == "__main__":
+    die_with_parent(int(sys.argv[3]))
+    lower_priority()  # before any thread: the shares' threads inherit it
+    serve_split(sys.argv[1], sys.argv[2] == "1", int(sys.argv[4]), sys.stdin, checker.say_line)
