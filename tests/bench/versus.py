@@ -247,6 +247,7 @@ def _interleaved(
         for name, tool in tools.items():
             _say(f"versus: {what}: {name} (run {number + 1}) …")
             clean()
+            os.sync()  # no run starts under the write-back of the one before (not timed)
             times[name].append(tool())
     clean()
     return times

@@ -24,6 +24,7 @@ from watchdog.data.integrity import (
     CHECK_NICE,
     Abandoned,
     Checkers,
+    Integrity,
     _Worker,
     check_integrity,
 )
@@ -219,7 +220,7 @@ def test_a_live_file_gets_the_whole_check_in_one_worker(pristine, tmp_path):
     assert not check_integrity(path, frozen=False, quick=True).ok
 
 
-def test_only_the_check_of_an_indexed_table_gets_the_big_page_cache(pristine):
+def test_only_the_full_check_of_an_indexed_table_gets_the_big_page_cache(pristine):
     connection = checker._open(str(pristine), True, CACHE_KIB)
 
     def cache_after(job: str) -> int:
@@ -231,6 +232,7 @@ def test_only_the_check_of_an_indexed_table_gets_the_big_page_cache(pristine):
         assert cache_after("account") == checker.SMALL_CACHE_KIB
         assert cache_after("table users") == checker.SMALL_CACHE_KIB
         assert cache_after("table messages") == CACHE_KIB
+        assert cache_after("quick messages") == checker.SMALL_CACHE_KIB  # no look-ups
     finally:
         connection.close()
 
@@ -261,3 +263,76 @@ def test_not_a_database(tmp_path):
     verdict = check_integrity(path, frozen=True)
     assert not verdict.ok
     assert not verdict.inconclusive
+
+
+# -- an index no longer what its table holds (every page in its place) -----------------------
+
+
+def _rewritten(path: Path, *statements: str) -> None:
+    """The schema changed under the data (``writable_schema``): an index no longer what the
+    table holds, every page still in its place."""
+    connection = sqlite3.connect(path)
+    connection.execute("PRAGMA writable_schema=ON")
+    for statement in statements:
+        connection.execute(statement)
+    connection.commit()
+    connection.close()
+
+
+def _two_tables(path: Path, extra_row: bool = False, unique: str = "") -> None:
+    connection = sqlite3.connect(path)
+    for table in ("t", "t2"):
+        connection.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, a TEXT, b INT)")
+        connection.execute(f"CREATE {unique} INDEX ix_{table} ON {table} (a COLLATE NOCASE, b)")
+    rows = [(f"name {i}", i % 7) for i in range(300)]
+    connection.executemany("INSERT INTO t (a, b) VALUES (?, ?)", rows)
+    connection.executemany("INSERT INTO t2 (a, b) VALUES (?, ?)", rows + [("extra", 1)] * extra_row)
+    connection.commit()
+    connection.close()
+
+
+def _both_verdicts(path: Path) -> tuple[list[str], Integrity]:
+    return _whole(path), check_integrity(path, frozen=True, workers=2)
+
+
+def test_rows_missing_from_an_index_are_caught(tmp_path):
+    path = tmp_path / "missing.db"
+    _two_tables(path)
+    _rewritten(
+        path, "UPDATE sqlite_master SET sql = 'CREATE INDEX ix_t ON t (b, a)' WHERE name = 'ix_t'"
+    )
+    whole, split = _both_verdicts(path)
+    assert any("missing from index ix_t" in line for line in whole)
+    assert not split.ok
+    assert any("missing from index ix_t" in line for line in split.problems), split.problems
+
+
+def test_an_index_with_more_entries_than_rows_is_caught(tmp_path):
+    path = tmp_path / "extra.db"
+    _two_tables(path)
+    sql = "CREATE INDEX ix_t ON t (a COLLATE NOCASE, b)"
+    _rewritten(path, "CREATE TABLE dummy (id INTEGER PRIMARY KEY, a TEXT, b INT)")
+    _rewritten(  # the index is the empty dummy's while a row of t goes: its entry stays
+        path,
+        "UPDATE sqlite_master SET tbl_name = 'dummy', "
+        f"sql = '{sql.replace(' t ', ' dummy ')}' WHERE name = 'ix_t'",
+    )
+    _rewritten(path, "DELETE FROM t WHERE id = 7")
+    _rewritten(path, f"UPDATE sqlite_master SET tbl_name = 't', sql = '{sql}' WHERE name = 'ix_t'")
+    whole, split = _both_verdicts(path)
+    assert whole == ["wrong # of entries in index ix_t"]
+    assert split.problems == ["wrong # of entries in index ix_t"]
+
+
+def test_a_unique_index_holding_one_key_twice_is_caught(tmp_path):
+    path = tmp_path / "twice.db"
+    _two_tables(path, extra_row=True)
+    _rewritten(
+        path,
+        "INSERT INTO t2 (a, b) VALUES ('Extra', 1)",  # the same key, as NOCASE compares
+        "UPDATE sqlite_master SET sql = 'CREATE UNIQUE INDEX ix_t2 ON t2 (a COLLATE NOCASE, b)' "
+        "WHERE name = 'ix_t2'",
+    )
+    whole, split = _both_verdicts(path)
+    assert "non-unique entry in index ix_t2" in whole
+    assert "non-unique entry in index ix_t2" in split.problems, split.problems

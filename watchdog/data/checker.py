@@ -148,9 +148,12 @@ def _answer(
         elif job == "account":
             _size_cache(connection, SMALL_CACHE_KIB)
             answer["problems"] = account(connection, path)
-        elif job in ("table", "quick") and name:
+        elif job == "quick" and name:  # the trees walked in order: no look-ups to cache
+            _size_cache(connection, SMALL_CACHE_KIB)
+            answer["problems"] = _pragma(connection, True, name)
+        elif job == "table" and name:
             _size_cache(connection, cache_kib if _indexed(connection, name) else SMALL_CACHE_KIB)
-            answer["problems"] = _pragma(connection, job == "quick", name)
+            answer["problems"] = _pragma(connection, False, name)
         else:
             _size_cache(connection, cache_kib)
             answer["problems"] = _pragma(connection, job == "quick", None)
