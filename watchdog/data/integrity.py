@@ -26,9 +26,10 @@ first), which takes jobs on stdin, answers one JSON line each, and is killed whe
 a stop cuts the check short: ``python -m watchdog.data.checker`` for one share, ``python -m
 watchdog.data.integrity`` for a split check, whose shares are threads of that one process
 (``serve_split``; SQLite lets go of the GIL while it walks a tree): one interpreter per check,
-not one per core — each is ~20 MB, and the stack's memory counts every one. A worker is also where an I/O error of a memory-mapped read (SIGBUS) ends, never in the
-watchdog. A process that is itself a worker (the snapshot worker, ``data.maker``) runs the
-shares in threads of its own (``threads=True``).
+not one per core — each is ~20 MB, and the stack's memory counts every one. A worker is also
+where an I/O error of a memory-mapped read (SIGBUS) ends, never in the watchdog. A process that
+is itself a worker (the snapshot worker, ``data.maker``) runs the shares in threads of its own
+(``threads=True``).
 """
 
 from __future__ import annotations
@@ -318,9 +319,10 @@ def serve_split(path: str, frozen: bool, shares: int, lines: Iterable[str], say:
     whole split, run in ``shares`` threads of this process, as one answer (its problems, or
     the error that ended it, and ``done``: how many jobs ran)."""
     for line in lines:
-        result = _run(Checkers(Path(path), frozen, shares, threads=True).pool, [line.strip()])
+        job = line.strip()
+        result = _run(Checkers(Path(path), frozen, shares, threads=True).pool, [job])
         answer: dict[str, object] = {
-            "job": line.strip(),
+            "job": job,
             "problems": result.problems,
             "done": result.jobs,
             **scheduling(),

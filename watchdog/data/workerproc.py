@@ -13,8 +13,8 @@ CHECK_NICE = 10
 CACHE_KIB = 12288
 """Page cache of a check connection while it checks a table with indexes (``checker``; other jobs
 use SQLite's default 2 MB: a table without an index, the page accounting and a quick_check read
-each page once, and a cache only costs memory — the worker's peak at 100 MB 62.6 → 48 MB). The index
-look-ups of a big table run 30 % faster than with the default 2 MB. Sized by measurement (the
+each page once, and a cache only costs memory — the worker's peak at 100 MB 62.6 → 48 MB). The
+index look-ups of a big table run 30 % faster than with the default 2 MB. Sized by measurement (the
 whole verified backup in the worker, the bot's 100 MB database, n = 6, medians): 16 MB 1.27 s,
 12 MB 1.22 s, 8 MB 1.52 s; at 1 GB ``integrity_check(messages)`` took 20–25 CPU s with 4, 8, 12
 or 16 MB alike. No memory map (SQLite's default): a mapped file's pages count in the worker's
