@@ -156,13 +156,24 @@ def test_a_worker_killed_from_outside_is_a_failed_snapshot_not_a_hang(layout):
     assert not list(layout.tier("manual").iterdir())
 
 
-def test_the_worker_dies_with_the_command_that_started_it(layout, tmp_path):
+PARENT = """
+import sys, time
+from pathlib import Path
+from conf.layout import DataLayout
+from watchdog.data.backups import BackupKeeper
+root = Path(sys.argv[1])
+keeper = BackupKeeper(DataLayout(root, root / "erixcast.db"), {"weekly": 3}, 0, "t")
+keeper.take("weekly", "test", time.time())
+"""
+
+
+def test_the_worker_dies_with_the_process_that_started_it(layout, tmp_path):
+    """A watchdog killed mid-backup (SIGKILL: no clean-up of its own) takes its worker along."""
     env = base_env(layout.root, free_port())
-    env["DATABASE_PATH"] = str(layout.database)
     command = subprocess.Popen(
-        [sys.executable, "-m", "watchdog", "backup", "--tier", "weekly"],
+        [sys.executable, "-c", PARENT, str(layout.root)],
         env=env,
-        cwd=tmp_path,
+        cwd=Path(__file__).resolve().parents[2],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -178,3 +189,37 @@ def test_the_worker_dies_with_the_command_that_started_it(layout, tmp_path):
             command.kill()
             command.wait(30)
     wait_until(lambda: _gone(workers), timeout=30, what="the worker's death with its parent")
+
+
+def test_a_command_with_no_stack_running_makes_the_snapshot_itself(layout, tmp_path):
+    """No event loop to keep answering: ``python -m watchdog backup`` starts no worker (its
+    start would only add to the backup's time), and the backup is proven all the same."""
+    env = base_env(layout.root, free_port())
+    env["DATABASE_PATH"] = str(layout.database)
+    command = subprocess.Popen(
+        [sys.executable, "-m", "watchdog", "backup"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen: list[psutil.Process] = []
+    deadline = time.monotonic() + TIMEOUT
+    try:
+        while command.poll() is None and time.monotonic() < deadline:
+            seen += _makers(command.pid)
+            try:
+                command.wait(0.005)
+            except subprocess.TimeoutExpired:
+                pass
+        out, err = command.communicate(timeout=TIMEOUT)
+    finally:
+        if command.poll() is None:
+            command.kill()
+            command.wait(30)
+    assert command.returncode == 0, err
+    assert not seen, "the command started a snapshot worker"
+    (backup,) = Catalogue(layout).scan()
+    assert backup.manifest.checked_sha256 == backup.manifest.sha256
+    assert "verified" in out

@@ -13,7 +13,7 @@ import pytest
 
 from conf.layout import DataLayout
 from tests import dbgen
-from watchdog.data import staging
+from watchdog.data import staging, stillcopy
 from watchdog.data.backups import BackupKeeper
 from watchdog.rules import deploy
 
@@ -44,7 +44,7 @@ def test_only_a_deploy_on_a_quick_start_copies_during_the_check():
 def test_the_plain_copy_is_hashed_as_it_goes_and_stored_like_a_backup(keeper, tmp_path):
     source = keeper.layout.database
     target = tmp_path / "copy.db"
-    digest = staging.plain_copy(source, target, lambda: True)
+    digest = stillcopy.plain_copy(source, target, lambda: True)
     assert digest == hashlib.sha256(target.read_bytes()).hexdigest()
     assert target.read_bytes()[18:20] == b"\x01\x01", "rollback-journal mode, as a backup is"
     assert _rows(target) == _rows(source)

@@ -15,7 +15,8 @@ from conf.erasures import merge_lines, read_record, record_erasure
 from conf.journal import ERASURES_FILE, UPDATE, JournalEntry, JournalWriter, encode
 from conf.layout import DataLayout
 from conf.schema import schema_sql
-from watchdog.data.erasures import apply_erasures, copies, erase_again
+from watchdog.data.erasure_copies import copies
+from watchdog.data.erasures import apply_erasures, erase_again
 from watchdog.data.salvage import salvage_and_merge
 
 ERASED, KEPT = 42, 7

@@ -20,7 +20,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "backup",
         help="take a verified backup now",
         description=(
-            "Snapshot the database with SQLite's online backup API, verify it (integrity_check, "
+            "Snapshot the database (SQLite's online backup API, or a plain copy under a read "
+            "transaction when every commit is in the main file), verify it (integrity_check, "
             "sha256, row counts) and add it to the catalogue; then apply the tier's retention. "
             "Safe while the stack runs: the running watchdog takes it (the bot keeps writing); "
             "with no watchdog running, this command does."

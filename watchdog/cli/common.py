@@ -52,6 +52,7 @@ def keeper_for(settings: Settings, layout: DataLayout) -> BackupKeeper:
         keep=settings.retention(),
         min_free_bytes=int(settings.backup_min_free_mb * MIB),
         app_version=app_version(),
+        snapshot_here=True,  # no stack runs: this process has nothing else to do meanwhile
     )
 
 

@@ -1,8 +1,8 @@
 """Taking backups into the catalogue: the disk guard, the snapshot, the commit, the retention.
 
-Used by the running watchdog and by the CLI alike (the same code: the snapshot itself is made by
-a worker process at low priority, ``data.maker``, which the caller waits for); the catalogue
-lock keeps them apart.
+Used by the running watchdog and by the CLI alike (the same code: the watchdog's snapshot is
+made by a worker process at low priority, ``data.maker``, which it waits for; a command with no
+stack running makes it itself); the catalogue lock keeps them apart.
 """
 
 from __future__ import annotations
@@ -13,13 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-import psutil
-
 from conf.journal import SEGMENT_BYTES, journal_bytes
 from conf.layout import DataLayout
 from conf.units import MIB
 from watchdog.data.catalogue import Backup, Catalogue, Manifest, Staged
-from watchdog.data.erasures import mirror_erasures
+from watchdog.data.erasure_copies import mirror_erasures
+from watchdog.data.fs import free_bytes
 from watchdog.data.maker import make_snapshot
 from watchdog.data.snapshot import (
     COMPRESSED_TIERS,
@@ -82,10 +81,14 @@ class BackupKeeper:
         min_free_bytes: int,
         app_version: str,
         source: Source | None = None,
+        *,
+        snapshot_here: bool = False,
     ) -> None:
         self.layout = layout
         self.source = source
         """None: the SQLite file at ``layout.database``."""
+        self.snapshot_here = snapshot_here
+        """The SQLite snapshot made by this process rather than a worker (``maker``)."""
         self.catalogue = Catalogue(layout)
         self.keep = keep
         self.min_free_bytes = min_free_bytes
@@ -93,7 +96,7 @@ class BackupKeeper:
 
     def free_bytes(self) -> int:
         self.layout.backups.mkdir(parents=True, exist_ok=True)
-        return int(psutil.disk_usage(str(self.layout.backups)).free)
+        return free_bytes(self.layout.backups)
 
     def journal_bytes(self) -> int:
         """What the update journal holds on this disk (every file of its folder)."""
@@ -133,7 +136,9 @@ class BackupKeeper:
             if self.source is not None:
                 manifest, data_tmp = self.source.snapshot(self.catalogue, request)
             else:
-                manifest, data_tmp = make_snapshot(self.layout.database, self.catalogue, request)
+                manifest, data_tmp = make_snapshot(
+                    self.layout.database, self.catalogue, request, here=self.snapshot_here
+                )
             if skip_if_unchanged:
                 newest = max(self.catalogue.scan(), key=lambda b: b.created_at, default=None)
                 if newest is not None and fingerprint(newest.manifest) == fingerprint(manifest):

@@ -36,11 +36,11 @@ from conf.journal_lines import ERASURE, ERASURES_FILE, JournalEntry, encode
 from conf.layout import DataLayout
 from conf.schema import pg_statements
 from watchdog.data import server as pg
+from watchdog.data.erasure_copies import gather
 from watchdog.data.erasures import (
     USER_KEYED_STATE,
     ErasureReport,
     cutoffs,
-    gather,
     ids_in,
     later,
 )

@@ -47,6 +47,13 @@ OWNER_ONLY_UMASK = 0o077
 owner-only."""
 
 
+def free_bytes(path: Path) -> int:
+    """Bytes free to this process on the filesystem holding ``path`` (``shutil.disk_usage``'s
+    ``free``, without importing ``shutil``'s archive modules into every command)."""
+    stats = os.statvfs(path)
+    return stats.f_bavail * stats.f_frsize
+
+
 def restrict_tree(root: Path) -> int:
     """Make ``root`` and everything below it owner-only (folders 0700, files 0600), as it must
     stay; links are not followed. Returns how many modes were changed."""

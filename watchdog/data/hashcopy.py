@@ -1,5 +1,6 @@
 """The one copy of a database file nobody writes, with its sha256: a backup installed as the live
-database (``snapshot.materialize``), the deploy copy made before launch (``staging``).
+database (``snapshot.materialize``), the deploy copy made before launch (``staging``), a backup's
+copy of a file that holds still (``stillcopy``).
 
 The bytes are copied in the kernel (``copy_file_range``: no pass through our memory) while a
 thread hashes the *target* as it fills, reading back what has been written: the digest is of the

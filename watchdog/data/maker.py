@@ -1,7 +1,7 @@
 """The snapshot worker: ``python -m watchdog.data.maker PARENT`` makes one verified backup file
 (``snapshot.build``: the online copy, the WAL switch, fsync, the split check, sha256, row
-counts, compression) at ``nice`` +10, while the watchdog — whose event loop answers HTTP — or
-the command only waits for it. The job arrives as one JSON line on stdin; the answer leaves as
+counts, compression) at ``nice`` +10, while the watchdog — whose event loop answers HTTP — only
+waits for it (a command with no stack running makes it itself: ``make_snapshot(here=True)``). The job arrives as one JSON line on stdin; the answer leaves as
 one JSON line on stdout.
 
 The split check runs in threads of this worker (``integrity.Checkers(threads=True)``): one
@@ -36,17 +36,20 @@ ABANDONED = "abandoned (deadline reached or the watchdog is stopping)"
 
 
 def make_snapshot(
-    source: Path, catalogue: Catalogue, request: SnapshotRequest
+    source: Path, catalogue: Catalogue, request: SnapshotRequest, *, here: bool = False
 ) -> tuple[Manifest, Path]:
     """A verified backup file (still temporary) and its manifest, made by a worker process
-    (:func:`snapshot.build`) while this thread only waits. Raises SnapshotError,
-    OSError.
+    (:func:`snapshot.build`) while this thread only waits; ``here``: by this process (a
+    command with no stack running, which has no event loop to keep answering: a worker would
+    only add its start). Raises SnapshotError, OSError.
 
     The caller commits it to the catalogue (or discards it). On failure nothing is left behind.
     """
     backup_id = new_backup_id(request.tier, request.created_at, secrets.token_hex(3))
     plain_tmp = catalogue.temporary_path(request.tier, backup_id, ".db")
     try:
+        if here:
+            return build(source, plain_tmp, backup_id, request)
         return make_in_worker(source, plain_tmp, backup_id, request)
     except BaseException:
         plain_tmp.unlink(missing_ok=True)

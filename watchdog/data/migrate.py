@@ -23,7 +23,7 @@ from conf.layout import DataLayout
 from conf.schema import TABLES
 from watchdog.data import migrate_pg as pg
 from watchdog.data import migrate_sqlite as lite
-from watchdog.data.erasures import gather
+from watchdog.data.erasure_copies import gather
 from watchdog.data.erasures_pg import insert_entries
 from watchdog.data.fs import AlreadyRunning, InstanceLock
 from watchdog.data.migrate_pg import MigrateError

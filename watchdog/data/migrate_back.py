@@ -30,7 +30,7 @@ from watchdog.data import migrate_pg as pg
 from watchdog.data import migrate_sqlite as lite
 from watchdog.data.catalogue import Catalogue
 from watchdog.data.database import connect
-from watchdog.data.erasures import gather
+from watchdog.data.erasure_copies import gather
 from watchdog.data.fs import fsync_dir, fsync_file
 from watchdog.data.maker import make_snapshot
 from watchdog.data.migrate import SHOWN_DIFFERENCES, Say

@@ -10,7 +10,6 @@ reads the very same rows, proven the same by its sha256.
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -23,9 +22,9 @@ from conf.layout import DataLayout
 from conf.schema import TABLES
 from watchdog.data import migrate_pg as pg
 from watchdog.data.database import connect
-from watchdog.data.fs import fsync_dir
+from watchdog.data.fs import free_bytes, fsync_dir
 from watchdog.data.recovery import schema_problem
-from watchdog.data.snapshot import SnapshotError, copy_database, integrity_problem, sha256_of
+from watchdog.data.snapshot import SnapshotError, copy_database, integrity_problem
 from watchdog.rules.migrate import count_differences, row_differences, sample_points
 
 FOLDER = "migrate"
@@ -80,7 +79,7 @@ def take_snapshot(layout: DataLayout, now: float) -> tuple[Path, str]:
     for leftover in place.glob(f"{TMP_PREFIX}*"):
         leftover.unlink(missing_ok=True)
     need = layout.database.stat().st_size + MARGIN_BYTES
-    free = shutil.disk_usage(place).free
+    free = free_bytes(place)
     if free < need:
         raise pg.MigrateError(
             f"not enough room in {place} for the snapshot: {need >> 20} MB needed, "
@@ -89,7 +88,7 @@ def take_snapshot(layout: DataLayout, now: float) -> tuple[Path, str]:
     name = f"snapshot-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(now))}-{os.getpid()}.db"
     temporary = place / f"{TMP_PREFIX}{name}"
     try:
-        copy_database(layout.database, temporary, lambda: True)
+        digest = copy_database(layout.database, temporary, lambda: True)
         problem = schema_problem(temporary)
         if problem:
             raise pg.MigrateError(
@@ -100,7 +99,6 @@ def take_snapshot(layout: DataLayout, now: float) -> tuple[Path, str]:
             raise pg.MigrateError(
                 f"the snapshot of {layout.database} fails integrity_check: {problem}"
             )
-        digest = sha256_of(temporary)
         final = place / name
         os.replace(temporary, final)
         fsync_dir(place)

@@ -31,7 +31,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from conf.layout import DataLayout
-from watchdog.data.erasures import erase_rows, gather
+from watchdog.data.erasure_copies import gather
+from watchdog.data.erasures import erase_rows
 from watchdog.data.quarantine import Quarantined, list_quarantine, update_note
 from watchdog.data.salvage import SalvageReport, merge_into, salvage_to
 from watchdog.data.workerproc import lower_priority

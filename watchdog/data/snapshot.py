@@ -1,13 +1,15 @@
 """Making one verified backup file, and re-verifying one.
 
 A snapshot is taken with SQLite's online backup API in a single step from a read-only connection
-(never by copying live files: a copy misses rows still in ``-wal`` or comes out torn), into a
-temporary file beside its final place. It is switched out of WAL mode so it is one
+(never by copying a live file as it is: a copy misses rows still in ``-wal`` or comes out torn),
+into a temporary file beside its final place; a file whose every commit is in the main file is
+copied plain instead, under a read transaction that holds it still (``stillcopy``). It is switched out of WAL mode so it is one
 self-contained file, fsynced, checked with ``PRAGMA integrity_check``, counted, hashed, and
 optionally compressed with zstandard, all streaming so memory does not grow with the database.
 
-The whole making runs in a worker process at low priority (``data.maker`` runs :func:`build`):
-the watchdog answering HTTP, or the command, only waits for it, and kills it to abandon it.
+The watchdog's making runs in a worker process at low priority (``data.maker`` runs
+:func:`build`): the watchdog answering HTTP only waits for it, and kills it to abandon it. A
+command with no stack running runs :func:`build` itself.
 """
 
 from __future__ import annotations
@@ -24,13 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-import zstandard
-
 from watchdog.data.catalogue import TMP_PREFIX, Backup, Manifest
 from watchdog.data.database import connect, connect_read_only, count_rows, sqlite_version
 from watchdog.data.fs import fsync_file
-from watchdog.data.hashcopy import copy_hashed
+from watchdog.data.hashcopy import CopyAbandoned, copy_hashed
 from watchdog.data.integrity import Abandoned, Checkers, check_integrity, workers_for
+from watchdog.data.stillcopy import copy_if_still
 
 CHUNK = 1 << 20
 ZSTD_LEVEL = 6
@@ -120,6 +121,8 @@ class _Hashed:
 
 def _compress(plain: Path, packed: Path, proceed: Proceed) -> str:
     """``plain`` compressed into ``packed`` (fsynced); the sha256 of the compressed bytes."""
+    import zstandard  # only a compressed tier's making needs it
+
     compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True, threads=-1)
     with plain.open("rb") as source, packed.open("wb") as target:
         hashed = _Hashed(target)
@@ -136,6 +139,8 @@ def decompress(packed: Path, plain: Path, limit: int | None = None) -> str:
     """The sha256 of what was written. ``limit``: at most this many bytes out, else ValueError
     (zstd reaches 32,700:1 on crafted input: a manifest's size is the bound on what one of its
     files may become)."""
+    import zstandard
+
     digest = hashlib.sha256()
     written = 0
     with packed.open("rb") as source, plain.open("wb") as target:
@@ -160,23 +165,35 @@ class SnapshotRequest:
     proceed: Proceed = _always
 
 
-def _copy(source: Path, target: Path, proceed: Proceed) -> None:
+def _copy(source: Path, target: Path, proceed: Proceed) -> str | None:
+    """The copy of ``source`` at ``target``: the plain one when every commit is in the main file
+    (``stillcopy``: fsynced, and its sha256 returned), else the online one (None: not synced,
+    not hashed). Raises SnapshotError."""
     if not source.exists():
         raise SnapshotError(f"no database at {source}")
     try:
-        _copy_online(source, target, proceed)
+        digest = copy_if_still(source, target, proceed)
+        if digest is None:
+            _copy_online(source, target, proceed)
+    except CopyAbandoned:
+        raise SnapshotError("abandoned (deadline reached or the watchdog is stopping)") from None
     except sqlite3.Error as error:
         raise SnapshotError(f"online backup failed: {type(error).__name__}: {error}") from None
     except OSError as error:
-        raise SnapshotError(f"online backup failed: {error.strerror or error}") from None
+        raise SnapshotError(f"copying the database failed: {error.strerror or error}") from None
     _check(proceed)
+    return digest
 
 
-def copy_database(source: Path, target: Path, proceed: Proceed) -> None:
-    """The online copy of ``source`` at ``target``, fsynced. Raises SnapshotError."""
-    _copy(source, target, proceed)
-    fsync_file(target)
+def copy_database(source: Path, target: Path, proceed: Proceed) -> str:
+    """The copy of ``source`` at ``target`` (plain or online, :func:`_copy`), fsynced; its
+    sha256. Raises SnapshotError."""
+    digest = _copy(source, target, proceed)
+    if digest is None:
+        fsync_file(target)
+        digest = sha256_of(target, proceed)
     _check(proceed)
+    return digest
 
 
 def examine(plain: Path, proceed: Proceed) -> tuple[str, str | None]:
@@ -273,15 +290,16 @@ def build(
     source: Path, plain: Path, backup_id: str, request: SnapshotRequest
 ) -> tuple[Manifest, Path]:
     """The whole making of a verified backup file at ``plain`` (``.zst`` beside it for a
-    compressed tier), in this process: the maker worker's (``data.maker``). The check threads
-    start with the copy; once it is made, its fsync, sha256, row counts and compression run in
-    threads beside the check, each reading the copy once. Raises SnapshotError, OSError; the
-    caller removes the temporaries."""
+    compressed tier), in this process: the maker worker's (``data.maker``), or a command's with
+    no stack running. The check threads start with the copy; once it is made, its fsync, sha256
+    (known already of a plain copy), row counts and compression run in threads beside the
+    check, each reading the copy once. Raises SnapshotError, OSError; the caller removes the
+    temporaries."""
     started = time.monotonic()
-    # The check's shares run in threads of this worker: no process more than there are cores.
+    # The check's shares run in threads of this process: no process more than there are cores.
     checkers = Checkers(plain, True, workers_for(os.cpu_count()), threads=True)
     try:
-        _copy(source, plain, request.proceed)
+        known = _copy(source, plain, request.proceed)
     except BaseException:
         checkers.stop()
         raise
@@ -290,10 +308,13 @@ def build(
     def going() -> bool:
         return not failed.is_set() and request.proceed()
 
+    def hash_it() -> str:
+        return known if known is not None else sha256_of(plain, going)
+
     packed = packed_path(plain, backup_id)
     with ThreadPoolExecutor(4, "snapshot", initializer=_yield_to_the_check) as pool:
-        synced = pool.submit(fsync_file, plain)
-        hashed = pool.submit(sha256_of, plain, going)
+        synced = pool.submit(fsync_file, plain)  # a plain copy is synced: this returns at once
+        hashed = pool.submit(hash_it)
         counted = pool.submit(_rows_of, plain, going)
         packing = None
         if request.tier in COMPRESSED_TIERS:
@@ -338,6 +359,8 @@ def verify_backup(backup: Backup, scratch_dir: Path) -> Verdict:
     if manifest.compression is None:
         problem = integrity_problem(backup.data_path)
         return Verdict(problem is None, problem or "ok")
+    import zstandard
+
     scratch_dir.mkdir(parents=True, exist_ok=True)
     plain = scratch_dir / f".verify-{manifest.id}.db"
     try:

@@ -14,15 +14,14 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import shutil
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from watchdog.data.catalogue import Backup, Catalogue, Staged, new_backup_id
-from watchdog.data.cleanstop import read_facts
-from watchdog.data.hashcopy import CopyAbandoned, copy_hashed
+from watchdog.data.fs import free_bytes
+from watchdog.data.hashcopy import CopyAbandoned
 from watchdog.data.snapshot import (
     Proceed,
     SnapshotError,
@@ -30,8 +29,8 @@ from watchdog.data.snapshot import (
     copy_database,
     describe,
     examine,
-    sha256_of,
 )
+from watchdog.data.stillcopy import plain_copy, quiet, same_file
 from watchdog.data.workerproc import CHECK_NICE
 from watchdog.rules.deploy import judge
 from watchdog.rules.startup import FileFacts
@@ -46,28 +45,13 @@ EARLY_COPY_NICE = CHECK_NICE + 5
 """The early copy runs beside the start-up check, which is what the launch waits for (a whole
 ``quick_check`` of 1 GB takes longer than the copy): its threads (the kernel's copy, the hash)
 yield the check its core, and take the other."""
-ROLLBACK_JOURNAL_HEADER = b"\x01\x01"
-"""The file format's write and read versions (header bytes 18–19): 2 in WAL mode, 1 in
-rollback-journal mode (what the online backup API gives a copy, and what a stored backup is)."""
 
 
-def quiet(source: Path) -> FileFacts | None:
-    """The file's facts when a plain copy of it is a consistent one: every commit in the main
-    file (no ``-wal`` content, no rollback journal); None otherwise."""
-    facts = read_facts(source)
-    if facts is None or facts.wal_size or Path(f"{source}-journal").exists():
-        return None
-    return facts
-
-
-def plain_copy(source: Path, target: Path, proceed: Proceed) -> str:
-    """Copy a database file nobody writes (``hashcopy.copy_hashed``), fsynced, in
-    rollback-journal mode like any stored backup. Returns the copy's sha256. Raises OSError,
-    SnapshotError."""
+def early_plain_copy(source: Path, target: Path, proceed: Proceed) -> str:
+    """The plain copy of a file nobody writes (``stillcopy.plain_copy``), yielding the start-up
+    check its core. Returns the copy's sha256. Raises OSError, SnapshotError."""
     try:
-        return copy_hashed(
-            source, target, proceed, header=ROLLBACK_JOURNAL_HEADER, nice=EARLY_COPY_NICE
-        )
+        return plain_copy(source, target, proceed, nice=EARLY_COPY_NICE)
     except CopyAbandoned:
         raise SnapshotError("the copy was abandoned (stop requested)") from None
 
@@ -94,11 +78,11 @@ def copy_early(source: Path, catalogue: Catalogue, tier: str, proceed: Proceed) 
     if facts is None:
         return False
     path = catalogue.temporary_path(tier, f"early-{secrets.token_hex(3)}", ".db")
-    if shutil.disk_usage(path.parent).free < 2 * facts.size + EARLY_SPARE_BYTES:
+    if free_bytes(path.parent) < 2 * facts.size + EARLY_SPARE_BYTES:
         log.info("no early deploy copy: the disk is tight (the staging makes room first)")
         return False
     try:
-        digest = plain_copy(source, path, proceed)
+        digest = early_plain_copy(source, path, proceed)
     except BaseException:
         path.unlink(missing_ok=True)
         raise
@@ -124,14 +108,7 @@ def _take_early(source: Path) -> EarlyCopy | None:
         copy = _early.pop(source, None)
     if copy is None:
         return None
-    now = quiet(source)
-    same = now is not None and (now.size, now.mtime_ns, now.inode, now.change_counter) == (
-        copy.facts.size,
-        copy.facts.mtime_ns,
-        copy.facts.inode,
-        copy.facts.change_counter,
-    )  # an empty -wal that a reader created meanwhile changes nothing
-    if not same or not copy.path.is_file():
+    if not same_file(copy.facts, quiet(source)) or not copy.path.is_file():
         copy.path.unlink(missing_ok=True)
         log.info("the early copy of %s is stale (the file changed): copying again", source)
         return None
@@ -151,8 +128,7 @@ def stage_copy(source: Path, catalogue: Catalogue, request: SnapshotRequest) -> 
             os.replace(early.path, plain_tmp)
             digest, seconds = early.sha256, early.seconds
         else:  # the bot may be running (a follower that came to lead): the online copy
-            copy_database(source, plain_tmp, request.proceed)
-            digest = sha256_of(plain_tmp, request.proceed)
+            digest = copy_database(source, plain_tmp, request.proceed)
             seconds = round(time.monotonic() - started, 3)
         staged = Staged(
             id=backup_id,

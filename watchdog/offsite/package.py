@@ -27,6 +27,7 @@ import zstandard
 from pyrage import x25519
 
 from conf.units import MIB
+from watchdog.data.fs import free_bytes
 from watchdog.data.snapshot import CHUNK
 from watchdog.offsite.errors import OffsiteError
 from watchdog.offsite.streams import BoundedWriter, JoinedReader, Part, PartWriter, TooLarge
@@ -270,7 +271,7 @@ def check_parts(backup_id: str, package: Package, paths: Sequence[Path]) -> None
 def ensure_room(folder: Path, needed: int, what: str) -> None:
     """Refuse to start writing ``needed`` bytes into ``folder`` without room for them."""
     folder.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(folder).free
+    free = free_bytes(folder)
     if free < needed + ROOM_MARGIN:
         raise OffsiteError(
             f"{what} needs {needed / MIB:.1f} MB free in {folder} (and {ROOM_MARGIN // MIB} MB to "

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from conf.units import MIB
 from watchdog.data.catalogue import Backup, Catalogue
 from watchdog.data.drill import DrillResult, run_drill
-from watchdog.data.erasures import erasure_record_changed_at
+from watchdog.data.erasure_copies import erasure_record_changed_at
 from watchdog.data.journal import JournalScan, remove_segments, scan_journal
 from watchdog.offsite import OffsiteError, OffsiteStore
 from watchdog.rules import backoff, journal, leader, schedule
