@@ -185,3 +185,22 @@ def test_the_watchdog_on_sqlite_loads_no_postgresql_nor_the_bots_libraries():
     assert "aiohttp" in modules  # what it is made of is there
     heavy = frozenset({"psycopg", "git", "sqlalchemy", "dataset", "alembic", "telegram", "httpx"})
     assert heavy_in(modules, heavy) == []
+
+
+def test_a_watchdog_without_offsite_loads_no_offsite_code():
+    """No BACKUP_GIT_URL: neither the packaging, the age encryption, zstd nor git's plumbing
+    in the watchdog's memory (a few MB of its RSS); the store comes with the setting."""
+    code = (
+        "from watchdog.cli import run\n"
+        "from watchdog.runtime.service import WatchdogService\n"
+        "from watchdog.web.front import WebFront\n"
+        "from conf.settings import load_settings\n"
+        "from watchdog.offsite import store_from_settings\n"
+        "assert store_from_settings(load_settings()) is None\n"
+    )
+    modules = modules_after(code)
+    offsite = sorted(m for m in modules if m.startswith("watchdog.offsite."))
+    assert offsite == ["watchdog.offsite.errors"]
+    assert heavy_in(modules, frozenset({"pyrage", "zstandard"})) == []
+    with_store = modules_after(code + "from watchdog.offsite import OffsiteStore\n")
+    assert {"watchdog.offsite.store", "pyrage", "zstandard"} <= with_store

@@ -41,7 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def command(args: argparse.Namespace) -> int:
     # The runtime is imported here, not above: the other commands share this module's parser
     # and must stay small (watchdog.cli.remote).
-    from watchdog.offsite import OffsiteError, OffsiteStore
+    from watchdog.offsite import OffsiteError, store_from_settings
     from watchdog.runtime.orphans import follow_parent
     from watchdog.runtime.service import WatchdogService
     from watchdog.web.front import WebFront
@@ -57,7 +57,7 @@ def command(args: argparse.Namespace) -> int:
     if problem is not None:
         return give_up(*problem)
     try:
-        OffsiteStore.from_settings(settings)  # like every other setting: bad means no start
+        store_from_settings(settings)  # like every other setting: bad means no start
     except OffsiteError as error:
         return give_up(EXIT_BAD_SETTINGS, f"bad setting: {error}")
     try:

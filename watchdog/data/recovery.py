@@ -24,8 +24,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import zstandard
-
 from conf.journal import list_segments
 from conf.layout import DataLayout
 from watchdog.data.catalogue import Backup, Catalogue
@@ -100,7 +98,7 @@ def prepare_backup(layout: DataLayout, backup: Backup, *, trust_hash: bool = Tru
         if problem:
             raise RestoreError(f"backup {backup.id}: integrity_check failed: {problem}")
         set_wal(temporary)
-    except (OSError, sqlite3.DatabaseError, ValueError, zstandard.ZstdError) as error:
+    except (OSError, sqlite3.DatabaseError, ValueError) as error:
         discard(temporary)
         raise RestoreError(f"backup {backup.id}: {error}") from None
     except BaseException:

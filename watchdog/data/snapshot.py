@@ -136,21 +136,24 @@ def _compress(plain: Path, packed: Path, proceed: Proceed) -> str:
 
 
 def decompress(packed: Path, plain: Path, limit: int | None = None) -> str:
-    """The sha256 of what was written. ``limit``: at most this many bytes out, else ValueError
-    (zstd reaches 32,700:1 on crafted input: a manifest's size is the bound on what one of its
-    files may become)."""
-    import zstandard
+    """The sha256 of what was written. Raises ValueError for what does not decompress, and past
+    ``limit`` bytes out (zstd reaches 32,700:1 on crafted input: a manifest's size is the bound
+    on what one of its files may become); OSError."""
+    import zstandard  # only a compressed backup's reading needs it
 
     digest = hashlib.sha256()
     written = 0
     with packed.open("rb") as source, plain.open("wb") as target:
-        with zstandard.ZstdDecompressor().stream_reader(source, read_size=CHUNK) as reader:
-            while chunk := reader.read(CHUNK):
-                written += len(chunk)
-                if limit is not None and written > limit:
-                    raise ValueError(f"decompresses to more than its {limit} bytes")
-                digest.update(chunk)
-                target.write(chunk)
+        try:
+            with zstandard.ZstdDecompressor().stream_reader(source, read_size=CHUNK) as reader:
+                while chunk := reader.read(CHUNK):
+                    written += len(chunk)
+                    if limit is not None and written > limit:
+                        raise ValueError(f"decompresses to more than its {limit} bytes")
+                    digest.update(chunk)
+                    target.write(chunk)
+        except zstandard.ZstdError as error:
+            raise ValueError(f"cannot decompress: {error}") from None
         target.flush()
         os.fsync(target.fileno())
     return digest.hexdigest()
@@ -359,15 +362,13 @@ def verify_backup(backup: Backup, scratch_dir: Path) -> Verdict:
     if manifest.compression is None:
         problem = integrity_problem(backup.data_path)
         return Verdict(problem is None, problem or "ok")
-    import zstandard
-
     scratch_dir.mkdir(parents=True, exist_ok=True)
     plain = scratch_dir / f".verify-{manifest.id}.db"
     try:
         try:
             digest = decompress(backup.data_path, plain)
-        except zstandard.ZstdError as error:
-            return Verdict(False, f"cannot decompress: {error}")
+        except ValueError as error:
+            return Verdict(False, str(error))
         if digest != manifest.sha256:
             return Verdict(False, "decompressed database does not match its sha256")
         problem = integrity_problem(plain)

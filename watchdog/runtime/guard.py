@@ -27,6 +27,7 @@ import logging
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conf.units import MIB
 from watchdog.data.cleanstop import forget_record, read_facts, take_record, write_record
@@ -41,7 +42,6 @@ from watchdog.data.database import (
 from watchdog.data.disk import DiskReading, read_disk
 from watchdog.data.recovery import RecoveryResult, recover
 from watchdog.data.replay_report import ReplayOutcome
-from watchdog.offsite import OffsiteStore
 from watchdog.rules.recovery import integrity_verdict, recovery_reason, vanished_tables
 from watchdog.rules.startup import proof_at_stop, start_check
 from watchdog.rules.state import Integrity
@@ -51,6 +51,9 @@ from watchdog.runtime.jobs import BackupJobs
 from watchdog.runtime.lost_disk import offsite_has_backups
 from watchdog.runtime.salvage_runner import BackgroundSalvage
 from watchdog.runtime.supervision import BotSupervisor
+
+if TYPE_CHECKING:
+    from watchdog.offsite.store import OffsiteStore
 
 log = logging.getLogger(__name__)
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
-from watchdog.offsite import OffsiteError, OffsiteStore
+from watchdog.offsite import OffsiteError
 from watchdog.rules.state import Integrity
 from watchdog.runtime.context import RuntimeContext
+
+if TYPE_CHECKING:
+    from watchdog.offsite.store import OffsiteStore
 
 log = logging.getLogger(__name__)
 

@@ -9,15 +9,19 @@ import asyncio
 import functools
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from conf.units import MIB
 from watchdog.data.catalogue import Backup, Catalogue
 from watchdog.data.drill import DrillResult, run_drill
 from watchdog.data.erasure_copies import erasure_record_changed_at
 from watchdog.data.journal import JournalScan, remove_segments, scan_journal
-from watchdog.offsite import OffsiteError, OffsiteStore
+from watchdog.offsite import OffsiteError
 from watchdog.rules import backoff, journal, leader, schedule
 from watchdog.runtime.context import RuntimeContext
+
+if TYPE_CHECKING:
+    from watchdog.offsite.store import OffsiteStore
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from watchdog.data.backups import Outcome
 from watchdog.data.drill import DrillResult
 from watchdog.data.replay_report import ReplayOutcome
 from watchdog.data.restore import RestoreError, journal_set_aside, restore_and_tell
-from watchdog.offsite import OffsiteError, OffsiteStore
+from watchdog.offsite import OffsiteError
 from watchdog.runtime import actions
 from watchdog.runtime.actions import RequestFailed
 from watchdog.runtime.context import RuntimeContext
@@ -22,6 +22,7 @@ from watchdog.runtime.jobs import BackupJobs
 from watchdog.runtime.supervision import BotSupervisor
 
 if TYPE_CHECKING:
+    from watchdog.offsite.store import OffsiteStore
     from watchdog.runtime.server_guard import Guard
 
 log = logging.getLogger(__name__)

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
 from watchdog.data import pgdump
 from watchdog.data import server as pg
 from watchdog.data.disk import read_disk
 from watchdog.data.kinds import PostgresDatabase
-from watchdog.offsite import OffsiteStore
 from watchdog.rules import leader
 from watchdog.rules import server as rules
 from watchdog.rules.state import Integrity
@@ -25,6 +25,9 @@ from watchdog.runtime.context import RuntimeContext
 from watchdog.runtime.guard import DataGuard, measure_disk
 from watchdog.runtime.jobs import BackupJobs
 from watchdog.runtime.supervision import BotSupervisor
+
+if TYPE_CHECKING:
+    from watchdog.offsite.store import OffsiteStore
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from conf.layout import DataLayout
 from conf.logging import add_secret
@@ -24,7 +24,7 @@ from watchdog.data.fs import set_aside_files
 from watchdog.data.kinds import database_kind
 from watchdog.data.remembered import RememberedStore
 from watchdog.data.restore import cleanup_restore_leftovers
-from watchdog.offsite import OffsiteError, OffsiteStore
+from watchdog.offsite import OffsiteError, store_from_settings
 from watchdog.rules import backoff
 from watchdog.rules.health import HealthReport, Thresholds, assess
 from watchdog.rules.state import BotPhase, Integrity, WatchdogState
@@ -42,6 +42,9 @@ from watchdog.runtime.requests import OperatorRequests
 from watchdog.runtime.server_guard import make_guard
 from watchdog.runtime.supervision import BotSupervisor
 from watchdog.version import app_version
+
+if TYPE_CHECKING:
+    from watchdog.offsite.store import OffsiteStore
 
 log = logging.getLogger(__name__)
 
@@ -291,7 +294,7 @@ class WatchdogService:
 
     def _build_offsite(self) -> OffsiteStore | None:
         try:
-            store = OffsiteStore.from_settings(self.settings)
+            store = store_from_settings(self.settings)
         except OffsiteError as error:
             self.state.offsite.last_error = str(error)
             self.state.offsite.last_error_kind = error.kind
