@@ -14,7 +14,8 @@ The databases are the bot's own (``recovery._fill_bot_database``). A verdict is 
 the run can judge it: n ≥ 3 and, for a target stated at 1 GB, a 1 GB database.
 
 ``VERSUS_ROWS=backup`` (a comma-separated choice of ``restore,backup,answer,memory``; default
-all) measures only those rows; ``VERSUS_MB=100,1024`` the database sizes (default 100)."""
+all) measures only those rows; ``VERSUS_MB=100`` the database sizes (default 100,1024: the targets
+are at 1 GB)."""
 
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ from watchdog.data.cleanstop import record_path
 from watchdog.version import app_version
 
 MB = 1024 * 1024
-SIZES, SIZES_QUICK = (100 * MB,), (5 * MB,)
+SIZES, SIZES_QUICK = (100 * MB, 1024 * MB), (5 * MB,)
 BIG = 1024 * MB
 RUNS, RUNS_QUICK = 3, 3
 STEP_TIMEOUT = 900.0
