@@ -4,6 +4,7 @@ on real files (the bot's own databases, forged backups, a fake offsite store).""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 import sqlite3
 import time
@@ -281,6 +282,24 @@ def test_the_operators_restore_refuses_a_foreign_schema_and_changes_nothing(site
     assert not layout.quarantine.exists() or not any(layout.quarantine.iterdir())
     drilled = drill_one(backup, layout.run)
     assert not drilled.ok and "extra table loot" in drilled.detail
+
+
+def test_a_weekly_backup_whose_zstd_stream_is_damaged_fails_its_drill_with_a_reason(site) -> None:
+    """Its stored sha256 vouching for the damaged bytes (a manifest rewritten with them): the
+    drill gets as far as decompressing, and says what it found rather than raising."""
+    layout, keeper = site
+    weekly = take(keeper, NOW, "weekly")
+    assert weekly.manifest.compression == "zstd"
+    data = bytearray(weekly.data_path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(64)
+    weekly.data_path.write_bytes(bytes(data))
+    vouched = dataclasses.replace(
+        weekly,
+        manifest=dataclasses.replace(weekly.manifest, file_sha256=hashlib.sha256(data).hexdigest()),
+    )
+    drilled = drill_one(vouched, layout.run)
+    assert not drilled.ok and "cannot decompress" in drilled.detail
 
 
 def test_a_future_dated_backup_is_never_the_newest(site) -> None:

@@ -3,9 +3,10 @@
 A snapshot is taken with SQLite's online backup API in a single step from a read-only connection
 (never by copying a live file as it is: a copy misses rows still in ``-wal`` or comes out torn),
 into a temporary file beside its final place; a file whose every commit is in the main file is
-copied plain instead, under a read transaction that holds it still (``stillcopy``). It is switched out of WAL mode so it is one
-self-contained file, fsynced, checked with ``PRAGMA integrity_check``, counted, hashed, and
-optionally compressed with zstandard, all streaming so memory does not grow with the database.
+copied plain instead, under a read transaction that holds it still (``stillcopy``). It is switched
+out of WAL mode so it is one self-contained file, fsynced, checked with ``PRAGMA integrity_check``,
+counted, hashed, and optionally compressed with zstandard, all streaming so memory does not grow
+with the database.
 
 The watchdog's making runs in a worker process at low priority (``data.maker`` runs
 :func:`build`): the watchdog answering HTTP only waits for it, and kills it to abandon it. A

@@ -1,17 +1,17 @@
 """The plain copy of a database file that holds still: what a backup copies, in place of SQLite's
 online backup, when every commit is in the main file.
 
-The online backup moves every page through two page caches (0.24 s for 100 MB on this
-project's machine); the kernel copies the file in well under half that, hashed as it is read
-back (``hashcopy``). A plain copy is a faithful snapshot only while nothing changes the file, so
-:func:`copy_if_still` makes it under a read transaction that began with an empty ``-wal`` and no
-rollback journal: that reader's snapshot is the main file itself, and until it ends no
-checkpoint may write into the file (a reader of the main file alone holds ``WAL_READ_LOCK(0)``,
-which every backfill must take first) nor, in rollback-journal mode, any writer (its SHARED
-lock). New commits meanwhile go to the ``-wal`` and are the next backup's. The file's facts
-(size, mtime, inode, change counter) are compared before and after as well: a file written
-outside SQLite's locks gives no copy, and the caller makes the online one.
-"""
+The online backup moves every page through two page caches, and its copy is then hashed and fsynced
+by passes of their own beside the check; the kernel's copy (``hashcopy``) is hashed as it is read
+back and handed to the disk as it goes, so it is done, hashed and durable before the check begins
+(at 100 MB the verified backup about 4 % faster). A plain copy is a faithful snapshot only while
+nothing changes the file, so :func:`copy_if_still` makes it under a read transaction that began
+with an empty ``-wal`` and no rollback journal: that reader's snapshot is the main file itself, and
+until it ends no checkpoint may write into the file (a reader of the main file alone holds
+``WAL_READ_LOCK(0)``, which every backfill must take first) nor, in rollback-journal mode, any
+writer (its SHARED lock). New commits meanwhile go to the ``-wal`` and are the next backup's. The
+file's facts (size, mtime, inode, change counter) are compared before and after as well: a file
+written outside SQLite's locks gives no copy, and the caller makes the online one."""
 
 from __future__ import annotations
 
