@@ -31,6 +31,7 @@ from pathlib import Path
 
 from tests import dbgen
 from tests.bench.backup import _grow
+from tests.bench.machine import MachineSample, MachineWindow
 from tests.bench.report import Table
 from tests.helpers import free_port
 
@@ -119,6 +120,7 @@ class Run:
     backup_throughout: bool | None = None
     loop: LoopReading | None = None
     """What the watchdog's loop-lag probe saw during the window (None: a watchdog without it)."""
+    machine: MachineWindow | None = None
 
     def quantile(self, q: float) -> float:
         if not self.latencies:
@@ -334,19 +336,30 @@ def run(quick: bool) -> list[Table]:
         settle_s = watchdog.start()
         for endpoint in ENDPOINTS:
             print(f"[http bench] {endpoint} idle …", file=sys.stderr, flush=True)
-            before = LoopLagSeries.read(watchdog.base)
+            before, machine = LoopLagSeries.read(watchdog.base), MachineSample.now()
             result = _load(watchdog.base + endpoint, seconds)
-            runs.append(Run(endpoint, "idle", **result, loop=_loop(watchdog, before)))
+            window = MachineWindow(machine, MachineSample.now())
+            runs.append(
+                Run(endpoint, "idle", **result, loop=_loop(watchdog, before), machine=window)
+            )
         for endpoint in ENDPOINTS:
             print(f"[http bench] {endpoint} during a backup …", file=sys.stderr, flush=True)
             backup = watchdog.backup_in_the_watchdog()
             time.sleep(0.3)  # let the backup begin: the window must fall inside it
-            before = LoopLagSeries.read(watchdog.base)
+            before, machine = LoopLagSeries.read(watchdog.base), MachineSample.now()
             result = _load(watchdog.base + endpoint, seconds)
+            window = MachineWindow(machine, MachineSample.now())
             throughout = backup.is_alive()
             loop = _loop(watchdog, before)
             runs.append(
-                Run(endpoint, "during a backup", **result, backup_throughout=throughout, loop=loop)
+                Run(
+                    endpoint,
+                    "during a backup",
+                    **result,
+                    backup_throughout=throughout,
+                    loop=loop,
+                    machine=window,
+                )
             )
             backup.join(600)
     finally:
@@ -379,6 +392,7 @@ def _table(
             "errors",
             "backup ran throughout",
             "loop stalls > 20 ms",
+            "the machine meanwhile",
             f"p99 < {TARGET_P99_MS:.0f} ms",
         ],
     )
@@ -395,6 +409,7 @@ def _table(
             len(one.errors),
             "-" if one.backup_throughout is None else ("yes" if one.backup_throughout else "no"),
             "-" if one.loop is None else one.loop.cell(),
+            "-" if one.machine is None else one.machine.cell(),
             "met" if p99 < TARGET_P99_MS else "missed",
         )
     table.notes.append(
@@ -409,6 +424,9 @@ def _table(
         f"Rendering / in-process with a full week of history (1,008 size samples, 175 backups; "
         f"the charts redrawn at every 20th request, cached between): "
         f"median {render_median * 1000:.2f} ms, p99 {render_p99 * 1000:.2f} ms, "
-        f"{page_bytes / 1024:.0f} KB. Machine: {os.cpu_count()} CPUs, shared."
+        f"{page_bytes / 1024:.0f} KB. Machine: {os.cpu_count()} CPUs, shared; "
+        "the machine meanwhile: CPU time its hypervisor gave to others (steal, /proc/stat) and "
+        "the kernel's stall totals (/proc/pressure, some: time at least one task waited for a "
+        "CPU, for I/O), over the window."
     )
     return table
