@@ -162,6 +162,8 @@ class Delivery:
         return sum(len(lane.items) + (lane.task is not None) for lane in self._lanes.values())
 
     def send(self, item: Outgoing) -> None:
+        """Queue ``item`` in its chat's lane; a stored row already in a lane here is not
+        queued twice (an outbox id names one message for the whole run: ``outbox_add``)."""
         if item.outbox_id is not None:
             if item.outbox_id in self.queued:
                 return

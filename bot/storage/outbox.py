@@ -61,22 +61,38 @@ class OutboxStore(StorageBase):
     outbox_owner: str | None = None
     """On a server: this instance's name, which claims the rows it writes (None: no claims)."""
 
+    _outbox_floor: int = 1
+    """On SQLite, the lowest id this process may give a new row: one above the last it gave."""
+
     def outbox_add(self, chat_id: int, method: str, params: dict[str, Any], now: datetime) -> int:
         """Store one message to send (claimed by this instance on a server); its row id. Joins
-        the open batch."""
+        the open batch.
+
+        An id is never given twice in a process: SQLite alone gives a new row the id of the
+        newest deleted one, and a message whose row was just cleared may still be in its lane,
+        so two messages in flight would share an id (a reply was once skipped as a duplicate
+        that way, unsent until the next start). PostgreSQL's identity never reuses one."""
+        values = {
+            "chat_id": int(chat_id),
+            "method": method,
+            "params": json.dumps(params, ensure_ascii=False, separators=(",", ":")),
+            "now": timestamp(now),
+        }
+        new_id = ""
+        if self.is_sqlite:
+            new_id = "(SELECT max(coalesce(max(id), 0) + 1, :floor) FROM outbox), "
+            values["floor"] = self._outbox_floor
         with self.db:
             result = self._run(
                 text(
-                    "INSERT INTO outbox (chat_id, method, params, created_at) "
-                    "VALUES (:chat_id, :method, :params, :now) RETURNING id"
+                    f"INSERT INTO outbox ({'id, ' if self.is_sqlite else ''}chat_id, method, "
+                    f"params, created_at) VALUES ({new_id}:chat_id, :method, :params, :now) "
+                    "RETURNING id"
                 ),
-                {
-                    "chat_id": int(chat_id),
-                    "method": method,
-                    "params": json.dumps(params, ensure_ascii=False, separators=(",", ":")),
-                    "now": timestamp(now),
-                },
+                values,
             ).scalar_one()
+            if self.is_sqlite:
+                self._outbox_floor = int(result) + 1
             if self.outbox_owner is not None:
                 self._run(
                     text(

@@ -115,13 +115,29 @@ def measure(
             chat = 1000 + n % CHATS
             asked.setdefault(chat, []).append(time.monotonic())
             fake.send_text(chat, f"/remember note {n}")
-        wait_until(lambda: len(fake.sent()) - before >= updates, 900, what="every reply")
+        try:
+            wait_until(lambda: len(fake.sent()) - before >= updates, 900, what="every reply")
+        except AssertionError as error:
+            raise AssertionError(_stalled(root, fake, before, updates)) from error
         elapsed = max(r["at"] for r in fake.sent()) - started
         latencies = []
         for chat, times in asked.items():
             replies = sorted(r["at"] for r in fake.sent(chat))
             latencies.extend(reply - ask for ask, reply in zip(times, replies, strict=True))
     return updates / elapsed, latencies
+
+
+def _stalled(root: Path, fake: FakeTelegramAPI, before: int, updates: int) -> str:
+    """What the fake Bot API saw when the replies stopped, and where the bots' logs are kept."""
+    kept = Path(tempfile.mkdtemp(prefix="bench-webhooks-stalled-"))
+    for log in root.glob("bot*.log"):
+        (kept / log.name).write_bytes(log.read_bytes())
+    acknowledged = len(fake.webhook.acknowledged()) if fake.webhook.active else "–"
+    return (
+        f"replies stopped at {len(fake.sent()) - before} of {updates}; pending updates "
+        f"{fake.pending_updates}, acknowledged webhook POSTs {acknowledged}, failed "
+        f"getUpdates {fake.failed_get_updates}; the bots' logs are kept in {kept}"
+    )
 
 
 def p(values: list[float], q: float) -> float:
@@ -174,7 +190,10 @@ def run(quick: bool) -> list[Table]:
                 folder = scratch / f"run-{run_number}"
                 folder.mkdir()
                 database = server.url(server.create_database()) if on_pg and server else None
-                rate, latencies = measure(folder, instances, database, webhook, updates)
+                try:
+                    rate, latencies = measure(folder, instances, database, webhook, updates)
+                except AssertionError as error:
+                    raise AssertionError(f"{label} ×{instances}: {error}") from error
                 rates, lats = measured.setdefault((label, instances), ([], []))
                 rates.append(rate)
                 lats.extend(latencies)

@@ -324,6 +324,26 @@ def test_erase_user_leaves_no_row(storage: Storage, storage_backend: StorageBack
         assert storage_backend.rows("SELECT COUNT(*) AS n FROM messages_fts") == [{"n": 1}]
 
 
+def test_an_outbox_id_is_never_given_twice_while_the_bot_runs(
+    storage: Storage, storage_backend: StorageBackend
+) -> None:
+    """The newest row sent and cleared, the next message still gets an id of its own (SQLite by
+    itself would hand out the cleared one again, while its lane may not be done with it)."""
+    params = {"chat_id": 42, "text": "noted"}
+    first = storage.outbox_add(42, "sendMessage", params, T0)
+    storage.outbox_done([first])
+    second = storage.outbox_add(42, "sendMessage", params, T0)
+    storage.outbox_done([second])
+    third = storage.outbox_add(42, "sendMessage", params, T0)
+    assert first < second < third
+    assert [row[0] for row in storage.outbox_pending(["sendMessage"])] == [third]
+    reopened = Storage.open(storage_backend.target)  # a new run starts above what is stored
+    try:
+        assert reopened.outbox_add(42, "sendMessage", params, T0) > third
+    finally:
+        reopened.close()
+
+
 def test_a_batch_commits_effects_and_update_ids_together(
     storage: Storage, storage_backend: StorageBackend
 ) -> None:
