@@ -39,9 +39,6 @@ from telegram.request import BaseRequest, HTTPXRequest
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH = 100
-MAX_BATCH_AGE = 0.25
-"""Seconds a batch may stay open while more updates are queued; an idle bot commits at once."""
 RECENT_KEPT = 4096
 
 JSONDict = dict[str, Any]
