@@ -57,6 +57,17 @@ _UNCLAIMED = text(
 )
 
 
+_ADD = (
+    "INSERT INTO outbox (chat_id, method, params, created_at) "
+    "VALUES (:chat_id, :method, :params, :now) RETURNING id"
+)
+_ADD_ON_SQLITE = (
+    "INSERT INTO outbox (id, chat_id, method, params, created_at) "
+    "VALUES ((SELECT max(coalesce(max(id), 0) + 1, :floor) FROM outbox), "
+    ":chat_id, :method, :params, :now) RETURNING id"
+)
+
+
 class OutboxStore(StorageBase):
     outbox_owner: str | None = None
     """On a server: this instance's name, which claims the rows it writes (None: no claims)."""
@@ -77,22 +88,14 @@ class OutboxStore(StorageBase):
             "method": method,
             "params": json.dumps(params, ensure_ascii=False, separators=(",", ":")),
             "now": timestamp(now),
+            "floor": self._outbox_floor,
         }
-        new_id = ""
-        if self.is_sqlite:
-            new_id = "(SELECT max(coalesce(max(id), 0) + 1, :floor) FROM outbox), "
-            values["floor"] = self._outbox_floor
         with self.db:
-            result = self._run(
-                text(
-                    f"INSERT INTO outbox ({'id, ' if self.is_sqlite else ''}chat_id, method, "
-                    f"params, created_at) VALUES ({new_id}:chat_id, :method, :params, :now) "
-                    "RETURNING id"
-                ),
-                values,
-            ).scalar_one()
             if self.is_sqlite:
+                result = self._run(text(_ADD_ON_SQLITE), values).scalar_one()
                 self._outbox_floor = int(result) + 1
+            else:
+                result = self._run(text(_ADD), values).scalar_one()
             if self.outbox_owner is not None:
                 self._run(
                     text(
