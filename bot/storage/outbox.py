@@ -61,11 +61,15 @@ _ADD = (
     "INSERT INTO outbox (chat_id, method, params, created_at) "
     "VALUES (:chat_id, :method, :params, :now) RETURNING id"
 )
+_LARGEST_ROWID = 2**63 - 1
 _ADD_ON_SQLITE = (
-    "INSERT INTO outbox (id, chat_id, method, params, created_at) "
-    "VALUES ((SELECT max(coalesce(max(id), 0) + 1, :floor) FROM outbox), "
+    "INSERT INTO outbox (id, chat_id, method, params, created_at) VALUES ("
+    f"(SELECT CASE WHEN max(id) >= {_LARGEST_ROWID} THEN NULL "
+    "ELSE max(coalesce(max(id), 0) + 1, :floor) END FROM outbox), "
     ":chat_id, :method, :params, :now) RETURNING id"
 )
+"""Above every id stored or given in this run; when the largest rowid is taken (a file from
+elsewhere), SQLite picks a free one itself."""
 
 
 class OutboxStore(StorageBase):
@@ -93,7 +97,7 @@ class OutboxStore(StorageBase):
         with self.db:
             if self.is_sqlite:
                 result = self._run(text(_ADD_ON_SQLITE), values).scalar_one()
-                self._outbox_floor = int(result) + 1
+                self._outbox_floor = min(int(result) + 1, _LARGEST_ROWID)
             else:
                 result = self._run(text(_ADD), values).scalar_one()
             if self.outbox_owner is not None:

@@ -344,6 +344,23 @@ def test_an_outbox_id_is_never_given_twice_while_the_bot_runs(
         reopened.close()
 
 
+def test_an_outbox_holding_the_largest_rowid_still_takes_messages(
+    sqlite_storage: Storage, db_path: Path
+) -> None:
+    """A database from elsewhere whose outbox holds id 2**63 - 1: no id above it exists, and
+    the bot's replies are stored all the same (each under an id of its own)."""
+    with sqlite3.connect(db_path) as raw:
+        raw.execute(
+            "INSERT INTO outbox (id, chat_id, method, params, created_at) "
+            "VALUES (?, 7, 'sendMessage', '{}', 'then')",
+            (2**63 - 1,),
+        )
+    params = {"chat_id": 42, "text": "noted"}
+    ids = [sqlite_storage.outbox_add(42, "sendMessage", params, T0) for _ in range(3)]
+    assert len(set(ids)) == 3 and 2**63 - 1 not in ids
+    assert len(sqlite_storage.outbox_pending(["sendMessage"])) == 4
+
+
 def test_a_batch_commits_effects_and_update_ids_together(
     storage: Storage, storage_backend: StorageBackend
 ) -> None:
