@@ -8,7 +8,9 @@ import logging
 import os
 import sys
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from conf.exitcodes import EXIT_BAD_SETTINGS, EXIT_REFUSED
 from conf.layout import DataLayout
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     from watchdog.runtime.service import WatchdogService
 
 log = logging.getLogger("watchdog")
+T = TypeVar("T")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -137,24 +140,63 @@ C calls; with 1 ms the event loop that answers HTTP gets it back sooner (the loo
 stall during a backup fell from about 20 ms to about 5 ms here)."""
 
 
+class TrackedExecutor(ThreadPoolExecutor):
+    """The event loop's default executor, counting the work it has not finished: at exit,
+    worker threads still winding down (idle, told to end by the loop's close) are not taken for
+    unfinished work."""
+
+    def __init__(self) -> None:
+        super().__init__(thread_name_prefix="asyncio")
+        self._count_lock = threading.Lock()
+        self._unfinished = 0
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        future = super().submit(fn, *args, **kwargs)
+        with self._count_lock:
+            self._unfinished += 1
+        future.add_done_callback(self._finished)
+        return future
+
+    def _finished(self, _future: Future[Any]) -> None:
+        with self._count_lock:
+            self._unfinished -= 1
+
+    @property
+    def unfinished(self) -> int:
+        """Work submitted and not done (running, or queued behind it)."""
+        with self._count_lock:
+            return self._unfinished
+
+
 def run_bounded(service: WatchdogService) -> int:
     """Run the service; on the way out, do not wait for worker threads still busy (an offsite
     push, a drill): the shutdown budget is what supervisord and Render give us. Their work is
     restartable, and the next start cleans up what they leave."""
     sys.setswitchinterval(SWITCH_INTERVAL)
     loop = asyncio.new_event_loop()
+    executor = TrackedExecutor()
+    loop.set_default_executor(executor)
     try:
         code = loop.run_until_complete(service.run())
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()  # shuts the thread pool down without waiting
-    busy = [
+    unfinished = executor.unfinished
+    if not unfinished:
+        executor.shutdown(wait=True)  # its threads are idle: they end at once
+    others = [
         thread
         for thread in threading.enumerate()
-        if thread is not threading.main_thread() and thread.is_alive() and not thread.daemon
+        if thread is not threading.main_thread()
+        and thread.is_alive()
+        and not thread.daemon
+        and not thread.name.startswith("asyncio_")
     ]
-    if busy:
-        log.warning("leaving %d unfinished background task(s) behind at exit", len(busy))
+    if unfinished or others:
+        log.warning(
+            "leaving %d unfinished background task(s) behind at exit",
+            unfinished + len(others),
+        )
         logging.shutdown()
         os._exit(code)
     return code
