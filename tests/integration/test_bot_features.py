@@ -265,8 +265,12 @@ def test_a_redelivered_update_changes_nothing_twice(
         "entities": [{"type": "bot_command", "offset": 0, "length": 9}],
     }
     fake_api.send_update({"update_id": update_id, "message": message})
-    assert bot.say(9, "/notes") == "Your notes (1):\n1. only once"
-    wait_until(lambda: fake_api.confirmed_offset > update_id, 5, what="the copy to be confirmed")
+    before = len(fake_api.sent(9))
+    notes_id = fake_api.send_text(9, "/notes")
+    reply = fake_api.wait_for_sent(9, contains="Your notes", after=before, timeout=REPLY_TIMEOUT)
+    assert reply.get("text") == "Your notes (1):\n1. only once"
+    # The copy stands before /notes in the chat's line: both confirmed means the copy was handled.
+    wait_until(lambda: fake_api.confirmed_offset > notes_id, 5, what="the copy to be confirmed")
     assert "not applied twice" in bot.output()
     assert bot.query("SELECT COUNT(*) FROM notes")[0][0] == 1
     wait_until(
