@@ -7,8 +7,8 @@
    or hit by 40 random bit flips each (what the integration tests do). The damaged file is
    checked as the watchdog does (``check_database``); when the check fails, ``recover()`` runs
    (quarantine, newest verified backup), then the salvage it leaves pending, as the watchdog's
-   worker runs it once the bot is back (read the damaged file, merge). Which rows lived on which page comes
-   from the pristine file: ``dbstat`` says which table every page belongs to and whether it is a
+   worker runs it once the bot is back (read the damaged file, merge). Which rows lived on which
+   page comes from the pristine file: ``dbstat`` says which table every page belongs to and whether it is a
    leaf, and the leaf pages' cells are read for their rowids. Every row is compared with the
    pristine one, column by column.
 2. Time from detection to the bot answering again, for 100 MB and 1 GB databases (``--quick``:
@@ -47,7 +47,7 @@ from tests.helpers import REPO, Proc, base_env, free_port, get_json, wait_until
 from watchdog.data.backups import BackupKeeper
 from watchdog.data.database import check_database
 from watchdog.data.recovery import recover
-from watchdog.data.salvage_job import owed_salvages, salvage_entry
+from watchdog.data.salvage_job import PENDING, owed_salvages, salvage_entry
 from watchdog.version import app_version
 
 MB = 1_048_576
@@ -694,12 +694,12 @@ def _measure(stack: _Stack, timing: Timing, timeout: float) -> None:
     last = doc["recovery"]["last"] or {}
     timing.recovery_s = last.get("seconds")
     timing.restored_from = last.get("restored_from")
-    if (last.get("salvage") or {}).get("status") == "pending":
+    if (last.get("salvage") or {}).get("status") == PENDING:
         # The salvage runs with the bot back: its report replaces "pending" once it is done.
         doc = wait_until(
             lambda: (
                 (d := stack.stats())["recovery"]["last"].get("salvage", {}).get("status")
-                != "pending"
+                != PENDING
                 and d
             ),
             timeout=SALVAGE_TIMEOUT,
