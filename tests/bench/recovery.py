@@ -8,8 +8,8 @@
    checked as the watchdog does (``check_database``); when the check fails, ``recover()`` runs
    (quarantine, newest verified backup), then the salvage it leaves pending, as the watchdog's
    worker runs it once the bot is back (read the damaged file, merge). Which rows lived on which
-   page comes from the pristine file: ``dbstat`` says which table every page belongs to and whether it is a
-   leaf, and the leaf pages' cells are read for their rowids. Every row is compared with the
+   page comes from the pristine file: ``dbstat`` says which table every page belongs to and
+   whether it is a leaf, and the leaf pages' cells are read for their rowids. Every row is compared with the
    pristine one, column by column.
 2. Time from detection to the bot answering again, for 100 MB and 1 GB databases (``--quick``:
    5 MB and 20 MB): a real watchdog and bot against the fake Bot API. The bot makes its schema
@@ -698,8 +698,7 @@ def _measure(stack: _Stack, timing: Timing, timeout: float) -> None:
         # The salvage runs with the bot back: its report replaces "pending" once it is done.
         doc = wait_until(
             lambda: (
-                (d := stack.stats())["recovery"]["last"].get("salvage", {}).get("status")
-                != PENDING
+                (d := stack.stats())["recovery"]["last"].get("salvage", {}).get("status") != PENDING
                 and d
             ),
             timeout=SALVAGE_TIMEOUT,
